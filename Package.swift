@@ -1,0 +1,31 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "HybridPlanner",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "PlannerCore", targets: ["PlannerCore"]),
+        .executable(name: "planner", targets: ["planner"]),
+        .executable(name: "planner-bench", targets: ["PlannerBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
+    ],
+    targets: [
+        .target(
+            name: "PlannerCore",
+            dependencies: [.product(name: "HeapModule", package: "swift-collections")]
+        ),
+        .executableTarget(
+            name: "planner",
+            dependencies: [
+                "PlannerCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "PlannerBench", dependencies: ["PlannerCore"]),
+        .testTarget(name: "PlannerCoreTests", dependencies: ["PlannerCore"]),
+    ]
+)

@@ -1,0 +1,64 @@
+/// A roofline cost model over the device's achieved rates.
+///
+/// Every formula is written as the equation it implements, so a predicted number can be checked by
+/// hand from this file and the hardware entry:
+///
+/// - GEMM (Williams et al., "Roofline", CACM 2009): `t = kernel + max(F / R, W / B_gemm + (A + C) / B_stream)`
+///   with `F = 2 m n k` FLOPs, `W = k n` weight bytes, `A = m k` and `C = m n` activation bytes, `R` the
+///   achieved matrix rate. Shape dependence: tensor cores work on tiles of 64 rows, so `m` is rounded
+///   up to a multiple of 64 in `F` when `m >= 64` and to a multiple of 16 below (small `m` is
+///   memory-bound anyway: a decode GEMM reads the whole weight).
+/// - Decode attention: memory-bound over the cache it reads:
+///   `t = kernel + (2 b c kvHeads d + 2 b heads d) e / B_stream`.
+/// - Prefill attention (flash, causal): `F = 4 b heads d q (c - q/2)`; `t = kernel + max(F / (R f_att), bytes / B_stream)`.
+/// - Element-wise: `t = kernel + bytes / B_stream`; device copy reads and writes: `t = kernel + 2 bytes / B_stream`.
+/// - Link: `t = latency + bytes / bandwidth` of the direction and host-memory kind (see `LinkChannel`).
+public struct AnalyticCostModel: CostModel {
+    public let hardware: HardwareSpec
+    public let dtype: DType
+    let matmulFlops: Double
+    let bytesPerElement: Double
+
+    public init(hardware: HardwareSpec, dtype: DType) throws {
+        self.hardware = hardware
+        self.dtype = dtype
+        guard let rate = hardware.gpu.matmulFlops(dtype) else {
+            throw InputError(field: "hardware.gpu.achievedMatmulFlops", "\(hardware.name) has no matrix rate for \(dtype.rawValue); it has \(hardware.gpu.achievedMatmulFlops.keys.sorted().joined(separator: ", "))")
+        }
+        self.matmulFlops = rate
+        self.bytesPerElement = Double(dtype.bytes)
+    }
+
+    @inline(__always) static func tileRounded(_ m: Int) -> Int {
+        let tile = m >= 64 ? 64 : 16
+        return (m + tile - 1) / tile * tile
+    }
+
+    public func seconds(_ op: Operation) -> Double {
+        let gpu = hardware.gpu
+        switch op {
+        case let .gemm(m, n, k):
+            if m <= 0 || n <= 0 || k <= 0 { return 0 }
+            let flops = 2.0 * Double(AnalyticCostModel.tileRounded(m)) * Double(n) * Double(k)
+            let weightBytes = Double(k) * Double(n) * bytesPerElement
+            let activationBytes = (Double(m) * Double(k) + Double(m) * Double(n)) * bytesPerElement
+            let memory = weightBytes / gpu.gemmBytesPerSecond + activationBytes / gpu.streamBytesPerSecond
+            return gpu.kernelSeconds + max(flops / matmulFlops, memory)
+        case let .decodeAttention(b, heads, kvHeads, d, c):
+            if b <= 0 || c <= 0 { return 0 }
+            let bytes = (2.0 * Double(b) * Double(c) * Double(kvHeads * d) + 2.0 * Double(b * heads * d)) * bytesPerElement
+            return gpu.kernelSeconds + bytes / gpu.streamBytesPerSecond
+        case let .prefillAttention(b, heads, kvHeads, d, q, c):
+            if b <= 0 || q <= 0 { return 0 }
+            let flops = 4.0 * Double(b) * Double(heads) * Double(d) * Double(q) * (Double(c) - Double(q) / 2.0)
+            let bytes = (Double(b) * Double(c) * Double(2 * kvHeads * d) + 2.0 * Double(b * q * heads * d)) * bytesPerElement
+            return gpu.kernelSeconds + max(flops / (matmulFlops * gpu.attentionFlopsFraction), bytes / gpu.streamBytesPerSecond)
+        case let .elementwise(bytes):
+            return bytes <= 0 ? 0 : gpu.kernelSeconds + bytes / gpu.streamBytesPerSecond
+        case let .deviceCopy(bytes):
+            return bytes <= 0 ? 0 : gpu.kernelSeconds + 2 * bytes / gpu.streamBytesPerSecond
+        case let .transfer(bytes, direction, memory):
+            return hardware.link.channel(direction, memory).seconds(bytes: bytes)
+        }
+    }
+}

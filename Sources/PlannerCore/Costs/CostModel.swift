@@ -1,0 +1,28 @@
+/// One unit of work whose duration a cost model predicts.
+public enum Operation: Sendable, Equatable {
+    /// `C[m x n] = A[m x k] * B[k x n]`, B being a weight matrix.
+    case gemm(m: Int, n: Int, k: Int)
+    /// One query per sequence against `context` cached keys and values.
+    case decodeAttention(batch: Int, heads: Int, kvHeads: Int, headDim: Int, context: Int)
+    /// Causal attention of `queries` new tokens per sequence over `context` tokens (the last
+    /// `queries` of which are the new ones).
+    case prefillAttention(batch: Int, heads: Int, kvHeads: Int, headDim: Int, queries: Int, context: Int)
+    /// A memory-bound kernel that reads and writes `bytes` in total (norms, activations, residuals).
+    case elementwise(bytes: Double)
+    /// A device-to-device copy of `bytes` (concatenating cache pieces into one K/V tensor).
+    case deviceCopy(bytes: Double)
+    /// One copy over the host link.
+    case transfer(bytes: Double, direction: LinkDirection, memory: HostMemoryKind)
+}
+
+/// Predicts how long an operation takes on one device.
+///
+/// Two implementations are planned: `AnalyticCostModel` (a roofline from the device's rates) and a
+/// profile-backed model that interpolates measured kernel tables. The simulator only sees this
+/// protocol.
+///
+///     let cost: any CostModel = AnalyticCostModel(hardware: .rtx4090, dtype: .fp16)
+///     cost.seconds(.gemm(m: 64, n: 3 * 5120, k: 5120))
+public protocol CostModel: Sendable {
+    func seconds(_ op: Operation) -> Double
+}

@@ -1,0 +1,135 @@
+/// Where one context token's cache entry lives, at every layer.
+public enum TokenClass: Int, CaseIterable, Sendable, Codable {
+    /// K and V resident in GPU memory.
+    case gpuKV
+    /// Activation checkpoint in GPU memory; K and V recomputed with the K/V projection.
+    case gpuAct
+    /// K and V in host memory, loaded over the link each step.
+    case hostKV
+    /// Activation checkpoint in host memory, loaded over the link and then recomputed.
+    case hostAct
+    /// Nothing kept; the token is re-run through every layer.
+    case recompute
+
+    public var key: String {
+        switch self {
+        case .gpuKV: "gpuKV"
+        case .gpuAct: "gpuAct"
+        case .hostKV: "hostKV"
+        case .hostAct: "hostAct"
+        case .recompute: "recompute"
+        }
+    }
+
+    public var onHost: Bool { self == .hostKV || self == .hostAct }
+}
+
+/// Tokens per sequence in each placement class; the classes add up to the context.
+///
+///     let p = TokenPlacement(gpuKV: 0, gpuAct: 1024, hostKV: 614, hostAct: 410, recompute: 0)
+///     p.total            // 2048
+///     p[.hostKV]         // 614
+public struct TokenPlacement: Equatable, Sendable, Codable, CustomStringConvertible {
+    public var gpuKV = 0
+    public var gpuAct = 0
+    public var hostKV = 0
+    public var hostAct = 0
+    public var recompute = 0
+
+    public init(gpuKV: Int = 0, gpuAct: Int = 0, hostKV: Int = 0, hostAct: Int = 0, recompute: Int = 0) {
+        self.gpuKV = gpuKV; self.gpuAct = gpuAct; self.hostKV = hostKV; self.hostAct = hostAct; self.recompute = recompute
+    }
+
+    public subscript(c: TokenClass) -> Int {
+        get {
+            switch c {
+            case .gpuKV: gpuKV
+            case .gpuAct: gpuAct
+            case .hostKV: hostKV
+            case .hostAct: hostAct
+            case .recompute: recompute
+            }
+        }
+        set {
+            switch c {
+            case .gpuKV: gpuKV = newValue
+            case .gpuAct: gpuAct = newValue
+            case .hostKV: hostKV = newValue
+            case .hostAct: hostAct = newValue
+            case .recompute: recompute = newValue
+            }
+        }
+    }
+
+    public var total: Int { gpuKV + gpuAct + hostKV + hostAct + recompute }
+    /// Tokens whose K and V are recomputed from an activation checkpoint.
+    public var actTokens: Int { gpuAct + hostAct }
+
+    public var description: String {
+        TokenClass.allCases.map { "\($0.key)=\(self[$0])" }.joined(separator: " ")
+    }
+
+    /// The class a new token joins so that the split keeps following `target`'s proportions: the
+    /// class furthest below its share of `total + 1` (ties go to the earlier class). Counts never
+    /// decrease, so no cached entry ever moves.
+    public func classForNextToken(target: TokenPlacement) -> TokenClass {
+        let next = Double(total + 1)
+        let targetTotal = Double(max(target.total, 1))
+        var best = TokenClass.gpuKV
+        var bestDeficit = -Double.infinity
+        for c in TokenClass.allCases where target[c] > 0 {
+            let deficit = Double(target[c]) / targetTotal * next - Double(self[c])
+            if deficit > bestDeficit + 1e-12 {
+                best = c
+                bestDeficit = deficit
+            }
+        }
+        return best
+    }
+
+    /// `context` tokens split in `target`'s proportions by largest remainder (ties to the earlier class).
+    public static func apportion(_ context: Int, like target: TokenPlacement) -> TokenPlacement {
+        let total = Double(max(target.total, 1))
+        var p = TokenPlacement()
+        var remainders: [(Double, Int)] = []
+        for c in TokenClass.allCases {
+            let exact = Double(target[c]) / total * Double(context)
+            p[c] = Int(exact.rounded(.down))
+            remainders.append((exact - Double(p[c]), c.rawValue))
+        }
+        var left = context - p.total
+        for (_, i) in remainders.sorted(by: { $0.0 > $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }) where left > 0 {
+            p[TokenClass(rawValue: i)!] += 1
+            left -= 1
+        }
+        return p
+    }
+}
+
+/// What part of the weights stays on the GPU; the rest is streamed from host memory layer by layer.
+public struct WeightPlacement: Equatable, Sendable, Codable {
+    public var gpuFraction: Double
+    public static let gpu = WeightPlacement(gpuFraction: 1)
+    public static let host = WeightPlacement(gpuFraction: 0)
+    public init(gpuFraction: Double) { self.gpuFraction = gpuFraction }
+    public var streamedFraction: Double { 1 - gpuFraction }
+    public var description: String {
+        gpuFraction >= 1 ? "gpu" : gpuFraction <= 0 ? "host" : "\(Int((gpuFraction * 100).rounded()))% on GPU"
+    }
+}
+
+/// What is simulated.
+public enum Phase: Equatable, Sendable {
+    /// One decode step with `context` tokens already cached per sequence.
+    case decodeStep(context: Int)
+    /// The prefill of `prompt` tokens, which yields the first new token, then `tokens - 1` decode steps.
+    case generate(prompt: Int, tokens: Int)
+
+    /// Context the placement counts describe: `context` for a step, `prompt + tokens` for a generation.
+    public var placementContext: Int {
+        switch self {
+        case .decodeStep(let c): c
+        case .generate(let p, let t): p + t
+        }
+    }
+}

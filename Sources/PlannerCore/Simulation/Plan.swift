@@ -1,0 +1,176 @@
+/// FlexGen's policy: the six percentages of its `--percent` flag (weights, KV cache and activations
+/// on GPU and on CPU; no disk here, so each pair adds up to 100) and its block schedule of
+/// `numGpuBatches` micro-batches of `gpuBatchSize` sequences sharing one pass over the weights
+/// (Sheng et al., "FlexGen", ICML 2023, Sec. 4.1 and Algorithm 1).
+public struct FlexGenSettings: Equatable, Sendable, Codable {
+    public var percent: [Double]
+    public var gpuBatchSize: Int
+    public var numGpuBatches: Int
+
+    public init(percent: [Double], gpuBatchSize: Int, numGpuBatches: Int) {
+        self.percent = percent
+        self.gpuBatchSize = gpuBatchSize
+        self.numGpuBatches = numGpuBatches
+    }
+
+    public var weightsGPUFraction: Double { percent[0] / 100 }
+    public var cacheGPUFraction: Double { percent[2] / 100 }
+    public var activationsOnHost: Bool { percent[5] > 0 }
+}
+
+/// A named cache policy, turned into explicit placements by `resolve`.
+public enum PolicySpec: Equatable, Sendable {
+    /// Weights and KV on the GPU.
+    case allGPU
+    /// DeepSpeed ZeRO-Inference: weights streamed from host, KV cache on the GPU.
+    case deepSpeed
+    /// FlexGen's percentages and block schedule.
+    case flexGen(FlexGenSettings)
+    /// All KV in host memory, streamed each step (FlexGen-style KV offload at 0% GPU cache).
+    case kvOffload
+    /// Activation checkpoints only: GPU memory to the ACT cache first, the rest in host memory.
+    case actOnly(gpuActTokens: Int?)
+    /// A fraction of each sequence recomputed from its tokens, the rest as host KV.
+    case tokenRecompute(fraction: Double)
+    /// HybridServe: GPU memory to the ACT cache first; the host-resident tokens split KV:ACT with
+    /// `kvFraction` of them as KV.
+    case hybrid(kvFraction: Double, gpuActTokens: Int?)
+
+    public var name: String {
+        switch self {
+        case .allGPU: "all-gpu"
+        case .deepSpeed: "deepspeed"
+        case .flexGen: "flexgen"
+        case .kvOffload: "kv-offload"
+        case .actOnly: "act-only"
+        case .tokenRecompute: "recompute"
+        case .hybrid: "hybrid"
+        }
+    }
+
+    public static let names = ["all-gpu", "deepspeed", "flexgen", "kv-offload", "act-only", "recompute", "hybrid"]
+}
+
+/// Everything the simulator needs: model, machine, batch, and an explicit placement of weights and
+/// of every context token.
+public struct ExecutionPlan: Sendable {
+    public var model: ModelSpec
+    public var hardware: HardwareSpec
+    public var batch: Int
+    /// FlexGen's number of GPU batches; 1 for every other policy. Must divide `batch`.
+    public var microBatches: Int
+    public var weights: WeightPlacement
+    /// Tokens per sequence in each class at `phase.placementContext`.
+    public var placement: TokenPlacement
+    public var hostMemory: HostMemoryKind
+    /// Hidden states between layers kept in host memory (FlexGen's activation percentage on CPU).
+    public var hiddenOnHost: Bool
+    public var phase: Phase
+    public var policyName: String
+
+    public init(model: ModelSpec, hardware: HardwareSpec, batch: Int, microBatches: Int = 1, weights: WeightPlacement,
+                placement: TokenPlacement, hostMemory: HostMemoryKind = .pinned, hiddenOnHost: Bool = false,
+                phase: Phase, policyName: String = "placement") {
+        self.model = model; self.hardware = hardware; self.batch = batch; self.microBatches = microBatches
+        self.weights = weights; self.placement = placement; self.hostMemory = hostMemory
+        self.hiddenOnHost = hiddenOnHost; self.phase = phase; self.policyName = policyName
+    }
+
+    public var microBatchSize: Int { batch / microBatches }
+
+    /// Checks the plan's own consistency (not memory: see `MemoryModel`).
+    public func validate() throws {
+        guard batch >= 1 else { throw InputError(field: "batch", "must be at least 1, got \(batch)") }
+        guard microBatches >= 1, batch % microBatches == 0 else {
+            throw InputError(field: "policy.numGpuBatches", "must divide the batch (\(batch)), got \(microBatches)")
+        }
+        guard weights.gpuFraction >= 0, weights.gpuFraction <= 1 else {
+            throw InputError(field: "weights.gpuFraction", "must be from 0 to 1, got \(weights.gpuFraction)")
+        }
+        for c in TokenClass.allCases where placement[c] < 0 {
+            throw InputError(field: "placement.\(c.key)", "must be a non-negative number of tokens, got \(placement[c])")
+        }
+        let context = phase.placementContext
+        guard placement.total == context else {
+            let what: String
+            switch phase {
+            case .decodeStep(let c): what = "the context (\(c) tokens)"
+            case .generate(let p, let t): what = "prompt + tokens (\(p) + \(t) = \(p + t))"
+            }
+            throw InputError(field: "placement", "gpuKV + gpuAct + hostKV + hostAct + recompute = \(placement.total), but must equal \(what)")
+        }
+        // The cache never holds more tokens than the model's context length.
+        if case .generate(let p, let t) = phase, p + t - 1 > model.maxContext {
+            throw InputError(field: "generate", "prompt + tokens - 1 = \(p + t - 1) cached tokens exceeds \(model.name)'s maximum context of \(model.maxContext)")
+        }
+        if case .decodeStep(let c) = phase, c > model.maxContext {
+            throw InputError(field: "decodeStep.context", "must be at most \(model.name)'s maximum context of \(model.maxContext), got \(c)")
+        }
+    }
+}
+
+extension PolicySpec {
+    /// Turns the policy into explicit placements for a model, machine, batch and phase.
+    ///
+    /// `weights` is the scenario's weights setting, if it gave one. Policies that fix the weights
+    /// (all-gpu, deepspeed, flexgen) reject a conflicting one; the offloading policies stream the
+    /// weights (`host`) unless told otherwise.
+    public func resolve(model: ModelSpec, hardware: HardwareSpec, batch: Int, phase: Phase,
+                        weights: WeightPlacement?, hostMemory: HostMemoryKind = .pinned) throws -> ExecutionPlan {
+        let context = phase.placementContext
+        func plan(_ w: WeightPlacement, _ p: TokenPlacement, micro: Int = 1, hidden: Bool = false) -> ExecutionPlan {
+            ExecutionPlan(model: model, hardware: hardware, batch: batch, microBatches: micro, weights: w, placement: p,
+                          hostMemory: hostMemory, hiddenOnHost: hidden, phase: phase, policyName: name)
+        }
+        func fixedWeights(_ fixed: WeightPlacement) throws -> WeightPlacement {
+            if let w = weights, w != fixed {
+                throw InputError(field: "weights", "policy \(name) keeps weights \(fixed.description); remove the key or set it to \"\(fixed.description)\"")
+            }
+            return fixed
+        }
+        func gpuActCapacity(_ base: ExecutionPlan) -> Int {
+            let usage = MemoryModel.report(base)
+            let free = usage.gpuCapacity - usage.gpuUsed
+            let perToken = Double(model.layers * batch) * model.actBytesPerToken
+            // One token of margin: a generation's per-token assignment follows the split within one token.
+            return max(0, min(context, Int((free / perToken).rounded(.down)) - 1))
+        }
+        switch self {
+        case .allGPU:
+            return plan(try fixedWeights(.gpu), TokenPlacement(gpuKV: context))
+        case .deepSpeed:
+            return plan(try fixedWeights(.host), TokenPlacement(gpuKV: context))
+        case .flexGen(let s):
+            if weights != nil {
+                throw InputError(field: "weights", "policy flexgen takes its weight split from percent[0] and percent[1]; remove the key")
+            }
+            let gpuKV = Int((s.cacheGPUFraction * Double(context)).rounded())
+            return plan(WeightPlacement(gpuFraction: s.weightsGPUFraction), TokenPlacement(gpuKV: gpuKV, hostKV: context - gpuKV),
+                        micro: s.numGpuBatches, hidden: s.activationsOnHost)
+        case .kvOffload:
+            return plan(weights ?? .host, TokenPlacement(hostKV: context))
+        case .tokenRecompute(let f):
+            let r = Int((f * Double(context)).rounded())
+            return plan(weights ?? .host, TokenPlacement(hostKV: context - r, recompute: r))
+        case .actOnly(let given):
+            let w = weights ?? .host
+            let gpuAct = given ?? gpuActCapacity(plan(w, TokenPlacement(hostAct: context)))
+            guard gpuAct <= context else {
+                throw InputError(field: "policy.gpuActTokens", "must be from 0 to the context (\(context)), got \(gpuAct)")
+            }
+            return plan(w, TokenPlacement(gpuAct: gpuAct, hostAct: context - gpuAct))
+        case .hybrid(let kvFraction, let given):
+            let w = weights ?? .host
+            func split(_ gpuAct: Int) -> TokenPlacement {
+                let host = context - gpuAct
+                let kv = Int((kvFraction * Double(host)).rounded())
+                return TokenPlacement(gpuAct: gpuAct, hostKV: kv, hostAct: host - kv)
+            }
+            let gpuAct = given ?? gpuActCapacity(plan(w, split(0)))
+            guard gpuAct <= context else {
+                throw InputError(field: "policy.gpuActTokens", "must be from 0 to the context (\(context)), got \(gpuAct)")
+            }
+            return plan(w, split(gpuAct))
+        }
+    }
+}

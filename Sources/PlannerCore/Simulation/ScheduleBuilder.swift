@@ -1,0 +1,218 @@
+/// Builds the task graph of a plan: per layer, the copies on the host-to-device engine, the kernels on
+/// the compute stream, and the write-backs on the device-to-host engine, with double buffering.
+///
+/// Per layer (and per micro-batch `j` for FlexGen's block schedule), in submission order:
+/// - H2D: host ACT of `j = 0`, the attention weights, host KV of `j = 0`, hidden state (FlexGen CPU
+///   activations), the FFN weights, then the cache of micro-batches `j >= 1`. A weight load waits
+///   until the layer two executions back has finished its FFN (its buffer is free); a cache load waits
+///   for the attention that read the same buffer two micro-batch slots back.
+/// - Compute: token recomputation (needs all weights), K/V recomputation from GPU ACT (needs the
+///   attention weights), from host ACT (also needs the ACT load), norm + QKV, concatenation of
+///   GPU-resident KV into the attention buffer, attention (needs the KV load), output projection,
+///   FFN (needs the FFN weights).
+/// - D2H: the new token's KV (after QKV) or ACT checkpoint (the layer input, available at QKV),
+///   and the hidden state after the FFN when activations live on the host.
+/// After the last layer, the LM head (GPU-resident) produces the next token.
+struct ScheduleBuilder {
+    let plan: ExecutionPlan
+    let cost: any CostModel
+    var graph = TaskGraph()
+    /// Last kernel of the last micro-batch of every layer execution so far.
+    var weightRelease: [Int32] = []
+    /// Last task reading each cache load buffer slot, per (layer execution, micro-batch).
+    var cacheRelease: [Int32] = []
+    /// Last hidden-state store per micro-batch (FlexGen CPU activations).
+    var hiddenStored: [Int32]
+    var heads: [Int32] = []
+
+    init(plan: ExecutionPlan, cost: any CostModel, expectedTasks: Int) {
+        self.plan = plan
+        self.cost = cost
+        hiddenStored = [Int32](repeating: -1, count: plan.microBatches)
+        graph.reserveCapacity(expectedTasks)
+    }
+
+    var m: ModelSpec { plan.model }
+    var e: Double { Double(m.bytesPerElement) }
+
+    func h2d(_ bytes: Double) -> Double { cost.seconds(.transfer(bytes: bytes, direction: .hostToDevice, memory: plan.hostMemory)) }
+    func d2h(_ bytes: Double) -> Double { cost.seconds(.transfer(bytes: bytes, direction: .deviceToHost, memory: plan.hostMemory)) }
+    func norm(_ tokens: Int) -> Double { cost.seconds(.elementwise(bytes: 2 * Double(tokens * m.hidden) * e)) }
+
+    /// Norm and Q/K/V projection of `tokens` rows.
+    func qkvSeconds(_ tokens: Int) -> Double {
+        norm(tokens) + cost.seconds(.gemm(m: tokens, n: m.qDim + 2 * m.kvDim, k: m.hidden))
+    }
+
+    /// Output projection and residual add.
+    func outSeconds(_ tokens: Int) -> Double {
+        cost.seconds(.gemm(m: tokens, n: m.hidden, k: m.qDim)) + cost.seconds(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+    }
+
+    /// Norm, FFN matrices, activation, residual add.
+    func ffnSeconds(_ tokens: Int) -> Double {
+        let up: Double
+        switch m.ffnKind {
+        case .relu2:
+            up = cost.seconds(.gemm(m: tokens, n: m.ffnSize, k: m.hidden)) + cost.seconds(.elementwise(bytes: 2 * Double(tokens * m.ffnSize) * e))
+        case .gated3:
+            up = cost.seconds(.gemm(m: tokens, n: 2 * m.ffnSize, k: m.hidden)) + cost.seconds(.elementwise(bytes: 3 * Double(tokens * m.ffnSize) * e))
+        }
+        return norm(tokens) + up + cost.seconds(.gemm(m: tokens, n: m.hidden, k: m.ffnSize))
+            + cost.seconds(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+    }
+
+    /// K/V projection (after the norm) of `tokens` activation checkpoints.
+    func actRecomputeSeconds(_ tokens: Int) -> Double {
+        tokens == 0 ? 0 : norm(tokens) + cost.seconds(.gemm(m: tokens, n: 2 * m.kvDim, k: m.hidden))
+    }
+
+    func headSeconds() -> Double {
+        norm(plan.batch) + cost.seconds(.gemm(m: plan.batch, n: m.vocab, k: m.hidden))
+    }
+
+    /// What a layer needs the GPU to have before a kernel may start.
+    struct Needs: OptionSet {
+        let rawValue: Int
+        static let attentionWeights = Needs(rawValue: 1)
+        static let ffnWeights = Needs(rawValue: 2)
+        static let actLoad = Needs(rawValue: 4)
+        static let kvLoad = Needs(rawValue: 8)
+        static let hiddenLoad = Needs(rawValue: 16)
+    }
+
+    struct Kernel {
+        var kind: TaskKind
+        var seconds: Double
+        var needs: Needs
+    }
+
+    /// One micro-batch's work at one layer: its loads, its kernels in stream order, and its
+    /// write-backs (issued once the QKV kernel has run; the hidden state after the last kernel).
+    struct LayerWork {
+        var actLoadBytes = 0.0
+        var kvLoadBytes = 0.0
+        var hiddenBytes = 0.0
+        var kernels: [Kernel] = []
+        var stores: [(kind: TaskKind, bytes: Double)] = []
+    }
+
+    /// Adds one layer execution for every micro-batch. H2D order: micro-batch 0's ACT, the attention
+    /// weights, its KV and hidden state, the FFN weights; then each further micro-batch's loads just
+    /// before its kernels, so that ids stay a topological order.
+    mutating func addLayer(_ w: LayerWork, layer: Int, step: Int) {
+        let g = weightRelease.count
+        let mb = plan.microBatches
+        let wDep: Int32 = g >= 2 ? weightRelease[g - 2] : -1
+        let streamed = plan.weights.streamedFraction
+        var attentionWeights: Int32 = -1, ffnWeights: Int32 = -1
+        var last: Int32 = -1
+        for j in 0 ..< mb {
+            let slot = g * mb + j
+            let cDep: Int32 = slot >= 2 ? cacheRelease[slot - 2] : -1
+            var actLoad: Int32 = -1, kvLoad: Int32 = -1, hiddenLoad: Int32 = -1
+            if w.actLoadBytes > 0 {
+                actLoad = graph.add(.hostToDevice, .actLoad, seconds: h2d(w.actLoadBytes), bytes: w.actLoadBytes, layer: layer, step: step, deps: [cDep])
+            }
+            if j == 0, streamed > 0 {
+                let bytes = streamed * m.attentionWeightBytes
+                attentionWeights = graph.add(.hostToDevice, .weightLoad, seconds: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [wDep])
+            }
+            if w.kvLoadBytes > 0 {
+                kvLoad = graph.add(.hostToDevice, .kvLoad, seconds: h2d(w.kvLoadBytes), bytes: w.kvLoadBytes, layer: layer, step: step, deps: [cDep])
+            }
+            if plan.hiddenOnHost, hiddenStored[j] >= 0 {
+                hiddenLoad = graph.add(.hostToDevice, .hiddenLoad, seconds: h2d(w.hiddenBytes), bytes: w.hiddenBytes, layer: layer, step: step, deps: [hiddenStored[j]])
+            }
+            if j == 0, streamed > 0 {
+                let bytes = streamed * m.ffnWeightBytes
+                ffnWeights = graph.add(.hostToDevice, .weightLoad, seconds: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [wDep])
+            }
+            var qkv: Int32 = -1
+            var release: Int32 = -1
+            for k in w.kernels {
+                var deps: [Int32] = []
+                if k.needs.contains(.attentionWeights) { deps.append(attentionWeights) }
+                if k.needs.contains(.ffnWeights) { deps.append(ffnWeights) }
+                if k.needs.contains(.actLoad) { deps.append(actLoad) }
+                if k.needs.contains(.kvLoad) { deps.append(kvLoad) }
+                if k.needs.contains(.hiddenLoad) { deps.append(hiddenLoad) }
+                last = graph.add(.compute, k.kind, seconds: k.seconds, bytes: 0, layer: layer, step: step, deps: deps)
+                if k.kind == .qkv { qkv = last }
+                if k.kind == .attention || k.needs.contains(.actLoad) || k.needs.contains(.kvLoad) { release = last }
+            }
+            cacheRelease.append(release)
+            for s in w.stores where s.bytes > 0 {
+                graph.add(.deviceToHost, s.kind, seconds: d2h(s.bytes), bytes: s.bytes, layer: layer, step: step, deps: [qkv])
+            }
+            if plan.hiddenOnHost {
+                hiddenStored[j] = graph.add(.deviceToHost, .hiddenStore, seconds: d2h(w.hiddenBytes), bytes: w.hiddenBytes,
+                                            layer: layer, step: step, deps: [last])
+            }
+        }
+        weightRelease.append(last)
+    }
+
+    mutating func addHead(step: Int) {
+        heads.append(graph.add(.compute, .head, seconds: headSeconds(), bytes: 0, layer: -1, step: step, deps: []))
+    }
+
+    /// The prefill of `prompt` tokens per sequence; `split` is the prompt's placement. Every prompt
+    /// token's K and V are computed; the host classes are written back, recomputed ones dropped.
+    mutating func prefill(prompt: Int, split: TokenPlacement, step: Int) {
+        let gb = plan.microBatchSize
+        let rows = gb * prompt
+        var w = LayerWork()
+        w.hiddenBytes = Double(rows * m.hidden) * e
+        w.kernels = [
+            Kernel(kind: .qkv, seconds: qkvSeconds(rows), needs: [.attentionWeights, .hiddenLoad]),
+            Kernel(kind: .attention, seconds: cost.seconds(.prefillAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim,
+                                                                             queries: prompt, context: prompt)), needs: []),
+            Kernel(kind: .outProjection, seconds: outSeconds(rows), needs: []),
+            Kernel(kind: .ffn, seconds: ffnSeconds(rows), needs: [.ffnWeights]),
+        ]
+        w.stores = [(.kvStore, Double(gb * split.hostKV) * m.kvBytesPerToken), (.actStore, Double(gb * split.hostAct) * m.actBytesPerToken)]
+        for layer in 0 ..< m.layers { addLayer(w, layer: layer, step: step) }
+        addHead(step: step)
+    }
+
+    /// One decode step with `cached` tokens per sequence already in the cache; the step's own entry
+    /// is written as `newToken`.
+    mutating func decode(cached: TokenPlacement, newToken: TokenClass, step: Int) {
+        let gb = plan.microBatchSize
+        let context = cached.total
+        var w = LayerWork()
+        w.actLoadBytes = Double(gb * cached.hostAct) * m.actBytesPerToken
+        w.kvLoadBytes = Double(gb * cached.hostKV) * m.kvBytesPerToken
+        w.hiddenBytes = Double(gb * m.hidden) * e
+        let r = cached.recompute
+        if r > 0 {
+            let seconds = qkvSeconds(gb * r)
+                + cost.seconds(.prefillAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, queries: r, context: r))
+                + outSeconds(gb * r) + ffnSeconds(gb * r)
+            w.kernels.append(Kernel(kind: .tokenRecompute, seconds: seconds, needs: [.attentionWeights, .ffnWeights]))
+        }
+        if cached.gpuAct > 0 {
+            w.kernels.append(Kernel(kind: .actRecomputeGPU, seconds: actRecomputeSeconds(gb * cached.gpuAct), needs: [.attentionWeights]))
+        }
+        if cached.hostAct > 0 {
+            w.kernels.append(Kernel(kind: .actRecomputeHost, seconds: actRecomputeSeconds(gb * cached.hostAct), needs: [.actLoad, .attentionWeights]))
+        }
+        w.kernels.append(Kernel(kind: .qkv, seconds: qkvSeconds(gb), needs: [.attentionWeights, .hiddenLoad]))
+        if cached.gpuKV > 0, cached.gpuKV < context {
+            w.kernels.append(Kernel(kind: .concat, seconds: cost.seconds(.deviceCopy(bytes: Double(gb * cached.gpuKV) * m.kvBytesPerToken)), needs: []))
+        }
+        w.kernels.append(Kernel(kind: .attention, seconds: cost.seconds(.decodeAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads,
+                                                                                         headDim: m.headDim, context: context + 1)),
+                                needs: w.kvLoadBytes > 0 ? [.kvLoad] : []))
+        w.kernels.append(Kernel(kind: .outProjection, seconds: outSeconds(gb), needs: []))
+        w.kernels.append(Kernel(kind: .ffn, seconds: ffnSeconds(gb), needs: [.ffnWeights]))
+        switch newToken {
+        case .hostKV: w.stores = [(.kvStore, Double(gb) * m.kvBytesPerToken)]
+        case .hostAct: w.stores = [(.actStore, Double(gb) * m.actBytesPerToken)]
+        default: break
+        }
+        for layer in 0 ..< m.layers { addLayer(w, layer: layer, step: step) }
+        addHead(step: step)
+    }
+}

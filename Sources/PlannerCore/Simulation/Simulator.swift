@@ -1,0 +1,131 @@
+/// Per-layer summary of the reported step.
+public struct LayerSummary: Sendable {
+    public var layer: Int
+    public var start: Double
+    public var end: Double
+    /// Busy seconds of each resource on this layer's tasks.
+    public var busySeconds: [Double]
+    public var h2dBytes: Double
+    public var d2hBytes: Double
+}
+
+/// What one simulation produced.
+public struct SimulationResult: Sendable {
+    public let plan: ExecutionPlan
+    public let graph: TaskGraph
+    public let timeline: Timeline
+    public let memory: MemoryReport
+    public let growth: TokenGrowth
+    /// The interval the figures below describe: the measured decode step, or the whole generation.
+    public let windowStart: Double
+    public let windowEnd: Double
+    /// Step tags included in the byte counts and the per-layer table.
+    public let reportedSteps: ClosedRange<Int>
+    /// Bytes moved per link direction and category (`weights`, `kv`, `act`, `hidden`).
+    public let bytes: [Resource: [String: Double]]
+    /// Busy fraction of each resource over the window.
+    public let busy: [Resource: Double]
+    public let layers: [LayerSummary]
+    /// Generation only: prefill time (to the first token).
+    public let prefillSeconds: Double?
+
+    public var seconds: Double { windowEnd - windowStart }
+
+    /// Tokens per second: `batch / step` for a decode step, `batch * tokens / total` for a generation.
+    public var tokensPerSecond: Double {
+        switch plan.phase {
+        case .decodeStep: Double(plan.batch) / seconds
+        case .generate(_, let t): Double(plan.batch * t) / seconds
+        }
+    }
+
+    public func totalBytes(_ r: Resource) -> Double { bytes[r, default: [:]].values.reduce(0, +) }
+}
+
+/// Plays a plan out: builds its task graph, runs the event engine, and summarises.
+///
+///     let plan = try PolicySpec.hybrid(kvFraction: 0.6, gpuActTokens: nil)
+///         .resolve(model: opt13b, hardware: HardwareCatalog.h100sxm, batch: 64, phase: .decodeStep(context: 2048), weights: .host)
+///     let result = try Simulator.run(plan, cost: AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype))
+///     result.seconds   // the steady-state decode step
+///
+/// A decode step is simulated twice at the same context and the second is reported, so that the
+/// first layer's loads overlap the previous step's last layers as they do in a running engine.
+public enum Simulator {
+    public static func run(_ plan: ExecutionPlan, cost: any CostModel, checkMemory: Bool = true) throws -> SimulationResult {
+        try plan.validate()
+        let growth = TokenGrowth(plan: plan)
+        let memory = MemoryModel.report(plan, peak: growth.peak)
+        if checkMemory { try memory.check() }
+
+        let perLayer = 16 * plan.microBatches
+        var builder = ScheduleBuilder(plan: plan, cost: cost,
+                                      expectedTasks: (growth.steps.count + 1) * (plan.model.layers * perLayer + 1))
+        var firstDecodeStep = 0
+        if let prompt = growth.prompt, case .generate(let p, _) = plan.phase {
+            builder.prefill(prompt: p, split: prompt, step: 0)
+            firstDecodeStep = 1
+        } else {
+            firstDecodeStep = 1
+        }
+        for (i, s) in growth.steps.enumerated() {
+            builder.decode(cached: s.cached, newToken: s.newToken, step: firstDecodeStep + i)
+        }
+        let graph = builder.graph
+        let timeline = try EventEngine.run(graph)
+
+        let windowStart: Double, windowEnd: Double
+        let reported: ClosedRange<Int>
+        let layerStep: Int
+        var prefillSeconds: Double? = nil
+        switch plan.phase {
+        case .decodeStep:
+            windowStart = timeline.end[Int(builder.heads[0])]
+            windowEnd = timeline.end[Int(builder.heads[1])]
+            reported = 2 ... 2
+            layerStep = 2
+        case .generate:
+            windowStart = 0
+            windowEnd = timeline.end[Int(builder.heads.last!)]
+            reported = 0 ... growth.steps.count
+            layerStep = growth.steps.count
+            prefillSeconds = timeline.end[Int(builder.heads[0])]
+        }
+
+        var bytes: [Resource: [String: Double]] = [:]
+        var busySeconds = [Double](repeating: 0, count: Resource.allCases.count)
+        let layers = plan.model.layers
+        var layerStart = [Double](repeating: .infinity, count: layers)
+        var layerEnd = [Double](repeating: 0, count: layers)
+        var layerBusy = [[Double]](repeating: [0, 0, 0], count: layers)
+        var layerH2D = [Double](repeating: 0, count: layers)
+        var layerD2H = [Double](repeating: 0, count: layers)
+        for i in 0 ..< graph.count {
+            let r = Int(graph.resource[i])
+            let s = timeline.start[i], e = timeline.end[i]
+            busySeconds[r] += max(0, min(e, windowEnd) - max(s, windowStart))
+            let st = Int(graph.step[i])
+            if reported.contains(st), graph.bytes[i] > 0, let key = graph.taskKind(i).bytesKey {
+                bytes[Resource(rawValue: r)!, default: [:]][key, default: 0] += graph.bytes[i]
+            }
+            let l = Int(graph.layer[i])
+            if st == layerStep, l >= 0 {
+                layerStart[l] = min(layerStart[l], s)
+                layerEnd[l] = max(layerEnd[l], e)
+                layerBusy[l][r] += e - s
+                if r == Resource.hostToDevice.rawValue { layerH2D[l] += graph.bytes[i] }
+                if r == Resource.deviceToHost.rawValue { layerD2H[l] += graph.bytes[i] }
+            }
+        }
+        let window = windowEnd - windowStart
+        var busy: [Resource: Double] = [:]
+        for r in Resource.allCases { busy[r] = window > 0 ? busySeconds[r.rawValue] / window : 0 }
+        let summaries = (0 ..< layers).map {
+            LayerSummary(layer: $0, start: layerStart[$0], end: layerEnd[$0], busySeconds: layerBusy[$0],
+                         h2dBytes: layerH2D[$0], d2hBytes: layerD2H[$0])
+        }
+        return SimulationResult(plan: plan, graph: graph, timeline: timeline, memory: memory, growth: growth,
+                                windowStart: windowStart, windowEnd: windowEnd, reportedSteps: reported, bytes: bytes,
+                                busy: busy, layers: summaries, prefillSeconds: prefillSeconds)
+    }
+}

@@ -1,0 +1,116 @@
+/// A hardware queue that runs one task at a time, in the order tasks were submitted to it (a CUDA
+/// stream). The host link has one copy engine per direction, so the two directions overlap.
+public enum Resource: Int, CaseIterable, Sendable, Codable {
+    case compute = 0
+    case hostToDevice = 1
+    case deviceToHost = 2
+
+    public var label: String {
+        switch self {
+        case .compute: "GPU compute"
+        case .hostToDevice: "H2D copy engine"
+        case .deviceToHost: "D2H copy engine"
+        }
+    }
+
+    public var key: String {
+        switch self {
+        case .compute: "compute"
+        case .hostToDevice: "h2d"
+        case .deviceToHost: "d2h"
+        }
+    }
+}
+
+/// What a task does, for reports, traces and byte accounting.
+public enum TaskKind: Int, CaseIterable, Sendable {
+    case weightLoad, kvLoad, actLoad, hiddenLoad
+    case kvStore, actStore, hiddenStore
+    case tokenRecompute, actRecomputeGPU, actRecomputeHost
+    case qkv, concat, attention, outProjection, ffn, head
+
+    public var name: String {
+        switch self {
+        case .weightLoad: "load weights"
+        case .kvLoad: "load KV"
+        case .actLoad: "load ACT"
+        case .hiddenLoad: "load hidden"
+        case .kvStore: "store KV"
+        case .actStore: "store ACT"
+        case .hiddenStore: "store hidden"
+        case .tokenRecompute: "recompute tokens"
+        case .actRecomputeGPU: "recompute KV from GPU ACT"
+        case .actRecomputeHost: "recompute KV from host ACT"
+        case .qkv: "norm + QKV"
+        case .concat: "concat KV"
+        case .attention: "attention"
+        case .outProjection: "out proj"
+        case .ffn: "FFN"
+        case .head: "LM head"
+        }
+    }
+
+    /// Key used in byte accounting (`bytes.h2d.weights`).
+    public var bytesKey: String? {
+        switch self {
+        case .weightLoad: "weights"
+        case .kvLoad, .kvStore: "kv"
+        case .actLoad, .actStore: "act"
+        case .hiddenLoad, .hiddenStore: "hidden"
+        default: nil
+        }
+    }
+}
+
+/// A set of tasks with durations, resources and dependencies, stored as flat arrays (structure of
+/// arrays) so that a generation of a large model, about a million tasks, plays out in well under a
+/// second.
+///
+/// Invariant: a task's dependencies were added before it (ids are a topological order), and tasks
+/// on one resource run in id order.
+///
+///     var g = TaskGraph()
+///     let load = g.add(.hostToDevice, .weightLoad, seconds: 1e-3, bytes: 25e6, layer: 0, step: 0, deps: [])
+///     _ = g.add(.compute, .qkv, seconds: 2e-4, bytes: 0, layer: 0, step: 0, deps: [load])
+public struct TaskGraph: Sendable {
+    public private(set) var resource: [UInt8] = []
+    public private(set) var kind: [UInt8] = []
+    public private(set) var seconds: [Double] = []
+    public private(set) var bytes: [Double] = []
+    public private(set) var layer: [Int32] = []
+    public private(set) var step: [Int32] = []
+    /// Dependencies of task `i` are `deps[depStart[i] ..< depStart[i + 1]]`.
+    public private(set) var depStart: [Int32] = [0]
+    public private(set) var deps: [Int32] = []
+
+    public init() {}
+
+    public var count: Int { seconds.count }
+
+    public mutating func reserveCapacity(_ n: Int) {
+        resource.reserveCapacity(n); kind.reserveCapacity(n); seconds.reserveCapacity(n); bytes.reserveCapacity(n)
+        layer.reserveCapacity(n); step.reserveCapacity(n); depStart.reserveCapacity(n + 1); deps.reserveCapacity(3 * n)
+    }
+
+    /// Adds a task; `deps` may hold -1 for "no dependency" (skipped). Returns the new task's id.
+    @discardableResult
+    public mutating func add(_ r: Resource, _ k: TaskKind, seconds s: Double, bytes b: Double, layer l: Int, step st: Int,
+                             deps d: [Int32]) -> Int32 {
+        precondition(s >= 0 && s.isFinite, "task duration must be finite and non-negative")
+        let id = Int32(seconds.count)
+        for x in d where x >= 0 {
+            precondition(x < id, "a dependency must be added before the task")
+            deps.append(x)
+        }
+        resource.append(UInt8(r.rawValue)); kind.append(UInt8(k.rawValue)); seconds.append(s); bytes.append(b)
+        layer.append(Int32(l)); step.append(Int32(st)); depStart.append(Int32(deps.count))
+        return id
+    }
+
+    public func dependencies(of task: Int) -> ArraySlice<Int32> {
+        deps[Int(depStart[task]) ..< Int(depStart[task + 1])]
+    }
+
+    public func taskKind(_ i: Int) -> TaskKind { TaskKind(rawValue: Int(kind[i]))! }
+    public func taskResource(_ i: Int) -> Resource { Resource(rawValue: Int(resource[i]))! }
+}

@@ -1,0 +1,192 @@
+import Foundation
+
+/// The machines the planner knows by name. Every number carries its source in `sources`.
+///
+/// Calibrated entries: `h100-sxm` from the H100 reference measurements (PyTorch 2.11.0, CUDA 13.0,
+/// 2026-11-22, shared/reference/h100-kernels.json) and `rtx4090` from the LLMServingSim RTX 4090
+/// profile of Llama-3.1-8B (vLLM 0.19.0, CUDA 12.8, 2026-08-17, MIT licence). The other entries take
+/// datasheet peaks times the fractions achieved on those references, and say so.
+public enum HardwareCatalog {
+    public static let GiB = 1024.0 * 1024 * 1024
+    public static let GB = 1e9
+
+    static let h100Ref = "H100 reference: NVIDIA H100 80GB HBM3 SXM, PCIe Gen5 x16, PyTorch 2.11.0+cu130, CUDA 13.0, fp16, median of 10 runs, 2026-11-22 (shared/reference/h100-kernels.json)"
+    static let rtxRef = "RTX 4090 reference: LLMServingSim profile of Llama-3.1-8B bf16 on an NVIDIA GeForce RTX 4090, vLLM 0.19.0, CUDA 12.8, 2026-08-17 (shared/reference/rtx4090-llama-3.1-8b, MIT licence, CASYS Lab at KAIST)"
+    static let transferFractions = "estimate: datasheet peak x the fraction achieved on the H100 reference (large GEMMs 68% of matmul peak; weight-bound GEMMs 66% and decode attention 88% of memory bandwidth)"
+    static let pageableNote = "estimate: pageable copies are bounded by the host's staging memcpy, not by the link; the H100 reference host measured 8-13 GB/s h2d and 9-16 GB/s d2h"
+
+    public static let all: [HardwareSpec] = [rtx4090, a100_40gb, h100sxm, t4]
+
+    public static let rtx4090 = HardwareSpec(
+        name: "rtx4090",
+        gpu: GPUSpec(name: "NVIDIA GeForce RTX 4090", memoryBytes: 24 * GiB, memoryBandwidthBytesPerSecond: 1008 * GB,
+                     peakMatmulFlops: ["fp16": 165.2e12, "bf16": 165.2e12, "fp32": 82.6e12],
+                     achievedMatmulFlops: ["fp16": 158.6e12, "bf16": 158.6e12, "fp32": 56e12],
+                     gemmBytesPerSecond: 903 * GB, streamBytesPerSecond: 922 * GB, attentionFlopsFraction: 0.64,
+                     kernelSeconds: 3e-6, reservedBytes: 1 * GiB),
+        link: LinkSpec(name: "PCIe 4.0 x16",
+                       h2dPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
+                       h2dPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB),
+                       d2hPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
+                       d2hPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB)),
+        host: HostSpec(memoryBytes: 128 * GiB),
+        sources: [
+            "gpu.memoryBytes": "NVIDIA Ada Lovelace architecture whitepaper v2.1, Table 2: 24 GB GDDR6X",
+            "gpu.memoryBandwidthBytesPerSecond": "NVIDIA Ada Lovelace whitepaper v2.1, Table 2: 1008 GB/s",
+            "gpu.peakMatmulFlops": "NVIDIA Ada Lovelace whitepaper v2.1, Table 2: FP16/BF16 tensor with FP32 accumulate 165.2 TFLOPS dense; FP32 82.6 TFLOPS",
+            "gpu.achievedMatmulFlops": "fp16/bf16: median over qkv, o, gate_up and down projections at >= 1024 tokens, \(rtxRef); fp32: estimate, 68% of peak as on the H100 reference",
+            "gpu.gemmBytesPerSecond": "median weight-read rate of the four projections at <= 8 tokens, \(rtxRef)",
+            "gpu.streamBytesPerSecond": "median K/V read rate of decode attention, batch >= 32, context >= 1024, \(rtxRef)",
+            "gpu.attentionFlopsFraction": "prefill attention of 2048 tokens, 32 heads, head dim 128: 102 TFLOPS / 158.6, \(rtxRef)",
+            "gpu.kernelSeconds": "floor of element-wise kernels (act_fn 2.6 us, layernorm 1.9 us at 1 token), \(rtxRef)",
+            "gpu.reservedBytes": "estimate: CUDA context and allocator slack, about 1 GiB on a 24 GB card",
+            "link.h2dPinned": "DESIGN.md physics: an RTX 4090 on PCIe 4.0 x16 reaches about 25 GB/s pinned (link peak 31.5 GB/s); latency 10 us estimate",
+            "link.d2hPinned": "as h2dPinned: PCIe is full duplex and symmetric",
+            "link.h2dPageable": pageableNote,
+            "link.d2hPageable": pageableNote,
+            "host.memoryBytes": "HybridServe evaluation default used by this project: 128 GB host memory beside a 24 GB RTX 4090",
+        ])
+
+    public static let a100_40gb = HardwareSpec(
+        name: "a100-40gb",
+        gpu: GPUSpec(name: "NVIDIA A100 40GB", memoryBytes: 40 * GiB, memoryBandwidthBytesPerSecond: 1555 * GB,
+                     peakMatmulFlops: ["fp16": 312e12, "bf16": 312e12, "fp32": 19.5e12],
+                     achievedMatmulFlops: ["fp16": 212e12, "bf16": 212e12, "fp32": 13.3e12],
+                     gemmBytesPerSecond: 1026 * GB, streamBytesPerSecond: 1368 * GB, attentionFlopsFraction: 0.67,
+                     kernelSeconds: 5e-6, reservedBytes: 1 * GiB),
+        link: LinkSpec(name: "PCIe 4.0 x16",
+                       h2dPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
+                       h2dPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB),
+                       d2hPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
+                       d2hPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB)),
+        host: HostSpec(memoryBytes: 512 * GiB),
+        sources: [
+            "gpu.memoryBytes": "NVIDIA A100 Tensor Core GPU datasheet: 40 GB HBM2",
+            "gpu.memoryBandwidthBytesPerSecond": "NVIDIA A100 datasheet: 1,555 GB/s (40 GB)",
+            "gpu.peakMatmulFlops": "NVIDIA A100 datasheet: FP16/BF16 tensor 312 TFLOPS dense; FP32 19.5 TFLOPS",
+            "gpu.achievedMatmulFlops": transferFractions,
+            "gpu.gemmBytesPerSecond": transferFractions,
+            "gpu.streamBytesPerSecond": transferFractions,
+            "gpu.attentionFlopsFraction": "estimate: prefill attention at 67% of the GEMM rate, as on the H100 reference (452 / 669 TFLOPS)",
+            "gpu.kernelSeconds": "estimate: 5 us per kernel, as fitted on the H100 reference",
+            "gpu.reservedBytes": "estimate: CUDA context and allocator slack, about 1 GiB",
+            "link.h2dPinned": "estimate: PCIe 4.0 x16 (peak 31.5 GB/s) at the 25 GB/s pinned rate DESIGN.md gives for PCIe 4 hosts; latency 10 us",
+            "link.d2hPinned": "as h2dPinned: PCIe is full duplex and symmetric",
+            "link.h2dPageable": pageableNote,
+            "link.d2hPageable": pageableNote,
+            "host.memoryBytes": "ALCF Polaris node (the KV-overflow study's platform): 512 GB DDR4",
+        ])
+
+    public static let h100sxm = HardwareSpec(
+        name: "h100-sxm",
+        gpu: GPUSpec(name: "NVIDIA H100 80GB HBM3 (SXM)", memoryBytes: 85_017_493_504, memoryBandwidthBytesPerSecond: 3350 * GB,
+                     peakMatmulFlops: ["fp16": 989.4e12, "bf16": 989.4e12, "fp32": 66.9e12],
+                     achievedMatmulFlops: ["fp16": 669e12, "bf16": 669e12, "fp32": 45.5e12],
+                     gemmBytesPerSecond: 2212 * GB, streamBytesPerSecond: 2950 * GB, attentionFlopsFraction: 0.675,
+                     kernelSeconds: 5e-6, reservedBytes: 2 * GiB),
+        link: LinkSpec(name: "PCIe 5.0 x16",
+                       h2dPinned: LinkChannel(latencySeconds: 8.5e-6, bytesPerSecond: 54.8 * GB),
+                       h2dPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB),
+                       d2hPinned: LinkChannel(latencySeconds: 7e-6, bytesPerSecond: 55 * GB),
+                       d2hPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 13 * GB)),
+        host: HostSpec(memoryBytes: 2048 * GiB),
+        sources: [
+            "gpu.memoryBytes": "total_memory reported by PyTorch, \(h100Ref)",
+            "gpu.memoryBandwidthBytesPerSecond": "NVIDIA H100 datasheet (SXM5): 3.35 TB/s",
+            "gpu.peakMatmulFlops": "NVIDIA H100 datasheet (SXM5): FP16/BF16 tensor 989.4 TFLOPS dense; FP32 66.9 TFLOPS",
+            "gpu.achievedMatmulFlops": "fp16/bf16: median TFLOPS of all OPT projection GEMMs with m >= 2048, \(h100Ref); fp32: estimate, 68% of peak",
+            "gpu.gemmBytesPerSecond": "median weight-read rate of the OPT projection GEMMs with m <= 8, \(h100Ref)",
+            "gpu.streamBytesPerSecond": "median K/V read rate of decode attention, batch >= 32, context >= 1024, \(h100Ref)",
+            "gpu.attentionFlopsFraction": "median prefill attention rate (batch >= 4, context >= 1024: 452 TFLOPS) / 669, \(h100Ref)",
+            "gpu.kernelSeconds": "estimate: 5 us, below the smallest measured kernels (25 us decode attention at batch 1), \(h100Ref)",
+            "gpu.reservedBytes": "estimate: CUDA context and allocator slack, about 2 GiB on an 80 GB card",
+            "link.h2dPinned": "least-squares fit of latency + bytes/bandwidth to pinned copies of 1-256 MiB (27.5 us at 1 MiB, 1225 us at 64 MiB), \(h100Ref)",
+            "link.d2hPinned": "fit as for h2dPinned to the d2h column, \(h100Ref)",
+            "link.h2dPageable": "pageable h2d measured 8.2-12.7 GB/s over 1 MiB-1 GiB, taken as 10 GB/s, \(h100Ref)",
+            "link.d2hPageable": "pageable d2h measured 8.7-15.7 GB/s, taken as 13 GB/s, \(h100Ref)",
+            "host.memoryBytes": "NVIDIA DGX H100 datasheet: 2 TB system memory",
+        ])
+
+    public static let t4 = HardwareSpec(
+        name: "t4",
+        gpu: GPUSpec(name: "NVIDIA T4", memoryBytes: 16 * GiB, memoryBandwidthBytesPerSecond: 320 * GB,
+                     peakMatmulFlops: ["fp16": 65e12, "fp32": 8.1e12],
+                     achievedMatmulFlops: ["fp16": 32.5e12, "fp32": 5.5e12],
+                     gemmBytesPerSecond: 211 * GB, streamBytesPerSecond: 282 * GB, attentionFlopsFraction: 0.67,
+                     kernelSeconds: 5e-6, reservedBytes: 0.75 * GiB),
+        link: LinkSpec(name: "PCIe 3.0 x16",
+                       h2dPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 12 * GB),
+                       h2dPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 6 * GB),
+                       d2hPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 12 * GB),
+                       d2hPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 6 * GB)),
+        host: HostSpec(memoryBytes: 208 * GB),
+        sources: [
+            "gpu.memoryBytes": "NVIDIA T4 datasheet: 16 GB GDDR6",
+            "gpu.memoryBandwidthBytesPerSecond": "NVIDIA T4 datasheet: 320+ GB/s",
+            "gpu.peakMatmulFlops": "NVIDIA T4 datasheet: mixed-precision (FP16/FP32) 65 TFLOPS; FP32 8.1 TFLOPS; no bf16",
+            "gpu.achievedMatmulFlops": "estimate: 50% of peak, the T4's 70 W limit holds clocks below boost under sustained GEMMs",
+            "gpu.gemmBytesPerSecond": transferFractions,
+            "gpu.streamBytesPerSecond": transferFractions,
+            "gpu.attentionFlopsFraction": "estimate: as on the H100 reference",
+            "gpu.kernelSeconds": "estimate: 5 us per kernel",
+            "gpu.reservedBytes": "estimate: CUDA context and allocator slack, about 0.75 GiB",
+            "link.h2dPinned": "estimate: PCIe 3.0 x16 peak 15.75 GB/s, about 12 GB/s achieved pinned; latency 10 us",
+            "link.d2hPinned": "as h2dPinned: PCIe is full duplex and symmetric",
+            "link.h2dPageable": "estimate: half the pinned rate on a PCIe 3 host",
+            "link.d2hPageable": "estimate: half the pinned rate on a PCIe 3 host",
+            "host.memoryBytes": "FlexGen (Sheng et al., ICML 2023) evaluation machine: T4 16 GB with 208 GB CPU DRAM",
+        ])
+
+    public static var names: [String] { all.map(\.name) }
+
+    public static func device(named name: String, field: String = "hardware") throws -> HardwareSpec {
+        let key = name.lowercased()
+        let aliases = ["h100": "h100-sxm", "a100": "a100-40gb", "4090": "rtx4090", "rtx-4090": "rtx4090"]
+        if let hw = all.first(where: { $0.name == key || $0.name == aliases[key] }) { return hw }
+        throw InputError(field: field, "unknown device \"\(name)\"; known devices are \(names.joined(separator: ", ")), or give a path to a device JSON file or an inline object")
+    }
+
+    /// Resolves a scenario's `hardware` value: a catalog name, a path to a JSON file, or an inline object.
+    public static func resolve(_ value: Any, field: String = "hardware", baseDirectory: URL?) throws -> HardwareSpec {
+        if let s = value as? String {
+            if s.contains("/") || s.hasSuffix(".json") {
+                let url = URL(fileURLWithPath: s, relativeTo: s.hasPrefix("/") ? nil : baseDirectory)
+                guard let data = FileManager.default.contents(atPath: url.path) else {
+                    throw InputError(field: field, "cannot read the device file \(url.path)")
+                }
+                _ = try JSONFields.parse(data, source: url.path)
+                return try decode(data, field: field)
+            }
+            return try device(named: s, field: field)
+        }
+        if let o = value as? [String: Any] {
+            let data = try JSONSerialization.data(withJSONObject: o)
+            return try decode(data, field: field)
+        }
+        throw InputError(field: field, "must be a catalog name (\(names.joined(separator: ", "))), a path to a device JSON file, or an object")
+    }
+
+    /// Decodes a device in the format `planner catalog --json` prints, mapping decoding failures to
+    /// the field they concern.
+    public static func decode(_ data: Data, field: String) throws -> HardwareSpec {
+        do {
+            let hw = try JSONDecoder().decode(HardwareSpec.self, from: data)
+            try hw.validate(path: field)
+            return hw
+        } catch let e as DecodingError {
+            func path(_ keys: [CodingKey]) -> String { ([field] + keys.map(\.stringValue)).joined(separator: ".") }
+            switch e {
+            case .keyNotFound(let key, let ctx):
+                throw InputError(field: path(ctx.codingPath + [key]), "missing")
+            case .typeMismatch(let type, let ctx):
+                throw InputError(field: path(ctx.codingPath), "must be of type \(type)")
+            case .valueNotFound(let type, let ctx):
+                throw InputError(field: path(ctx.codingPath), "must be a \(type), got null")
+            case .dataCorrupted(let ctx):
+                throw InputError(field: path(ctx.codingPath), ctx.debugDescription)
+            @unknown default:
+                throw InputError(field: field, "\(e)")
+            }
+        }
+    }
+}

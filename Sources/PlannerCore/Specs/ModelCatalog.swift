@@ -1,0 +1,169 @@
+import Foundation
+
+/// The models the planner knows by name. Each shape is read off the model's published
+/// Hugging Face `config.json` (the `source` field names which).
+///
+///     try ModelCatalog.model(named: "llama-3.1-70b").kvHeads  // 8
+public enum ModelCatalog {
+    static func opt(_ size: String, layers: Int, hidden: Int, heads: Int) -> ModelSpec {
+        ModelSpec(name: "opt-\(size)", layers: layers, hidden: hidden, heads: heads, kvHeads: heads,
+                  headDim: hidden / heads, ffnSize: 4 * hidden, ffnKind: .relu2, vocab: 50272, dtype: .fp16,
+                  maxContext: 2048, bias: true, tiedEmbeddings: true, learnedPositions: true,
+                  source: "config.json of facebook/opt-\(size) on the Hugging Face hub (num_hidden_layers, hidden_size, num_attention_heads, ffn_dim, vocab_size, max_position_embeddings, torch_dtype)")
+    }
+
+    static func llamaLike(_ name: String, repo: String, layers: Int, hidden: Int, heads: Int, kvHeads: Int,
+                          ffn: Int, vocab: Int, dtype: DType, maxContext: Int) -> ModelSpec {
+        ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads, kvHeads: kvHeads, headDim: hidden / heads,
+                  ffnSize: ffn, ffnKind: .gated3, vocab: vocab, dtype: dtype, maxContext: maxContext, bias: false,
+                  tiedEmbeddings: false, learnedPositions: false,
+                  source: "config.json of \(repo) on the Hugging Face hub (num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, intermediate_size, vocab_size, max_position_embeddings, torch_dtype)")
+    }
+
+    /// Every catalog model, in a stable order.
+    public static let all: [ModelSpec] = [
+        opt("6.7b", layers: 32, hidden: 4096, heads: 32),
+        opt("13b", layers: 40, hidden: 5120, heads: 40),
+        opt("30b", layers: 48, hidden: 7168, heads: 56),
+        opt("66b", layers: 64, hidden: 9216, heads: 72),
+        opt("175b", layers: 96, hidden: 12288, heads: 96),
+        llamaLike("llama-2-7b", repo: "meta-llama/Llama-2-7b-hf", layers: 32, hidden: 4096, heads: 32, kvHeads: 32,
+                  ffn: 11008, vocab: 32000, dtype: .fp16, maxContext: 4096),
+        llamaLike("llama-2-13b", repo: "meta-llama/Llama-2-13b-hf", layers: 40, hidden: 5120, heads: 40, kvHeads: 40,
+                  ffn: 13824, vocab: 32000, dtype: .fp16, maxContext: 4096),
+        llamaLike("llama-2-70b", repo: "meta-llama/Llama-2-70b-hf", layers: 80, hidden: 8192, heads: 64, kvHeads: 8,
+                  ffn: 28672, vocab: 32000, dtype: .fp16, maxContext: 4096),
+        llamaLike("llama-3.1-8b", repo: "meta-llama/Llama-3.1-8B", layers: 32, hidden: 4096, heads: 32, kvHeads: 8,
+                  ffn: 14336, vocab: 128256, dtype: .bf16, maxContext: 131072),
+        llamaLike("llama-3.1-70b", repo: "meta-llama/Llama-3.1-70B", layers: 80, hidden: 8192, heads: 64, kvHeads: 8,
+                  ffn: 28672, vocab: 128256, dtype: .bf16, maxContext: 131072),
+        llamaLike("mistral-7b", repo: "mistralai/Mistral-7B-v0.1", layers: 32, hidden: 4096, heads: 32, kvHeads: 8,
+                  ffn: 14336, vocab: 32000, dtype: .bf16, maxContext: 32768),
+        llamaLike("yarn-llama-2-7b-64k", repo: "NousResearch/Yarn-Llama-2-7b-64k", layers: 32, hidden: 4096, heads: 32,
+                  kvHeads: 32, ffn: 11008, vocab: 32000, dtype: .bf16, maxContext: 65536),
+    ]
+
+    public static var names: [String] { all.map(\.name) }
+
+    /// Looks a model up by name, ignoring case; throws listing the known names.
+    public static func model(named name: String, field: String = "model") throws -> ModelSpec {
+        if let m = all.first(where: { $0.name == name.lowercased() }) { return m }
+        throw InputError(field: field, "unknown model \"\(name)\"; known models are \(names.joined(separator: ", ")), or give a path to a Hugging Face config.json or an inline object")
+    }
+
+    /// Resolves a scenario's `model` value: a catalog name, a path to a `config.json` (or to a
+    /// folder holding one), or an inline object with the fields of `ModelSpec`.
+    public static func resolve(_ value: Any, field: String = "model", baseDirectory: URL?) throws -> ModelSpec {
+        if let s = value as? String {
+            if let m = all.first(where: { $0.name == s.lowercased() }) { return m }
+            let looksLikePath = s.contains("/") || s.hasSuffix(".json")
+            if looksLikePath {
+                var url = URL(fileURLWithPath: s, relativeTo: s.hasPrefix("/") ? nil : baseDirectory)
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
+                    url = url.appendingPathComponent("config.json")
+                }
+                guard let data = FileManager.default.contents(atPath: url.path) else {
+                    throw InputError(field: field, "cannot read the model file \(url.path)")
+                }
+                return try HFConfig.parse(data, source: url.path, name: url.deletingLastPathComponent().lastPathComponent)
+            }
+            return try model(named: s, field: field)
+        }
+        if let o = value as? [String: Any] {
+            return try inline(JSONFields(o, path: field))
+        }
+        throw InputError(field: field, "must be a catalog name (\(names.joined(separator: ", "))), a path to a config.json, or an object")
+    }
+
+    /// Reads a model written inline in the planner's own field names.
+    public static func inline(_ o: JSONFields) throws -> ModelSpec {
+        try o.rejectUnknown(allowed: ["name", "layers", "hidden", "heads", "kvHeads", "headDim", "ffnSize", "ffnKind",
+                                      "vocab", "dtype", "maxContext", "bias", "tiedEmbeddings", "learnedPositions", "source"])
+        let hidden = try o.int("hidden", in: 1...(1 << 24))
+        let heads = try o.int("heads", in: 1...4096)
+        let kindText = try o.optionalString("ffnKind") ?? "gated"
+        guard let kind = FFNKind(rawValue: kindText) else {
+            throw InputError(field: o.fieldPath("ffnKind"), "must be \"two-matrix\" or \"gated\", got \"\(kindText)\"")
+        }
+        let dtypeText = try o.optionalString("dtype") ?? "fp16"
+        guard let dtype = DType(rawValue: dtypeText) else {
+            throw InputError(field: o.fieldPath("dtype"), "must be one of fp16, bf16, fp32, got \"\(dtypeText)\"")
+        }
+        guard hidden % heads == 0 || o.has("headDim") else {
+            throw InputError(field: o.fieldPath("headDim"), "missing, and hidden (\(hidden)) is not a multiple of heads (\(heads))")
+        }
+        let m = ModelSpec(
+            name: try o.optionalString("name") ?? "custom",
+            layers: try o.int("layers", in: 1...1024), hidden: hidden, heads: heads,
+            kvHeads: try o.optionalInt("kvHeads", in: 1...4096) ?? heads,
+            headDim: try o.optionalInt("headDim", in: 1...4096) ?? hidden / heads,
+            ffnSize: try o.int("ffnSize", in: 1...(1 << 24)), ffnKind: kind,
+            vocab: try o.int("vocab", in: 1...(1 << 22)), dtype: dtype,
+            maxContext: try o.optionalInt("maxContext", in: 1...(1 << 24)) ?? 4096,
+            bias: o.has("bias") ? try o.bool("bias") : false,
+            tiedEmbeddings: o.has("tiedEmbeddings") ? try o.bool("tiedEmbeddings") : false,
+            learnedPositions: o.has("learnedPositions") ? try o.bool("learnedPositions") : false,
+            source: try o.optionalString("source") ?? "given inline in the scenario")
+        try m.validate(path: o.path)
+        return m
+    }
+}
+
+/// Reads the `config.json` that OPT, Llama and Mistral checkpoints ship on the Hugging Face hub.
+///
+///     let m = try HFConfig.parse(data, source: "opt-13b/config.json", name: "opt-13b")
+public enum HFConfig {
+    public static func parse(_ data: Data, source: String, name: String) throws -> ModelSpec {
+        let o = try JSONFields.parse(data, source: source)
+        let type = try o.optionalString("model_type") ?? ""
+        let dtypeText = try o.optionalString("torch_dtype") ?? "float16"
+        let dtype: DType
+        switch dtypeText {
+        case "float16": dtype = .fp16
+        case "bfloat16": dtype = .bf16
+        case "float32": dtype = .fp32
+        default: throw InputError(field: "\(source): torch_dtype", "must be float16, bfloat16 or float32, got \"\(dtypeText)\"")
+        }
+        let layers = try o.int("num_hidden_layers", in: 1...1024)
+        let hidden = try o.int("hidden_size", in: 1...(1 << 24))
+        let heads = try o.int("num_attention_heads", in: 1...4096)
+        let vocab = try o.int("vocab_size", in: 1...(1 << 22))
+        var maxContext = try o.optionalInt("max_position_embeddings", in: 1...(1 << 24)) ?? 2048
+        let spec: ModelSpec
+        switch type {
+        case "opt":
+            if let proj = try o.optionalInt("word_embed_proj_dim", in: 1...(1 << 24)), proj != hidden {
+                throw InputError(field: "\(source): word_embed_proj_dim", "must equal hidden_size (\(hidden)); projected embeddings (OPT-350M) are not modelled, got \(proj)")
+            }
+            let act = try o.optionalString("activation_function") ?? "relu"
+            guard act == "relu" || act == "gelu" else {
+                throw InputError(field: "\(source): activation_function", "must be relu or gelu for an OPT model, got \"\(act)\"")
+            }
+            spec = ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads, kvHeads: heads,
+                             headDim: hidden / heads, ffnSize: try o.int("ffn_dim", in: 1...(1 << 24)), ffnKind: .relu2,
+                             vocab: vocab, dtype: dtype, maxContext: maxContext,
+                             bias: o.has("enable_bias") ? try o.bool("enable_bias") : true,
+                             tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : true,
+                             learnedPositions: true, source: source)
+        case "llama", "mistral":
+            if let scaling = try? o.object("rope_scaling"),
+               let factor = try scaling.optionalDouble("factor", in: 1...1024),
+               let original = try scaling.optionalInt("original_max_position_embeddings", in: 1...(1 << 24)) {
+                maxContext = max(maxContext, Int(Double(original) * factor))
+            }
+            spec = ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads,
+                             kvHeads: try o.optionalInt("num_key_value_heads", in: 1...4096) ?? heads,
+                             headDim: try o.optionalInt("head_dim", in: 1...4096) ?? hidden / heads,
+                             ffnSize: try o.int("intermediate_size", in: 1...(1 << 24)), ffnKind: .gated3,
+                             vocab: vocab, dtype: dtype, maxContext: maxContext,
+                             bias: o.has("attention_bias") ? try o.bool("attention_bias") : false,
+                             tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : false,
+                             learnedPositions: false, source: source)
+        default:
+            throw InputError(field: "\(source): model_type", "must be opt, llama or mistral, got \"\(type)\"")
+        }
+        try spec.validate(path: source)
+        return spec
+    }
+}

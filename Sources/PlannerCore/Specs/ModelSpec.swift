@@ -1,0 +1,134 @@
+import Foundation
+
+/// Element type of weights, activations and caches.
+public enum DType: String, Codable, Sendable, CaseIterable {
+    case fp16, bf16, fp32
+
+    public var bytes: Int {
+        switch self {
+        case .fp16, .bf16: 2
+        case .fp32: 4
+        }
+    }
+}
+
+/// The feed-forward block of a decoder layer.
+public enum FFNKind: String, Codable, Sendable {
+    /// Two matrices with an element-wise activation between them (OPT: fc1, ReLU, fc2).
+    case relu2 = "two-matrix"
+    /// Three matrices, a gated activation (Llama, Mistral: gate and up, SiLU, down).
+    case gated3 = "gated"
+
+    public var matrices: Int { self == .relu2 ? 2 : 3 }
+}
+
+/// The shape of a decoder-only transformer, as far as time and memory depend on it.
+///
+///     let m = try ModelCatalog.model(named: "opt-13b")
+///     m.kvBytesPerToken   // 2 * 40 * 128 * 2 = 20480 bytes per layer per token
+///     m.actBytesPerToken  // 5120 * 2 = 10240 bytes: half of the KV entry for a multi-head model
+public struct ModelSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var layers: Int
+    public var hidden: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var ffnSize: Int
+    public var ffnKind: FFNKind
+    public var vocab: Int
+    public var dtype: DType
+    /// Longest context the model was trained or extended for.
+    public var maxContext: Int
+    /// Linear layers carry bias vectors (OPT).
+    public var bias: Bool
+    /// The output projection shares the token-embedding matrix (OPT), or has its own (Llama).
+    public var tiedEmbeddings: Bool
+    /// Learned absolute position embeddings (OPT) rather than rotary (no weights).
+    public var learnedPositions: Bool
+    /// Where the shape comes from.
+    public var source: String
+
+    public init(name: String, layers: Int, hidden: Int, heads: Int, kvHeads: Int, headDim: Int, ffnSize: Int,
+                ffnKind: FFNKind, vocab: Int, dtype: DType, maxContext: Int, bias: Bool, tiedEmbeddings: Bool,
+                learnedPositions: Bool, source: String) {
+        self.name = name; self.layers = layers; self.hidden = hidden; self.heads = heads; self.kvHeads = kvHeads
+        self.headDim = headDim; self.ffnSize = ffnSize; self.ffnKind = ffnKind; self.vocab = vocab; self.dtype = dtype
+        self.maxContext = maxContext; self.bias = bias; self.tiedEmbeddings = tiedEmbeddings
+        self.learnedPositions = learnedPositions; self.source = source
+    }
+
+    public var bytesPerElement: Int { dtype.bytes }
+    /// Width of the query projection output, `heads * headDim`.
+    public var qDim: Int { heads * headDim }
+    /// Width of one of K or V, `kvHeads * headDim`.
+    public var kvDim: Int { kvHeads * headDim }
+    /// A multi-head model keeps one K/V head per query head; a grouped-query model shares them.
+    public var isGroupedQuery: Bool { kvHeads < heads }
+
+    /// Elements of the attention block: Q, K, V and output projections (and biases, norm).
+    public var attentionWeightElements: Int {
+        let matrices = hidden * qDim + 2 * hidden * kvDim + qDim * hidden
+        let biases = bias ? qDim + 2 * kvDim + hidden : 0
+        let norm = bias ? 2 * hidden : hidden
+        return matrices + biases + norm
+    }
+
+    /// Elements of the feed-forward block (and biases, norm).
+    public var ffnWeightElements: Int {
+        let matrices = ffnKind.matrices * hidden * ffnSize
+        let biases = bias ? (ffnKind.matrices - 1) * ffnSize + hidden : 0
+        let norm = bias ? 2 * hidden : hidden
+        return matrices + biases + norm
+    }
+
+    public var attentionWeightBytes: Double { Double(attentionWeightElements * bytesPerElement) }
+    public var ffnWeightBytes: Double { Double(ffnWeightElements * bytesPerElement) }
+    /// Bytes of one decoder layer's weights.
+    public var layerWeightBytes: Double { attentionWeightBytes + ffnWeightBytes }
+    /// Token embedding, learned positions, final norm and (if untied) the output head.
+    public var embeddingBytes: Double {
+        var e = vocab * hidden
+        if learnedPositions { e += (maxContext + 2) * hidden }
+        if !tiedEmbeddings { e += vocab * hidden }
+        e += bias ? 2 * hidden : hidden
+        return Double(e * bytesPerElement)
+    }
+    /// All weights.
+    public var totalWeightBytes: Double { Double(layers) * layerWeightBytes + embeddingBytes }
+
+    /// KV cache bytes per token per layer: `2 * kvHeads * headDim` elements.
+    public var kvBytesPerToken: Double { Double(2 * kvDim * bytesPerElement) }
+    /// Activation checkpoint bytes per token per layer: `hidden` elements (the layer's input).
+    public var actBytesPerToken: Double { Double(hidden * bytesPerElement) }
+    /// FLOPs to recompute one token's K and V at one layer from its activation checkpoint:
+    /// the K/V projection alone, `2 * hidden * 2 * kvDim`.
+    public var actRecomputeFlopsPerToken: Double { Double(2 * hidden * 2 * kvDim) }
+
+    /// Checks the shape; throws naming the first field that is out of range.
+    public func validate(path: String = "model") throws {
+        func positive(_ v: Int, _ field: String, max: Int = 1 << 24) throws {
+            guard v >= 1, v <= max else {
+                throw InputError(field: "\(path).\(field)", "must be an integer from 1 to \(max), got \(v)")
+            }
+        }
+        try positive(layers, "layers", max: 1024)
+        try positive(hidden, "hidden")
+        try positive(heads, "heads", max: 4096)
+        try positive(kvHeads, "kvHeads", max: 4096)
+        try positive(headDim, "headDim", max: 4096)
+        try positive(ffnSize, "ffnSize")
+        try positive(vocab, "vocab", max: 1 << 22)
+        try positive(maxContext, "maxContext", max: 1 << 24)
+        guard heads % kvHeads == 0 else {
+            throw InputError(field: "\(path).kvHeads", "must divide heads (\(heads)), got \(kvHeads)")
+        }
+    }
+
+    /// A copy with another layer count (for studies on a few layers of a large model).
+    public func withLayers(_ n: Int) -> ModelSpec {
+        var m = self
+        m.layers = n
+        return m
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+
+/// The project's scenario format: a JSON object naming a model, a machine, a batch, a phase, and
+/// either an explicit placement or a policy. README.md documents every key.
+///
+///     {"model": "opt-13b", "hardware": "h100-sxm", "batch": 64,
+///      "decodeStep": {"context": 2048}, "weights": "host",
+///      "placement": {"gpuKV": 0, "gpuAct": 1024, "hostKV": 614, "hostAct": 410, "recompute": 0}}
+///
+///     let plan = try Scenario.load(URL(fileURLWithPath: "examples/hybrid.json"))
+public enum Scenario {
+    public static let keys = ["name", "description", "model", "layers", "hardware", "hostMemoryGiB", "batch", "decodeStep",
+                              "generate", "weights", "placement", "policy", "hostMemory"]
+
+    public static func load(_ url: URL) throws -> ExecutionPlan {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw InputError(field: "", "cannot read the scenario file \(url.path)")
+        }
+        return try parse(data, source: url.path, baseDirectory: url.deletingLastPathComponent())
+    }
+
+    public static func parse(_ data: Data, source: String = "scenario", baseDirectory: URL? = nil) throws -> ExecutionPlan {
+        let o = try JSONFields.parse(data, source: source)
+        try o.rejectUnknown(allowed: keys)
+
+        var model = try ModelCatalog.resolve(try o.raw("model"), field: "model", baseDirectory: baseDirectory)
+        if let layers = try o.optionalInt("layers", in: 1...1024) { model = model.withLayers(layers) }
+        var hardware = try HardwareCatalog.resolve(try o.raw("hardware"), field: "hardware", baseDirectory: baseDirectory)
+        if let gib = try o.optionalDouble("hostMemoryGiB", in: 0.001...1_048_576) {
+            hardware.host.memoryBytes = gib * HardwareCatalog.GiB
+        }
+        let batch = try o.int("batch", in: 1...1_048_576)
+        let phase = try parsePhase(o)
+        let weights = try o.has("weights") ? parseWeights(try o.raw("weights")) : nil
+        var hostMemory = HostMemoryKind.pinned
+        if let kind = try o.optionalString("hostMemory") {
+            guard let k = HostMemoryKind(rawValue: kind) else {
+                throw InputError(field: "hostMemory", "must be \"pinned\" or \"pageable\", got \"\(kind)\"")
+            }
+            hostMemory = k
+        }
+
+        let plan: ExecutionPlan
+        switch (o.has("placement"), o.has("policy")) {
+        case (true, true):
+            throw InputError(field: "placement", "give either placement or policy, not both")
+        case (false, false):
+            throw InputError(field: "placement", "missing; give a placement (tokens per class) or a policy (\(PolicySpec.names.joined(separator: ", ")))")
+        case (true, false):
+            guard let w = weights else {
+                throw InputError(field: "weights", "missing; with an explicit placement give \"gpu\", \"host\" or {\"gpuFraction\": x}")
+            }
+            let p = try o.object("placement")
+            try p.rejectUnknown(allowed: TokenClass.allCases.map(\.key))
+            var placement = TokenPlacement()
+            for c in TokenClass.allCases {
+                placement[c] = try p.optionalInt(c.key, in: 0...(1 << 24)) ?? 0
+            }
+            plan = ExecutionPlan(model: model, hardware: hardware, batch: batch, weights: w, placement: placement,
+                                 hostMemory: hostMemory, phase: phase, policyName: "placement")
+        case (false, true):
+            let policy = try parsePolicy(try o.object("policy"), batch: batch)
+            plan = try policy.resolve(model: model, hardware: hardware, batch: batch, phase: phase, weights: weights, hostMemory: hostMemory)
+        }
+        try plan.validate()
+        return plan
+    }
+
+    static func parsePhase(_ o: JSONFields) throws -> Phase {
+        switch (o.has("decodeStep"), o.has("generate")) {
+        case (true, true):
+            throw InputError(field: "decodeStep", "give either decodeStep or generate, not both")
+        case (false, false):
+            throw InputError(field: "decodeStep", "missing; give \"decodeStep\": {\"context\": N} or \"generate\": {\"prompt\": P, \"tokens\": T}")
+        case (true, false):
+            let d = try o.object("decodeStep")
+            try d.rejectUnknown(allowed: ["context"])
+            return .decodeStep(context: try d.int("context", in: 1...(1 << 24)))
+        case (false, true):
+            let g = try o.object("generate")
+            try g.rejectUnknown(allowed: ["prompt", "tokens"])
+            return .generate(prompt: try g.int("prompt", in: 1...(1 << 24)), tokens: try g.int("tokens", in: 1...(1 << 20)))
+        }
+    }
+
+    public static func parseWeights(_ v: Any) throws -> WeightPlacement {
+        if let s = v as? String {
+            switch s {
+            case "gpu": return .gpu
+            case "host": return .host
+            default: throw InputError(field: "weights", "must be \"gpu\", \"host\" or {\"gpuFraction\": x} with x from 0 to 1, got \"\(s)\"")
+            }
+        }
+        if let d = v as? [String: Any] {
+            let o = JSONFields(d, path: "weights")
+            try o.rejectUnknown(allowed: ["gpuFraction"])
+            return WeightPlacement(gpuFraction: try o.double("gpuFraction", in: 0...1))
+        }
+        throw InputError(field: "weights", "must be \"gpu\", \"host\" or {\"gpuFraction\": x} with x from 0 to 1")
+    }
+
+    static func parsePolicy(_ o: JSONFields, batch: Int) throws -> PolicySpec {
+        let name = try o.string("name")
+        switch name {
+        case "all-gpu":
+            try o.rejectUnknown(allowed: ["name"])
+            return .allGPU
+        case "deepspeed":
+            try o.rejectUnknown(allowed: ["name"])
+            return .deepSpeed
+        case "kv-offload":
+            try o.rejectUnknown(allowed: ["name"])
+            return .kvOffload
+        case "act-only":
+            try o.rejectUnknown(allowed: ["name", "gpuActTokens"])
+            return .actOnly(gpuActTokens: try o.optionalInt("gpuActTokens", in: 0...(1 << 24)))
+        case "recompute":
+            try o.rejectUnknown(allowed: ["name", "fraction"])
+            return .tokenRecompute(fraction: try o.double("fraction", in: 0...1))
+        case "hybrid":
+            try o.rejectUnknown(allowed: ["name", "kvFraction", "gpuActTokens"])
+            return .hybrid(kvFraction: try o.double("kvFraction", in: 0...1),
+                           gpuActTokens: try o.optionalInt("gpuActTokens", in: 0...(1 << 24)))
+        case "flexgen":
+            try o.rejectUnknown(allowed: ["name", "percent", "gpuBatchSize", "numGpuBatches"])
+            let raw = try o.array("percent")
+            guard raw.count == 6 else {
+                throw InputError(field: o.fieldPath("percent"), "must hold six numbers (weights GPU, weights CPU, cache GPU, cache CPU, activations GPU, activations CPU), got \(raw.count)")
+            }
+            var percent: [Double] = []
+            for (i, v) in raw.enumerated() {
+                guard let n = v as? NSNumber, !JSONFields.isBool(v), (0...100).contains(n.doubleValue) else {
+                    throw InputError(field: o.fieldPath("percent[\(i)]"), "must be a number from 0 to 100, got \(describe(v))")
+                }
+                percent.append(n.doubleValue)
+            }
+            for (i, what) in [(0, "weights"), (2, "cache"), (4, "activations")] where abs(percent[i] + percent[i + 1] - 100) > 1e-9 {
+                throw InputError(field: o.fieldPath("percent"), "\(what) GPU + CPU must be 100 (no disk tier here), got \(fmt(percent[i])) + \(fmt(percent[i + 1]))")
+            }
+            let gpuBatch = try o.optionalInt("gpuBatchSize", in: 1...1_048_576) ?? batch
+            let numBatches = try o.optionalInt("numGpuBatches", in: 1...4096) ?? 1
+            guard gpuBatch * numBatches == batch else {
+                throw InputError(field: o.fieldPath("numGpuBatches"), "gpuBatchSize x numGpuBatches (\(gpuBatch) x \(numBatches)) must equal batch (\(batch))")
+            }
+            return .flexGen(FlexGenSettings(percent: percent, gpuBatchSize: gpuBatch, numGpuBatches: numBatches))
+        default:
+            throw InputError(field: o.fieldPath("name"), "unknown policy \"\(name)\"; allowed are \(PolicySpec.names.joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import ArgumentParser
+import Foundation
+import PlannerCore
+
+@main
+struct Planner: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "planner",
+        abstract: "Capacity planner for LLM inference on one GPU with host-memory offloading.",
+        subcommands: [Simulate.self, Catalog.self]
+    )
+}
+
+/// Runs a body and turns the planner's own errors into one line on standard error and exit code 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as InputError {
+        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        throw ExitCode.failure
+    } catch let e as CapacityError {
+        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import PlannerCore
+
+struct Simulate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Play out a scenario layer by layer and report step time, throughput, bytes, busy time and memory.",
+        discussion: "SCENARIO is a JSON file in the project's scenario format (README.md, \"Scenario format\"); examples/ has one per policy."
+    )
+
+    @Argument(help: "Path to a scenario JSON file.")
+    var scenario: String
+
+    @Flag(help: "Print the result as JSON instead of a table.")
+    var json = false
+
+    @Option(name: .long, help: "Write Chrome trace events (one track per resource) to this file; open it in Perfetto.")
+    var trace: String?
+
+    func run() throws {
+        try reportingErrors {
+            let plan = try Scenario.load(URL(fileURLWithPath: scenario))
+            let cost = try AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype)
+            let result = try Simulator.run(plan, cost: cost)
+            if let trace { try writeAtomically(Report.chromeTrace(result), to: trace) }
+            if json {
+                FileHandle.standardOutput.write(try Report.json(result))
+                print()
+            } else {
+                print(Report.text(result), terminator: "")
+            }
+        }
+    }
+}
