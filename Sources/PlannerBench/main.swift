@@ -1,1 +1,52 @@
-print("bench")
+// Speed of the simulator, printed as numbers (never asserted in tests).
+//
+//     swift run -c release planner-bench
+//
+// Prints events per second of the event engine alone, and wall time of whole simulations (graph
+// construction, engine, summary) for one decode step of OPT-175B and a 1,024-token generation of
+// OPT-30B. Everything runs on one thread.
+import Foundation
+import PlannerCore
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let clock = ContinuousClock()
+    let d = try clock.measure(body)
+    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+}
+
+func best(of n: Int, _ body: () throws -> Void) rethrows -> Double {
+    var b = Double.infinity
+    for _ in 0 ..< n { b = min(b, try seconds(body)) }
+    return b
+}
+
+func plan(_ model: String, batch: Int, phase: Phase, policy: PolicySpec) throws -> ExecutionPlan {
+    try policy.resolve(model: try ModelCatalog.model(named: model), hardware: HardwareCatalog.h100sxm, batch: batch,
+                       phase: phase, weights: .host)
+}
+
+do {
+    print("planner-bench (one thread; best of several runs)")
+    let gen30 = try plan("opt-30b", batch: 32, phase: .generate(prompt: 512, tokens: 1024), policy: .hybrid(kvFraction: 0.5, gpuActTokens: nil))
+    let cost30 = try AnalyticCostModel(hardware: gen30.hardware, dtype: gen30.model.dtype)
+    let result30 = try Simulator.run(gen30, cost: cost30)
+    let graph = result30.graph
+    var events = 0
+    let engine = try best(of: 5) { events = try EventEngine.run(graph).events }
+    print(String(format: "event engine: %d events (tasks) in %.4f s = %.2f million events/s", events, engine, Double(events) / engine / 1e6))
+
+    let step175 = try plan("opt-175b", batch: 32, phase: .decodeStep(context: 2048), policy: .hybrid(kvFraction: 0.5, gpuActTokens: nil))
+    let cost175 = try AnalyticCostModel(hardware: step175.hardware, dtype: step175.model.dtype)
+    var r175: SimulationResult?
+    let t175 = try best(of: 20) { r175 = try Simulator.run(step175, cost: cost175) }
+    print(String(format: "OPT-175B decode step (batch 32, context 2048, hybrid, H100): %.2f ms wall, %d events; simulated step %.1f ms",
+                 t175 * 1e3, r175!.timeline.events, r175!.seconds * 1e3))
+
+    var r30: SimulationResult?
+    let t30 = try best(of: 5) { r30 = try Simulator.run(gen30, cost: cost30) }
+    print(String(format: "OPT-30B generation (batch 32, prompt 512, 1024 tokens, hybrid, H100): %.1f ms wall, %d events; simulated %.2f s, %.1f tokens/s",
+                 t30 * 1e3, r30!.timeline.events, r30!.seconds, r30!.tokensPerSecond))
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}

@@ -10,7 +10,7 @@ import Foundation
 ///     let plan = try Scenario.load(URL(fileURLWithPath: "examples/hybrid.json"))
 public enum Scenario {
     public static let keys = ["name", "description", "model", "layers", "hardware", "hostMemoryGiB", "batch", "decodeStep",
-                              "generate", "weights", "placement", "policy", "hostMemory"]
+                              "generate", "weights", "placement", "policy", "hostMemory", "dtype"]
 
     public static func load(_ url: URL) throws -> ExecutionPlan {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -25,6 +25,12 @@ public enum Scenario {
 
         var model = try ModelCatalog.resolve(try o.raw("model"), field: "model", baseDirectory: baseDirectory)
         if let layers = try o.optionalInt("layers", in: 1...1024) { model = model.withLayers(layers) }
+        if let text = try o.optionalString("dtype") {
+            guard let dtype = DType(rawValue: text) else {
+                throw InputError(field: "dtype", "must be one of fp16, bf16, fp32, got \"\(text)\"")
+            }
+            model.dtype = dtype
+        }
         var hardware = try HardwareCatalog.resolve(try o.raw("hardware"), field: "hardware", baseDirectory: baseDirectory)
         if let gib = try o.optionalDouble("hostMemoryGiB", in: 0.001...1_048_576) {
             hardware.host.memoryBytes = gib * HardwareCatalog.GiB
