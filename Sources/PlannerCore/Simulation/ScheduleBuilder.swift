@@ -97,18 +97,17 @@ struct ScheduleBuilder {
         var stores: [(kind: TaskKind, bytes: Double)] = []
     }
 
-    /// Adds one layer execution for every micro-batch. H2D order: micro-batch 0's ACT, the attention
+    /// Adds one layer execution, `works` holding each micro-batch's (or prefill chunk's) work. H2D order: micro-batch 0's ACT, the attention
     /// weights, its KV and hidden state, the FFN weights; then each further micro-batch's loads just
     /// before its kernels, so that ids stay a topological order.
-    mutating func addLayer(_ w: LayerWork, layer: Int, step: Int) {
+    mutating func addLayer(_ works: [LayerWork], layer: Int, step: Int) {
         let g = weightRelease.count
-        let mb = plan.microBatches
         let wDep: Int32 = g >= 2 ? weightRelease[g - 2] : -1
         let streamed = plan.weights.streamedFraction
         var attentionWeights: Int32 = -1, ffnWeights: Int32 = -1
         var last: Int32 = -1
-        for j in 0 ..< mb {
-            let slot = g * mb + j
+        for (j, w) in works.enumerated() {
+            let slot = cacheRelease.count
             let cDep: Int32 = slot >= 2 ? cacheRelease[slot - 2] : -1
             var actLoad: Int32 = -1, kvLoad: Int32 = -1, hiddenLoad: Int32 = -1
             if w.actLoadBytes > 0 {
@@ -157,22 +156,48 @@ struct ScheduleBuilder {
         heads.append(graph.add(.compute, .head, seconds: headSeconds(), bytes: 0, layer: -1, step: step, deps: []))
     }
 
+    /// Most prompt rows one group of prefill kernels processes: the prefill runs in chunks of whole
+    /// sequences so that its working set stays bounded, as engines do (vLLM's default
+    /// `max_num_batched_tokens` for long prompts is 8,192). With FlexGen's CPU activations the chunks
+    /// are its GPU batches.
+    static let prefillChunkRows = 8192
+
+    /// Sequences per prefill chunk, for each chunk of a micro-batch of `gb` sequences.
+    static func prefillChunks(microBatch gb: Int, prompt: Int, fixed: Bool) -> [Int] {
+        if fixed { return [gb] }
+        let perChunk = max(1, min(gb, prefillChunkRows / max(prompt, 1)))
+        var left = gb
+        var chunks: [Int] = []
+        while left > 0 {
+            chunks.append(min(perChunk, left))
+            left -= perChunk
+        }
+        return chunks
+    }
+
     /// The prefill of `prompt` tokens per sequence; `split` is the prompt's placement. Every prompt
     /// token's K and V are computed; the host classes are written back, recomputed ones dropped.
     mutating func prefill(prompt: Int, split: TokenPlacement, step: Int) {
-        let gb = plan.microBatchSize
-        let rows = gb * prompt
-        var w = LayerWork()
-        w.hiddenBytes = Double(rows * m.hidden) * e
-        w.kernels = [
-            Kernel(kind: .qkv, seconds: qkvSeconds(rows), needs: [.attentionWeights, .hiddenLoad]),
-            Kernel(kind: .attention, seconds: cost.seconds(.prefillAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim,
-                                                                             queries: prompt, context: prompt)), needs: []),
-            Kernel(kind: .outProjection, seconds: outSeconds(rows), needs: []),
-            Kernel(kind: .ffn, seconds: ffnSeconds(rows), needs: [.ffnWeights]),
-        ]
-        w.stores = [(.kvStore, Double(gb * split.hostKV) * m.kvBytesPerToken), (.actStore, Double(gb * split.hostAct) * m.actBytesPerToken)]
-        for layer in 0 ..< m.layers { addLayer(w, layer: layer, step: step) }
+        var works: [LayerWork] = []
+        for _ in 0 ..< plan.microBatches {
+            for seqs in Self.prefillChunks(microBatch: plan.microBatchSize, prompt: prompt, fixed: plan.hiddenOnHost) {
+                let rows = seqs * prompt
+                var w = LayerWork()
+                w.hiddenBytes = Double(rows * m.hidden) * e
+                w.kernels = [
+                    Kernel(kind: .qkv, seconds: qkvSeconds(rows), needs: [.attentionWeights, .hiddenLoad]),
+                    Kernel(kind: .attention, seconds: cost.seconds(.prefillAttention(batch: seqs, heads: m.heads, kvHeads: m.kvHeads,
+                                                                                     headDim: m.headDim, queries: prompt, context: prompt)),
+                           needs: []),
+                    Kernel(kind: .outProjection, seconds: outSeconds(rows), needs: []),
+                    Kernel(kind: .ffn, seconds: ffnSeconds(rows), needs: [.ffnWeights]),
+                ]
+                w.stores = [(.kvStore, Double(seqs * split.hostKV) * m.kvBytesPerToken),
+                            (.actStore, Double(seqs * split.hostAct) * m.actBytesPerToken)]
+                works.append(w)
+            }
+        }
+        for layer in 0 ..< m.layers { addLayer(works, layer: layer, step: step) }
         addHead(step: step)
     }
 
@@ -212,7 +237,8 @@ struct ScheduleBuilder {
         case .hostAct: w.stores = [(.actStore, Double(gb) * m.actBytesPerToken)]
         default: break
         }
-        for layer in 0 ..< m.layers { addLayer(w, layer: layer, step: step) }
+        let works = [LayerWork](repeating: w, count: plan.microBatches)
+        for layer in 0 ..< m.layers { addLayer(works, layer: layer, step: step) }
         addHead(step: step)
     }
 }

@@ -82,24 +82,24 @@ public enum MemoryModel {
         let layers = Double(m.layers)
         let streamed = plan.weights.streamedFraction
         let context = Double(peak.total)
+        var promptTokens = 0
+        if case .generate(let p, _) = plan.phase { promptTokens = p }
 
         // Activations of q tokens per sequence for one micro-batch inside one layer: input and
         // normed input, Q/K/V, attention output, FFN intermediate(s).
-        func working(_ q: Double) -> Double {
-            let widths = 2 * m.hidden + m.qDim + 2 * m.kvDim + m.hidden + (m.ffnKind.matrices - 1) * m.ffnSize
-            return gb * q * Double(widths) * e
-        }
-        let promptTokens: Double
-        switch plan.phase {
-        case .decodeStep: promptTokens = 0
-        case .generate(let p, _): promptTokens = Double(p)
-        }
+        // Activations of `rows` token rows inside one layer: input and normed input, Q/K/V,
+        // attention output, FFN intermediate(s).
+        let widths = Double(2 * m.hidden + m.qDim + 2 * m.kvDim + m.hidden + (m.ffnKind.matrices - 1) * m.ffnSize)
+        func working(rows: Double) -> Double { rows * widths * e }
+        // The residual stream of every sequence between layers (unless FlexGen keeps it on the host).
         let hiddenStates: Double = plan.hiddenOnHost ? 0 : b * Double(m.hidden) * e
         let recomputeTokens = Double(peak.recompute)
-        let decodeWorking: Double = working(1) + hiddenStates + working(recomputeTokens) + recomputeTokens * b * Double(m.hidden) * e
+        let decodeWorking: Double = working(rows: gb) + hiddenStates + working(rows: gb * recomputeTokens)
+            + recomputeTokens * hiddenStates
         var prefillWorking: Double = 0
-        if promptTokens > 0 {
-            prefillWorking = working(promptTokens) + promptTokens * hiddenStates
+        if case .generate(let p, _) = plan.phase {
+            let chunk = ScheduleBuilder.prefillChunks(microBatch: plan.microBatchSize, prompt: p, fixed: plan.hiddenOnHost)[0]
+            prefillWorking = working(rows: Double(chunk * p)) + Double(p) * hiddenStates
         }
         let mixed = peak.gpuKV < peak.total
         let attentionBuffer = mixed ? gb * (context + 1) * m.kvBytesPerToken : 0
@@ -120,7 +120,7 @@ public enum MemoryModel {
             ("streamed weights", streamed * layers * m.layerWeightBytes),
             ("host KV cache", layers * b * Double(peak.hostKV) * m.kvBytesPerToken),
             ("host ACT cache", layers * b * Double(peak.hostAct) * m.actBytesPerToken),
-            ("hidden states", plan.hiddenOnHost ? b * max(promptTokens, 1) * Double(m.hidden) * e : 0),
+            ("hidden states", plan.hiddenOnHost ? b * Double(max(promptTokens, 1) * m.hidden) * e : 0),
         ]
         return MemoryReport(gpu: gpu.map { (name: $0.0, bytes: $0.1) }, host: host.map { (name: $0.0, bytes: $0.1) },
                             gpuCapacity: plan.hardware.gpu.memoryBytes, hostCapacity: plan.hardware.host.memoryBytes)
