@@ -80,6 +80,8 @@ public struct ExecutionPlan: Sendable {
 
     /// Checks the plan's own consistency (not memory: see `MemoryModel`).
     public func validate() throws {
+        try model.validate()
+        try hardware.validate()
         guard batch >= 1 else { throw InputError(field: "batch", "must be at least 1, got \(batch)") }
         guard microBatches >= 1, batch % microBatches == 0 else {
             throw InputError(field: "policy.numGpuBatches", "must divide the batch (\(batch)), got \(microBatches)")

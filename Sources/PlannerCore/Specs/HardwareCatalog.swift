@@ -17,6 +17,14 @@ public enum HardwareCatalog {
 
     public static let all: [HardwareSpec] = [rtx4090, a100_40gb, h100sxm, t4]
 
+    /// A PCIe 4.0 x16 host link: 25 GB/s pinned each way, 10 GB/s pageable, 10 us per copy
+    /// (sources in each device's `sources`).
+    static let pcie4 = LinkSpec(name: "PCIe 4.0 x16",
+                                h2dPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
+                                h2dPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB),
+                                d2hPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
+                                d2hPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB))
+
     public static let rtx4090 = HardwareSpec(
         name: "rtx4090",
         gpu: GPUSpec(name: "NVIDIA GeForce RTX 4090", memoryBytes: 24 * GiB, memoryBandwidthBytesPerSecond: 1008 * GB,
@@ -24,11 +32,7 @@ public enum HardwareCatalog {
                      achievedMatmulFlops: ["fp16": 158.6e12, "bf16": 158.6e12, "fp32": 56e12],
                      gemmBytesPerSecond: 903 * GB, streamBytesPerSecond: 922 * GB, attentionFlopsFraction: 0.64,
                      kernelSeconds: 3e-6, reservedBytes: 1 * GiB),
-        link: LinkSpec(name: "PCIe 4.0 x16",
-                       h2dPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
-                       h2dPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB),
-                       d2hPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
-                       d2hPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB)),
+        link: pcie4,
         host: HostSpec(memoryBytes: 128 * GiB),
         sources: [
             "gpu.memoryBytes": "NVIDIA Ada Lovelace architecture whitepaper v2.1, Table 2: 24 GB GDDR6X",
@@ -54,11 +58,7 @@ public enum HardwareCatalog {
                      achievedMatmulFlops: ["fp16": 212e12, "bf16": 212e12, "fp32": 13.3e12],
                      gemmBytesPerSecond: 1026 * GB, streamBytesPerSecond: 1368 * GB, attentionFlopsFraction: 0.67,
                      kernelSeconds: 5e-6, reservedBytes: 1 * GiB),
-        link: LinkSpec(name: "PCIe 4.0 x16",
-                       h2dPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
-                       h2dPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB),
-                       d2hPinned: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 25 * GB),
-                       d2hPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB)),
+        link: pcie4,
         host: HostSpec(memoryBytes: 512 * GiB),
         sources: [
             "gpu.memoryBytes": "NVIDIA A100 Tensor Core GPU datasheet: 40 GB HBM2",
