@@ -166,9 +166,29 @@ public enum HardwareCatalog {
         throw InputError(field: field, "must be a catalog name (\(names.joined(separator: ", "))), a path to a device JSON file, or an object")
     }
 
+    /// Keys a device object may hold, level by level, so that a misspelt or misplaced key is an
+    /// error instead of being dropped by the decoder.
+    static func rejectUnknownKeys(_ o: JSONFields, path: String) throws {
+        let top = JSONFields(o.object, path: path)
+        try top.rejectUnknown(allowed: ["name", "gpu", "link", "host", "sources"])
+        if let gpu = try top.optionalObject("gpu") {
+            try gpu.rejectUnknown(allowed: ["name", "memoryBytes", "memoryBandwidthBytesPerSecond", "peakMatmulFlops", "achievedMatmulFlops",
+                                            "gemmBytesPerSecond", "streamBytesPerSecond", "attentionFlopsFraction", "kernelSeconds", "reservedBytes"])
+        }
+        if let link = try top.optionalObject("link") {
+            let channels = ["h2dPinned", "h2dPageable", "d2hPinned", "d2hPageable"]
+            try link.rejectUnknown(allowed: ["name"] + channels)
+            for c in channels {
+                if let ch = try link.optionalObject(c) { try ch.rejectUnknown(allowed: ["latencySeconds", "bytesPerSecond"]) }
+            }
+        }
+        if let host = try top.optionalObject("host") { try host.rejectUnknown(allowed: ["memoryBytes"]) }
+    }
+
     /// Decodes a device in the format `planner catalog --json` prints, mapping decoding failures to
     /// the field they concern.
     public static func decode(_ data: Data, field: String) throws -> HardwareSpec {
+        try rejectUnknownKeys(try JSONFields.parse(data, source: field.isEmpty ? "device" : field), path: field)
         do {
             let hw = try JSONDecoder().decode(HardwareSpec.self, from: data)
             try hw.validate(path: field)

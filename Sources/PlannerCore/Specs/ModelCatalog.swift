@@ -130,6 +130,12 @@ public enum HFConfig {
         let heads = try o.int("num_attention_heads", in: 1...4096)
         let vocab = try o.int("vocab_size", in: 1...(1 << 22))
         var maxContext = try o.optionalInt("max_position_embeddings", in: 1...(1 << 24)) ?? 2048
+        if !o.has("head_dim"), hidden % heads != 0 {
+            throw InputError(field: "\(source): num_attention_heads", "must divide hidden_size (\(hidden)) when head_dim is not given, got \(heads)")
+        }
+        if let kv = try o.optionalInt("num_key_value_heads", in: 1...4096), heads % kv != 0 {
+            throw InputError(field: "\(source): num_key_value_heads", "must divide num_attention_heads (\(heads)), got \(kv)")
+        }
         let spec: ModelSpec
         switch type {
         case "opt":
