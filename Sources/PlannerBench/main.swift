@@ -50,3 +50,21 @@ do {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)
 }
+
+do {
+    let setup = Setup(model: try ModelCatalog.model(named: "opt-30b"), hardware: HardwareCatalog.rtx4090,
+                      workload: Workload(prompt: 512, tokens: 32))
+    var ex: SearchResult?
+    let tEx = seconds { ex = RatioSearch.exhaustive(setup, space: .sweepDefault) }
+    var se: SearchResult?
+    let tSe = seconds { se = RatioSearch.search(setup, space: .sweepDefault) }
+    print(String(format: "default sweep grid (101 ratios x 8 batches), OPT-30B on RTX 4090: exhaustive %.2f s (%d simulations), search %.3f s (%d simulations)",
+                 tEx, ex!.simulations, tSe, se!.simulations))
+    if let b = ex!.best, let s = se!.best {
+        print(String(format: "  exhaustive best %.2f tokens/s at ratio %.2f batch %d; search %.2f tokens/s at ratio %.2f batch %d",
+                     b.tokensPerSecond, b.candidate.kvFraction ?? -1, b.candidate.batch, s.tokensPerSecond, s.candidate.kvFraction ?? -1, s.candidate.batch))
+    }
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}

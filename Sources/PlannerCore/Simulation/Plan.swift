@@ -26,15 +26,17 @@ public enum PolicySpec: Equatable, Sendable {
     case deepSpeed
     /// FlexGen's percentages and block schedule.
     case flexGen(FlexGenSettings)
-    /// All KV in host memory, streamed each step (FlexGen-style KV offload at 0% GPU cache).
-    case kvOffload
+    /// KV only: `gpuKVTokens` per sequence on the GPU (nil: as many as fit, as FlexGen's cache
+    /// percentage would), the rest in host memory, streamed each step.
+    case kvOffload(gpuKVTokens: Int?)
     /// Activation checkpoints only: GPU memory to the ACT cache first, the rest in host memory.
     case actOnly(gpuActTokens: Int?)
     /// A fraction of each sequence recomputed from its tokens, the rest as host KV.
     case tokenRecompute(fraction: Double)
     /// HybridServe: GPU memory to the ACT cache first; the host-resident tokens split KV:ACT with
-    /// `kvFraction` of them as KV.
-    case hybrid(kvFraction: Double, gpuActTokens: Int?)
+    /// `kvFraction` of them as KV. `recomputeFraction` of every sequence (its first tokens) may be
+    /// recomputed from tokens instead of cached.
+    case hybrid(kvFraction: Double, gpuActTokens: Int?, recomputeFraction: Double = 0)
 
     public var name: String {
         switch self {
@@ -130,12 +132,16 @@ extension PolicySpec {
             }
             return fixed
         }
-        func gpuActCapacity(_ base: ExecutionPlan) -> Int {
+        /// Tokens per sequence of `bytesPerToken` (per layer) that fit in the GPU memory `base` leaves.
+        func gpuCapacity(_ base: ExecutionPlan, bytesPerToken: Double, limit: Int) -> Int {
             let usage = MemoryModel.report(base)
             let free = usage.gpuCapacity - usage.gpuUsed
-            let perToken = Double(model.layers * batch) * model.actBytesPerToken
+            let perToken = Double(model.layers * batch) * bytesPerToken
             // One token of margin: a generation's per-token assignment follows the split within one token.
-            return max(0, min(context, Int((free / perToken).rounded(.down)) - 1))
+            return max(0, min(limit, Int((free / perToken).rounded(.down)) - 1))
+        }
+        func gpuActCapacity(_ base: ExecutionPlan) -> Int {
+            gpuCapacity(base, bytesPerToken: model.actBytesPerToken, limit: base.placement.hostKV + base.placement.hostAct)
         }
         switch self {
         case .allGPU:
@@ -149,8 +155,13 @@ extension PolicySpec {
             let gpuKV = Int((s.cacheGPUFraction * Double(context)).rounded())
             return plan(WeightPlacement(gpuFraction: s.weightsGPUFraction), TokenPlacement(gpuKV: gpuKV, hostKV: context - gpuKV),
                         micro: s.numGpuBatches, hidden: s.activationsOnHost)
-        case .kvOffload:
-            return plan(weights ?? .host, TokenPlacement(hostKV: context))
+        case .kvOffload(let given):
+            let w = weights ?? .host
+            let gpuKV = given ?? gpuCapacity(plan(w, TokenPlacement(hostKV: context)), bytesPerToken: model.kvBytesPerToken, limit: context)
+            guard gpuKV <= context else {
+                throw InputError(field: "policy.gpuKVTokens", "must be from 0 to the context (\(context)), got \(gpuKV)")
+            }
+            return plan(w, TokenPlacement(gpuKV: gpuKV, hostKV: context - gpuKV))
         case .tokenRecompute(let f):
             let r = Int((f * Double(context)).rounded())
             return plan(weights ?? .host, TokenPlacement(hostKV: context - r, recompute: r))
@@ -161,16 +172,17 @@ extension PolicySpec {
                 throw InputError(field: "policy.gpuActTokens", "must be from 0 to the context (\(context)), got \(gpuAct)")
             }
             return plan(w, TokenPlacement(gpuAct: gpuAct, hostAct: context - gpuAct))
-        case .hybrid(let kvFraction, let given):
+        case .hybrid(let kvFraction, let given, let recomputeFraction):
             let w = weights ?? .host
+            let recompute = Int((recomputeFraction * Double(context)).rounded())
             func split(_ gpuAct: Int) -> TokenPlacement {
-                let host = context - gpuAct
+                let host = context - recompute - gpuAct
                 let kv = Int((kvFraction * Double(host)).rounded())
-                return TokenPlacement(gpuAct: gpuAct, hostKV: kv, hostAct: host - kv)
+                return TokenPlacement(gpuAct: gpuAct, hostKV: kv, hostAct: host - kv, recompute: recompute)
             }
             let gpuAct = given ?? gpuActCapacity(plan(w, split(0)))
-            guard gpuAct <= context else {
-                throw InputError(field: "policy.gpuActTokens", "must be from 0 to the context (\(context)), got \(gpuAct)")
+            guard gpuAct + recompute <= context else {
+                throw InputError(field: "policy.gpuActTokens", "must be from 0 to the context less the recomputed tokens (\(context - recompute)), got \(gpuAct)")
             }
             return plan(w, split(gpuAct))
         }

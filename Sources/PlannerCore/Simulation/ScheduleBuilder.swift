@@ -204,6 +204,13 @@ struct ScheduleBuilder {
     /// One decode step with `cached` tokens per sequence already in the cache; the step's own entry
     /// is written as `newToken`.
     mutating func decode(cached: TokenPlacement, newToken: TokenClass, step: Int) {
+        let works = [LayerWork](repeating: decodeWork(cached: cached, newToken: newToken), count: plan.microBatches)
+        for layer in 0 ..< m.layers { addLayer(works, layer: layer, step: step) }
+        addHead(step: step)
+    }
+
+    /// One micro-batch's work at one layer of a decode step.
+    func decodeWork(cached: TokenPlacement, newToken: TokenClass) -> LayerWork {
         let gb = plan.microBatchSize
         let context = cached.total
         var w = LayerWork()
@@ -237,8 +244,18 @@ struct ScheduleBuilder {
         case .hostAct: w.stores = [(.actStore, Double(gb) * m.actBytesPerToken)]
         default: break
         }
-        let works = [LayerWork](repeating: w, count: plan.microBatches)
-        for layer in 0 ..< m.layers { addLayer(works, layer: layer, step: step) }
-        addHead(step: step)
+        return w
+    }
+
+    /// Seconds one layer of a decode step keeps the H2D engine and the compute stream busy, if
+    /// nothing waited: the two sides HybridServe's ratio search balances.
+    func decodeLayerSeconds(cached: TokenPlacement, newToken: TokenClass) -> (link: Double, compute: Double) {
+        let w = decodeWork(cached: cached, newToken: newToken)
+        let streamed = plan.weights.streamedFraction
+        let mb = Double(plan.microBatches)
+        let link = h2d(streamed * m.attentionWeightBytes) + h2d(streamed * m.ffnWeightBytes)
+            + mb * (h2d(w.actLoadBytes) + h2d(w.kvLoadBytes) + (plan.hiddenOnHost ? h2d(w.hiddenBytes) : 0))
+        let compute = mb * w.kernels.reduce(0) { $0 + $1.seconds }
+        return (link, compute)
     }
 }

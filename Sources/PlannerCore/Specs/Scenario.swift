@@ -10,7 +10,7 @@ import Foundation
 ///     let plan = try Scenario.load(URL(fileURLWithPath: "examples/hybrid.json"))
 public enum Scenario {
     public static let keys = ["name", "description", "model", "layers", "hardware", "hostMemoryGiB", "batch", "decodeStep",
-                              "generate", "weights", "placement", "policy", "hostMemory", "dtype"]
+                              "generate", "weights", "placement", "policy", "hostMemory", "dtype", "planner"]
 
     public static func load(_ url: URL) throws -> ExecutionPlan {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -22,30 +22,13 @@ public enum Scenario {
     public static func parse(_ data: Data, source: String = "scenario", baseDirectory: URL? = nil) throws -> ExecutionPlan {
         let o = try JSONFields.parse(data, source: source)
         try o.rejectUnknown(allowed: keys)
+        // `planner` holds what `planner plan` expected of this configuration; it is information only.
+        if o.has("planner") { _ = try o.object("planner") }
 
-        var model = try ModelCatalog.resolve(try o.raw("model"), field: "model", baseDirectory: baseDirectory)
-        if let layers = try o.optionalInt("layers", in: 1...1024) { model = model.withLayers(layers) }
-        if let text = try o.optionalString("dtype") {
-            guard let dtype = DType(rawValue: text) else {
-                throw InputError(field: "dtype", "must be one of fp16, bf16, fp32, got \"\(text)\"")
-            }
-            model.dtype = dtype
-        }
-        var hardware = try HardwareCatalog.resolve(try o.raw("hardware"), field: "hardware", baseDirectory: baseDirectory)
-        if let gib = try o.optionalDouble("hostMemoryGiB", in: 0.001...1_048_576) {
-            hardware.host.memoryBytes = gib * HardwareCatalog.GiB
-        }
+        let (model, hardware, hostMemory) = try parseSetup(o, baseDirectory: baseDirectory)
         let batch = try o.int("batch", in: 1...1_048_576)
         let phase = try parsePhase(o)
         let weights = try o.has("weights") ? parseWeights(try o.raw("weights")) : nil
-        var hostMemory = HostMemoryKind.pinned
-        if let kind = try o.optionalString("hostMemory") {
-            guard let k = HostMemoryKind(rawValue: kind) else {
-                throw InputError(field: "hostMemory", "must be \"pinned\" or \"pageable\", got \"\(kind)\"")
-            }
-            hostMemory = k
-        }
-
         let plan: ExecutionPlan
         switch (o.has("placement"), o.has("policy")) {
         case (true, true):
@@ -70,6 +53,31 @@ public enum Scenario {
         }
         try plan.validate()
         return plan
+    }
+
+    /// The keys a scenario shares with a sweep: `model`, `layers`, `dtype`, `hardware`,
+    /// `hostMemoryGiB`, `hostMemory`.
+    public static func parseSetup(_ o: JSONFields, baseDirectory: URL?) throws -> (ModelSpec, HardwareSpec, HostMemoryKind) {
+        var model = try ModelCatalog.resolve(try o.raw("model"), field: "model", baseDirectory: baseDirectory)
+        if let layers = try o.optionalInt("layers", in: 1...1024) { model = model.withLayers(layers) }
+        if let text = try o.optionalString("dtype") {
+            guard let dtype = DType(rawValue: text) else {
+                throw InputError(field: "dtype", "must be one of fp16, bf16, fp32, got \"\(text)\"")
+            }
+            model.dtype = dtype
+        }
+        var hardware = try HardwareCatalog.resolve(try o.raw("hardware"), field: "hardware", baseDirectory: baseDirectory)
+        if let gib = try o.optionalDouble("hostMemoryGiB", in: 0.001...1_048_576) {
+            hardware.host.memoryBytes = gib * HardwareCatalog.GiB
+        }
+        var hostMemory = HostMemoryKind.pinned
+        if let kind = try o.optionalString("hostMemory") {
+            guard let k = HostMemoryKind(rawValue: kind) else {
+                throw InputError(field: "hostMemory", "must be \"pinned\" or \"pageable\", got \"\(kind)\"")
+            }
+            hostMemory = k
+        }
+        return (model, hardware, hostMemory)
     }
 
     static func parsePhase(_ o: JSONFields) throws -> Phase {
@@ -115,8 +123,8 @@ public enum Scenario {
             try o.rejectUnknown(allowed: ["name"])
             return .deepSpeed
         case "kv-offload":
-            try o.rejectUnknown(allowed: ["name"])
-            return .kvOffload
+            try o.rejectUnknown(allowed: ["name", "gpuKVTokens"])
+            return .kvOffload(gpuKVTokens: try o.optionalInt("gpuKVTokens", in: 0...(1 << 24)) ?? 0)
         case "act-only":
             try o.rejectUnknown(allowed: ["name", "gpuActTokens"])
             return .actOnly(gpuActTokens: try o.optionalInt("gpuActTokens", in: 0...(1 << 24)))
@@ -124,9 +132,10 @@ public enum Scenario {
             try o.rejectUnknown(allowed: ["name", "fraction"])
             return .tokenRecompute(fraction: try o.double("fraction", in: 0...1))
         case "hybrid":
-            try o.rejectUnknown(allowed: ["name", "kvFraction", "gpuActTokens"])
+            try o.rejectUnknown(allowed: ["name", "kvFraction", "gpuActTokens", "recomputeFraction"])
             return .hybrid(kvFraction: try o.double("kvFraction", in: 0...1),
-                           gpuActTokens: try o.optionalInt("gpuActTokens", in: 0...(1 << 24)))
+                           gpuActTokens: try o.optionalInt("gpuActTokens", in: 0...(1 << 24)),
+                           recomputeFraction: try o.optionalDouble("recomputeFraction", in: 0...1) ?? 0)
         case "flexgen":
             try o.rejectUnknown(allowed: ["name", "percent", "gpuBatchSize", "numGpuBatches"])
             let raw = try o.array("percent")

@@ -1,0 +1,208 @@
+import Foundation
+
+/// What the planner is asked to serve: a prompt length, a number of new tokens, and optionally a
+/// bound on the mean time between tokens of one sequence (the decode step).
+public struct Workload: Sendable, Equatable {
+    public var prompt: Int
+    public var tokens: Int
+    public var maxStepSeconds: Double?
+
+    public init(prompt: Int, tokens: Int, maxStepSeconds: Double? = nil) {
+        self.prompt = prompt
+        self.tokens = tokens
+        self.maxStepSeconds = maxStepSeconds
+    }
+
+    public var phase: Phase { .generate(prompt: prompt, tokens: tokens) }
+}
+
+/// The machine and model a search runs on.
+public struct Setup: Sendable {
+    public var model: ModelSpec
+    public var hardware: HardwareSpec
+    public var hostMemory: HostMemoryKind
+    public var workload: Workload
+
+    public init(model: ModelSpec, hardware: HardwareSpec, hostMemory: HostMemoryKind = .pinned, workload: Workload) {
+        self.model = model
+        self.hardware = hardware
+        self.hostMemory = hostMemory
+        self.workload = workload
+    }
+}
+
+/// One point of the configuration space: a policy with its parameters, a batch, and the weights'
+/// GPU fraction.
+public struct Candidate: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        /// HybridServe: GPU ACT first, host tokens split `kvFraction` as KV; `recomputeFraction` of
+        /// each sequence recomputed from tokens.
+        case hybrid(kvFraction: Double, recomputeFraction: Double)
+        /// KV only, FlexGen-style: as much KV on the GPU as fits, the rest on host.
+        case kvOnly
+        /// ACT only: GPU ACT first, the rest host ACT.
+        case actOnly
+        /// DeepSpeed ZeRO-Inference: weights streamed, KV on GPU.
+        case deepSpeed
+        /// Everything on the GPU.
+        case allGPU
+    }
+
+    public var kind: Kind
+    public var batch: Int
+    public var weightsGPUFraction: Double
+
+    public init(_ kind: Kind, batch: Int, weightsGPUFraction: Double) {
+        self.kind = kind
+        self.batch = batch
+        self.weightsGPUFraction = weightsGPUFraction
+    }
+
+    public var policy: PolicySpec {
+        switch kind {
+        case .hybrid(let r, let rho): .hybrid(kvFraction: r, gpuActTokens: nil, recomputeFraction: rho)
+        case .kvOnly: .kvOffload(gpuKVTokens: nil)
+        case .actOnly: .actOnly(gpuActTokens: nil)
+        case .deepSpeed: .deepSpeed
+        case .allGPU: .allGPU
+        }
+    }
+
+    /// The weights the policy is given (DeepSpeed and all-GPU fix their own).
+    var weights: WeightPlacement? {
+        switch kind {
+        case .deepSpeed, .allGPU: nil
+        default: WeightPlacement(gpuFraction: weightsGPUFraction)
+        }
+    }
+
+    /// KV:ACT ratio of the host tokens (hybrid only).
+    public var kvFraction: Double? {
+        if case .hybrid(let r, _) = kind { return r }
+        return nil
+    }
+}
+
+/// How a candidate did.
+public struct Outcome: Sendable {
+    public enum Status: Sendable, Equatable {
+        case ok
+        /// Does not fit: which memory and by how much.
+        case doesNotFit(String)
+        /// Fits, but a decode step is slower than the workload's bound.
+        case tooSlow(String)
+        /// The policy cannot express this point (for instance a placement the model cannot hold).
+        case invalid(String)
+    }
+
+    public var candidate: Candidate
+    public var status: Status
+    public var plan: ExecutionPlan?
+    public var tokensPerSecond: Double = 0
+    public var totalSeconds: Double = 0
+    public var prefillSeconds: Double = 0
+    /// Mean decode step: (total - prefill) / (tokens - 1), or the prefill for one token.
+    public var stepSeconds: Double = 0
+    public var busy: [Resource: Double] = [:]
+    public var gpuBytes: Double = 0
+    public var hostBytes: Double = 0
+    /// How far over its memory a candidate that does not fit is, relative to the capacity.
+    public var excess: Double = 0
+    public var capacityError: CapacityError?
+
+    public var feasible: Bool { status == .ok }
+
+    public var statusText: String {
+        switch status {
+        case .ok: "ok"
+        case .doesNotFit(let s), .tooSlow(let s), .invalid(let s): s
+        }
+    }
+}
+
+/// Evaluates candidates by simulating the whole generation.
+public enum Evaluator {
+    public static func plan(_ c: Candidate, _ setup: Setup) throws -> ExecutionPlan {
+        try c.policy.resolve(model: setup.model, hardware: setup.hardware, batch: c.batch, phase: setup.workload.phase,
+                             weights: c.weights, hostMemory: setup.hostMemory)
+    }
+
+    /// Memory only: whether the candidate fits, without simulating.
+    public static func fits(_ c: Candidate, _ setup: Setup) -> Bool {
+        guard let p = try? plan(c, setup) else { return false }
+        let r = MemoryModel.report(p)
+        return r.gpuUsed <= r.gpuCapacity && r.hostUsed <= r.hostCapacity
+    }
+
+    public static func evaluate(_ c: Candidate, _ setup: Setup) -> Outcome {
+        var out = Outcome(candidate: c, status: .ok)
+        let p: ExecutionPlan
+        do {
+            p = try plan(c, setup)
+        } catch {
+            out.status = .invalid("\(error)")
+            return out
+        }
+        out.plan = p
+        let memory = MemoryModel.report(p)
+        out.gpuBytes = memory.gpuUsed
+        out.hostBytes = memory.hostUsed
+        do {
+            try memory.check()
+        } catch let e as CapacityError {
+            out.capacityError = e
+            out.excess = e.neededBytes / e.capacityBytes - 1
+            out.status = .doesNotFit("\(e.memory) over by \(formatBytes(e.neededBytes - e.capacityBytes))")
+            return out
+        } catch {
+            out.status = .invalid("\(error)")
+            return out
+        }
+        do {
+            let cost = try AnalyticCostModel(hardware: p.hardware, dtype: p.model.dtype)
+            let r = try Simulator.run(p, cost: cost, checkMemory: false)
+            out.tokensPerSecond = r.tokensPerSecond
+            out.totalSeconds = r.seconds
+            out.prefillSeconds = r.prefillSeconds ?? 0
+            let steps = Double(max(setup.workload.tokens - 1, 0))
+            out.stepSeconds = steps > 0 ? (r.seconds - out.prefillSeconds) / steps : out.prefillSeconds
+            out.busy = r.busy
+            if let bound = setup.workload.maxStepSeconds, out.stepSeconds > bound {
+                out.status = .tooSlow(String(format: "step %.1f ms over the %.1f ms bound", out.stepSeconds * 1e3, bound * 1e3))
+            }
+        } catch {
+            out.status = .invalid("\(error)")
+        }
+        return out
+    }
+
+    /// Evaluates every candidate on all cores, in order; `progress(done, total)` is called from the
+    /// workers (serialised) after each one.
+    public static func evaluateAll(_ cs: [Candidate], _ setup: Setup,
+                                   progress: (@Sendable (Int, Int) -> Void)? = nil) -> [Outcome] {
+        let box = ResultBox(count: cs.count)
+        DispatchQueue.concurrentPerform(iterations: cs.count) { i in
+            let o = evaluate(cs[i], setup)
+            let done = box.store(o, at: i)
+            progress?(done, cs.count)
+        }
+        return box.results.map { $0! }
+    }
+}
+
+/// Results written by concurrent workers, one slot each, under a lock.
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var results: [Outcome?]
+    private var done = 0
+
+    init(count: Int) { results = [Outcome?](repeating: nil, count: count) }
+
+    func store(_ o: Outcome, at i: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        results[i] = o
+        done += 1
+        return done
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+
+/// Renderings of a `SweepResult`: a table per ratio, CSV of every point, JSON, and a chart.
+public enum SweepReport {
+    static func setupLine(_ s: Setup) -> String {
+        let hw = s.hardware
+        var line = "\(s.model.name) on \(hw.name) (\(hw.gpu.name), \(formatBytes(hw.gpu.memoryBytes)), \(hw.link.name), host \(formatBytes(hw.host.memoryBytes)) \(s.hostMemory.rawValue))"
+        line += ", prompt \(s.workload.prompt), \(s.workload.tokens) new tokens"
+        if let b = s.workload.maxStepSeconds { line += String(format: ", step bound %.1f ms", b * 1e3) }
+        return line
+    }
+
+    static func describeWeights(_ ws: [Double]) -> String {
+        ws.map { WeightPlacement(gpuFraction: $0).description }.joined(separator: " / ")
+    }
+
+    public static func text(_ r: SweepResult, all: Bool = false) -> String {
+        let s = r.sweep
+        var out = "planner sweep: \(setupLine(s.setup))\n"
+        out += "hybrid policy (GPU memory to the ACT cache first, host tokens split KV:ACT); weights \(describeWeights(s.space.weightsGPUFractions)); "
+        out += "\(s.space.ratios.count) ratios x \(s.space.batches.count) batch sizes (\(s.space.batches.map(String.init).joined(separator: ", ")))\n\n"
+        let best = r.best
+        out += "  KV frac  batch   tokens/s   step ms  PCIe busy  GPU busy    GPU mem   host mem  status\n"
+        func row(_ ratio: Double, _ o: Outcome?, _ reason: String) -> String {
+            let mark = (o != nil && best != nil && o!.candidate == best!.candidate) ? "*" : " "
+            guard let o else {
+                return String(format: " %@%6.2f      -          -         -          -         -          -          -  %@\n", mark, ratio, reason)
+            }
+            return String(format: " %@%6.2f %6d %10.2f %9.1f %9.1f%% %8.1f%% %10@ %10@  %@\n", mark, ratio, o.candidate.batch, o.tokensPerSecond,
+                          o.stepSeconds * 1e3, (o.busy[.hostToDevice] ?? 0) * 100, (o.busy[.compute] ?? 0) * 100,
+                          formatBytes(o.gpuBytes), formatBytes(o.hostBytes), o.statusText)
+        }
+        if all {
+            for o in r.hybrid {
+                out += row(o.candidate.kvFraction ?? 0, o.feasible || o.status != .ok ? o : nil, o.statusText)
+            }
+        } else {
+            for (ratio, o, reason) in r.perRatio() { out += row(ratio, o, reason) }
+            out += "  (each row: the best batch at that ratio; --all prints every ratio x batch point)\n"
+        }
+        out += "\n"
+        guard let b = best else {
+            out += Advice.nothingFits(s.setup, outcomes: r.allOutcomes) + "\n"
+            return out
+        }
+        out += String(format: "best: KV fraction %.2f, batch %d, %@ weights: %.2f tokens/s, step %.1f ms; placement %@\n",
+                      b.candidate.kvFraction ?? 0, b.candidate.batch, WeightPlacement(gpuFraction: b.candidate.weightsGPUFraction).description,
+                      b.tokensPerSecond, b.stepSeconds * 1e3, b.plan?.placement.description ?? "-")
+        for base in Sweep.Baseline.allCases {
+            if let o = r.bestBaseline(base) {
+                out += String(format: "  %.2fx over the best %@: %.2f tokens/s at batch %d\n", b.tokensPerSecond / o.tokensPerSecond,
+                              base.rawValue, o.tokensPerSecond, o.candidate.batch)
+            } else {
+                out += "  no \(base.rawValue) configuration: \(r.baselineFailure(base))\n"
+            }
+        }
+        if let p = r.search.best {
+            out += String(format: "ratio search: KV fraction %.2f, batch %d, %.2f tokens/s (%.2f%% of the exhaustive best) with %d simulations instead of %d\n",
+                          p.candidate.kvFraction ?? 0, p.candidate.batch, p.tokensPerSecond, p.tokensPerSecond / b.tokensPerSecond * 100,
+                          r.search.simulations, r.hybrid.count)
+        }
+        out += String(format: "%d simulations in %.2f s\n", r.allOutcomes.count, r.sweepSeconds)
+        return out
+    }
+
+    static let csvHeader = "policy,kvFraction,batch,weightsGpuFraction,recomputeFraction,status,tokensPerSecond,stepSeconds,totalSeconds,prefillSeconds,busyCompute,busyH2D,busyD2H,gpuBytes,hostBytes,gpuKV,gpuAct,hostKV,hostAct,recompute"
+
+    static func policyName(_ c: Candidate) -> String {
+        switch c.kind {
+        case .hybrid: "hybrid"
+        case .kvOnly: "kv-only"
+        case .actOnly: "act-only"
+        case .deepSpeed: "deepspeed"
+        case .allGPU: "all-gpu"
+        }
+    }
+
+    static func csvField(_ s: String) -> String {
+        s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+
+    /// One line per simulated point, the hybrid grid and the baselines.
+    public static func csv(_ r: SweepResult) -> String {
+        var out = csvHeader + "\n"
+        for o in r.allOutcomes {
+            let c = o.candidate
+            var rho = 0.0
+            if case .hybrid(_, let f) = c.kind { rho = f }
+            let p = o.plan?.placement ?? TokenPlacement()
+            let fields: [String] = [
+                policyName(c), c.kvFraction.map { fmt($0) } ?? "", String(c.batch), fmt(o.plan?.weights.gpuFraction ?? c.weightsGPUFraction), fmt(rho),
+                csvField(o.statusText), String(o.tokensPerSecond), String(o.stepSeconds), String(o.totalSeconds), String(o.prefillSeconds),
+                String(o.busy[.compute] ?? 0), String(o.busy[.hostToDevice] ?? 0), String(o.busy[.deviceToHost] ?? 0),
+                String(o.gpuBytes), String(o.hostBytes), String(p.gpuKV), String(p.gpuAct), String(p.hostKV), String(p.hostAct), String(p.recompute),
+            ]
+            out += fields.joined(separator: ",") + "\n"
+        }
+        return out
+    }
+
+    static func outcomeJSON(_ o: Outcome) -> [String: Any] {
+        let c = o.candidate
+        var d: [String: Any] = [
+            "policy": policyName(c), "batch": c.batch, "status": o.feasible ? "ok" : o.statusText, "feasible": o.feasible,
+            "weightsGpuFraction": o.plan?.weights.gpuFraction ?? c.weightsGPUFraction,
+            "tokensPerSecond": o.tokensPerSecond, "stepSeconds": o.stepSeconds, "totalSeconds": o.totalSeconds,
+            "prefillSeconds": o.prefillSeconds, "gpuBytes": o.gpuBytes, "hostBytes": o.hostBytes,
+            "busy": Dictionary(uniqueKeysWithValues: Resource.allCases.map { ($0.key, o.busy[$0] ?? 0) }),
+        ]
+        if case .hybrid(let r, let rho) = c.kind {
+            d["kvFraction"] = r
+            d["recomputeFraction"] = rho
+        }
+        if let p = o.plan?.placement {
+            d["placement"] = Dictionary(uniqueKeysWithValues: TokenClass.allCases.map { ($0.key, p[$0]) })
+        }
+        return d
+    }
+
+    public static func json(_ r: SweepResult) throws -> Data {
+        let s = r.sweep
+        var doc: [String: Any] = [
+            "setup": [
+                "model": s.setup.model.name, "layers": s.setup.model.layers, "hardware": s.setup.hardware.name,
+                "gpuMemoryBytes": s.setup.hardware.gpu.memoryBytes, "hostMemoryBytes": s.setup.hardware.host.memoryBytes,
+                "hostMemory": s.setup.hostMemory.rawValue, "prompt": s.setup.workload.prompt, "tokens": s.setup.workload.tokens,
+                "maxStepSeconds": s.setup.workload.maxStepSeconds as Any? ?? NSNull(),
+            ] as [String: Any],
+            "ratios": s.space.ratios, "batches": s.space.batches, "weightsGpuFractions": s.space.weightsGPUFractions,
+            "points": r.hybrid.map(outcomeJSON),
+            "sweepSeconds": r.sweepSeconds,
+        ]
+        var baselines: [String: Any] = [:]
+        for b in Sweep.Baseline.allCases {
+            if let o = r.bestBaseline(b) {
+                var d = outcomeJSON(o)
+                if let best = r.best { d["speedupOfBest"] = best.tokensPerSecond / o.tokensPerSecond }
+                baselines[b.key] = d
+            } else {
+                baselines[b.key] = ["feasible": false, "status": r.baselineFailure(b)]
+            }
+        }
+        doc["baselines"] = baselines
+        if let b = r.best { doc["best"] = outcomeJSON(b) } else { doc["best"] = NSNull(); doc["advice"] = Advice.nothingFits(s.setup, outcomes: r.allOutcomes) }
+        if let p = r.search.best {
+            var d = outcomeJSON(p)
+            d["simulations"] = r.search.simulations
+            d["seconds"] = r.searchSeconds
+            doc["search"] = d
+        }
+        return try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+    }
+}
