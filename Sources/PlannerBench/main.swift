@@ -4,7 +4,8 @@
 //
 // Prints events per second of the event engine alone, and wall time of whole simulations (graph
 // construction, engine, summary) for one decode step of OPT-175B and a 1,024-token generation of
-// OPT-30B. Everything runs on one thread.
+// OPT-30B on one thread; then the default `planner sweep` on all cores (exhaustive grid, the ratio
+// search, and the whole command's work).
 import Foundation
 import PlannerCore
 
@@ -26,7 +27,7 @@ func plan(_ model: String, batch: Int, phase: Phase, policy: PolicySpec) throws 
 }
 
 do {
-    print("planner-bench (one thread; best of several runs)")
+    print("planner-bench (simulations: one thread, best of several runs)")
     let gen30 = try plan("opt-30b", batch: 32, phase: .generate(prompt: 512, tokens: 1024), policy: .hybrid(kvFraction: 0.5, gpuActTokens: nil))
     let cost30 = try AnalyticCostModel(hardware: gen30.hardware, dtype: gen30.model.dtype)
     let result30 = try Simulator.run(gen30, cost: cost30)
@@ -58,8 +59,12 @@ do {
     let tEx = seconds { ex = RatioSearch.exhaustive(setup, space: .sweepDefault) }
     var se: SearchResult?
     let tSe = seconds { se = RatioSearch.search(setup, space: .sweepDefault) }
-    print(String(format: "default sweep grid (101 ratios x 8 batches), OPT-30B on RTX 4090: exhaustive %.2f s (%d simulations), search %.3f s (%d simulations)",
-                 tEx, ex!.simulations, tSe, se!.simulations))
+    print(String(format: "default sweep grid (101 ratios x 8 batches), OPT-30B on RTX 4090, on %d cores: exhaustive %.2f s (%d simulations), search %.3f s (%d simulations)",
+                 ProcessInfo.processInfo.activeProcessorCount, tEx, ex!.simulations, tSe, se!.simulations))
+    let sweep = try Sweep.defaultSweep()
+    var sr: SweepResult?
+    let tSweep = seconds { sr = sweep.run() }
+    print(String(format: "planner sweep default (grid + baselines + search): %.2f s for %d simulations (target: under 2 s)", tSweep, sr!.allOutcomes.count + sr!.search.simulations))
     if let b = ex!.best, let s = se!.best {
         print(String(format: "  exhaustive best %.2f tokens/s at ratio %.2f batch %d; search %.2f tokens/s at ratio %.2f batch %d",
                      b.tokensPerSecond, b.candidate.kvFraction ?? -1, b.candidate.batch, s.tokensPerSecond, s.candidate.kvFraction ?? -1, s.candidate.batch))

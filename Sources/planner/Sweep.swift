@@ -13,6 +13,9 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "Layer count override.")
     var layers: Int?
 
+    @Option(help: "Element type to run the model in: fp16, bf16 or fp32 (default: the model's).")
+    var dtype: String?
+
     @Option(help: "Device: a catalog name or a device JSON file (default rtx4090).")
     var hardware: String?
 
@@ -50,6 +53,10 @@ struct SearchOptions: ParsableArguments {
         if let layers {
             guard (1...1024).contains(layers) else { throw InputError(field: "--layers", "must be from 1 to 1024, got \(layers)") }
             s.setup.model = s.setup.model.withLayers(layers)
+        }
+        if let dtype {
+            guard let d = DType(rawValue: dtype) else { throw InputError(field: "--dtype", "must be fp16, bf16 or fp32, got \"\(dtype)\"") }
+            s.setup.model.dtype = d
         }
         if let hardware { s.setup.hardware = try HardwareCatalog.resolve(hardware, field: "--hardware", baseDirectory: cwd) }
         if let hostMemoryGiB {

@@ -23,7 +23,7 @@ public struct AnalyticCostModel: CostModel {
         self.hardware = hardware
         self.dtype = dtype
         guard let rate = hardware.gpu.matmulFlops(dtype) else {
-            throw InputError(field: "hardware.gpu.achievedMatmulFlops", "\(hardware.name) has no matrix rate for \(dtype.rawValue); it has \(hardware.gpu.achievedMatmulFlops.keys.sorted().joined(separator: ", ")); set the scenario's \"dtype\" to one of those")
+            throw InputError(field: "hardware.gpu.achievedMatmulFlops", "\(hardware.name) has no matrix rate for \(dtype.rawValue); it has \(hardware.gpu.achievedMatmulFlops.keys.sorted().joined(separator: ", ")); set the scenario's \"dtype\" (or --dtype) to one of those")
         }
         self.matmulFlops = rate
         self.bytesPerElement = Double(dtype.bytes)

@@ -8,28 +8,45 @@ public enum Advice {
             let reasons = Set(outcomes.map(\.statusText)).sorted().prefix(3).joined(separator: "; ")
             return "no configuration is feasible: \(reasons)"
         }
-        var c = closest.candidate
-        var lines = ["no configuration fits. Closest: \(describe(c)) needs \(formatBytes(e.neededBytes)) of \(e.memory) memory but it has \(formatBytes(e.capacityBytes)) (over by \(formatBytes(e.neededBytes - e.capacityBytes)))."]
-        // A smaller batch than the grid's smallest?
-        c.batch = 1
-        let one = Evaluator.evaluate(c, setup)
-        if one.capacityError == nil, one.plan != nil {
-            var lo = 1, hi = closest.candidate.batch
-            while hi - lo > 1 {
-                let mid = (lo + hi) / 2
-                c.batch = mid
-                if Evaluator.fits(c, setup) { lo = mid } else { hi = mid }
-            }
-            lines.append("Smallest change: a batch of at most \(lo) fits (the batch grid starts at \(closest.candidate.batch)); add it to --batches.")
-        } else if let e1 = one.capacityError {
-            let items = e1.breakdown.sorted { $0.1 > $1.1 }.prefix(2).map { "\($0.0) \(formatBytes($0.1))" }.joined(separator: ", ")
-            lines.append("Binding constraint: \(e1.memory) memory, even at batch 1 (largest items: \(items)).")
-            let need = e1.neededBytes - e1.capacityBytes
-            let advice = e1.memory == "host"
-                ? "at least \(formatBytes(need)) more host memory (--host-memory-gib \(Int((e1.neededBytes / HardwareCatalog.GiB).rounded(.up))))"
-                : "a GPU with at least \(formatBytes(e1.neededBytes)) of memory, or weights streamed from the host"
-            lines.append("Smallest change: \(advice).")
+        var lines = ["no configuration fits. Closest: \(describe(closest.candidate)) needs \(formatBytes(e.neededBytes)) of \(e.memory) memory but it has \(formatBytes(e.capacityBytes)) (over by \(formatBytes(e.neededBytes - e.capacityBytes)))."]
+        // Every policy and weights split that was tried, at batch 1.
+        var shapes: [Candidate] = []
+        for o in overflowing {
+            var c = o.candidate
+            c.batch = 1
+            if !shapes.contains(c) { shapes.append(c) }
         }
+        let fitting = shapes.filter { Evaluator.fits($0, setup) }
+        if !fitting.isEmpty {
+            // The largest batch that fits with any of them (memory grows with the batch).
+            var best: (Candidate, Int)?
+            for var c in fitting {
+                let ceiling = overflowing.filter { $0.candidate.kind == c.kind && $0.candidate.weightsGPUFraction == c.weightsGPUFraction }
+                    .map(\.candidate.batch).min() ?? 1
+                var lo = 1, hi = max(ceiling, 2)
+                while hi - lo > 1 {
+                    let mid = (lo + hi) / 2
+                    c.batch = mid
+                    if Evaluator.fits(c, setup) { lo = mid } else { hi = mid }
+                }
+                c.batch = lo
+                if best == nil || lo > best!.1 { best = (c, lo) }
+            }
+            let smallest = outcomes.map(\.candidate.batch).min() ?? 1
+            lines.append("Smallest change: a batch of at most \(best!.1) fits (\(describe(best!.0))); the batch grid starts at \(smallest): add it to --batches.")
+            return lines.joined(separator: "\n")
+        }
+        let atOne = shapes.map { Evaluator.evaluate($0, setup) }.filter { $0.capacityError != nil }
+        guard let least = atOne.min(by: { $0.excess < $1.excess }), let e1 = least.capacityError else {
+            return lines.joined(separator: "\n")
+        }
+        let items = e1.breakdown.filter { $0.1 > 0 }.sorted { $0.1 > $1.1 }.prefix(2).map { "\($0.0) \(formatBytes($0.1))" }.joined(separator: ", ")
+        lines.append("Binding constraint: \(e1.memory) memory, even at batch 1 with the least demanding configuration (\(describe(least.candidate)); largest items: \(items)).")
+        let need = e1.neededBytes - e1.capacityBytes
+        let advice = e1.memory == "host"
+            ? "at least \(formatBytes(need)) more host memory (--host-memory-gib \(Int((e1.neededBytes / HardwareCatalog.GiB).rounded(.up))))"
+            : "a GPU with at least \(formatBytes(e1.neededBytes)) of memory"
+        lines.append("Smallest change: \(advice).")
         return lines.joined(separator: "\n")
     }
 

@@ -48,8 +48,9 @@ public enum SweepReport {
                       b.tokensPerSecond, b.stepSeconds * 1e3, b.plan?.placement.description ?? "-")
         for base in Sweep.Baseline.allCases {
             if let o = r.bestBaseline(base) {
-                out += String(format: "  %.2fx over the best %@: %.2f tokens/s at batch %d\n", b.tokensPerSecond / o.tokensPerSecond,
-                              base.rawValue, o.tokensPerSecond, o.candidate.batch)
+                let speedup = b.tokensPerSecond / o.tokensPerSecond
+                out += String(format: "  %.2fx %@ the best %@: %.2f tokens/s at batch %d%@\n", speedup, speedup >= 1 ? "over" : "of",
+                              base.rawValue, o.tokensPerSecond, o.candidate.batch, speedup < 1 ? " (faster than the hybrid cache here)" : "")
             } else {
                 out += "  no \(base.rawValue) configuration: \(r.baselineFailure(base))\n"
             }
@@ -59,8 +60,17 @@ public enum SweepReport {
                           p.candidate.kvFraction ?? 0, p.candidate.batch, p.tokensPerSecond, p.tokensPerSecond / b.tokensPerSecond * 100,
                           r.search.simulations, r.hybrid.count)
         }
+        if let note = notes(s.setup.model) { out += "note: \(note)\n" }
         out += String(format: "%d simulations in %.2f s\n", r.allOutcomes.count, r.sweepSeconds)
         return out
+    }
+
+    /// What a reader should know about the model before trusting an ACT cache: for grouped-query
+    /// models the checkpoint is larger than the KV entry it replaces.
+    public static func notes(_ m: ModelSpec) -> String? {
+        guard m.actBytesPerToken > m.kvBytesPerToken else { return nil }
+        return String(format: "%@ is grouped-query (%d KV heads for %d query heads): an ACT checkpoint (%@ per token per layer) is %.1fx its KV entry (%@), so an ACT cache moves more bytes than the KV it replaces and costs a K/V projection; prefer KV for this model.",
+                      m.name, m.kvHeads, m.heads, formatBytes(m.actBytesPerToken), m.actBytesPerToken / m.kvBytesPerToken, formatBytes(m.kvBytesPerToken))
     }
 
     static let csvHeader = "policy,kvFraction,batch,weightsGpuFraction,recomputeFraction,status,tokensPerSecond,stepSeconds,totalSeconds,prefillSeconds,busyCompute,busyH2D,busyD2H,gpuBytes,hostBytes,gpuKV,gpuAct,hostKV,hostAct,recompute"

@@ -1,0 +1,113 @@
+import Foundation
+
+/// `planner plan`: the highest-throughput configuration over the whole space, written as a scenario
+/// (`planner simulate` accepts it back) with what the planner expects of it.
+public enum PlanSearch {
+    public enum PolicyChoice: String, CaseIterable, Sendable {
+        case any, hybrid, kvOnly = "kv-only", actOnly = "act-only", deepspeed, allGPU = "all-gpu"
+    }
+
+    public struct Result: Sendable {
+        public var best: Outcome?
+        public var tried: [Outcome]
+        public var simulations: Int
+        public var seconds: Double
+    }
+
+    public static func run(_ sweep: Sweep, policy: PolicyChoice = .any) -> Result {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var tried: [Outcome] = []
+        if policy == .any || policy == .hybrid {
+            tried += RatioSearch.search(sweep.setup, space: sweep.space).evaluated
+        }
+        var baselineCandidates: [Candidate] = []
+        for b in Sweep.Baseline.allCases {
+            switch (policy, b) {
+            case (.any, _), (.kvOnly, .kvOnly), (.actOnly, .actOnly), (.deepspeed, .deepSpeed), (.allGPU, .allGPU):
+                baselineCandidates += sweep.baselineCandidates(b)
+            default: break
+            }
+        }
+        tried += Evaluator.evaluateAll(baselineCandidates, sweep.setup)
+        if policy == .hybrid, RatioSearch.bestOf(tried) == nil {
+            // Nothing fitted on the search's paths: the advice needs the grid's memory outcomes.
+            tried += sweep.space.lines.flatMap { line in sweep.space.ratios.map { line.candidate(ratio: $0) } }
+                .filter { !Evaluator.fits($0, sweep.setup) }.prefix(64).map { Evaluator.evaluate($0, sweep.setup) }
+        }
+        let d = clock.now - start
+        return Result(best: RatioSearch.bestOf(tried), tried: tried, simulations: tried.filter { $0.totalSeconds > 0 }.count,
+                      seconds: Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+    }
+
+    /// FlexGen's `--percent` (weights, cache, activations on GPU and CPU) for a KV-only plan.
+    public static func flexGenPercent(_ p: ExecutionPlan) -> [Int] {
+        let w = Int((p.weights.gpuFraction * 100).rounded())
+        let total = max(p.placement.total, 1)
+        let c = Int((Double(p.placement.gpuKV) / Double(total) * 100).rounded())
+        return [w, 100 - w, c, 100 - c, 100, 0]
+    }
+
+    /// The configuration as a scenario with a `planner` section of expectations.
+    public static func configuration(_ o: Outcome, setup: Setup, result: Result) throws -> [String: Any] {
+        guard let p = o.plan else { throw InputError(field: "plan", "the chosen configuration has no plan") }
+        var doc: [String: Any] = [:]
+        doc["description"] = "chosen by planner plan: \(Advice.describe(o.candidate))"
+        if let catalog = ModelCatalog.all.first(where: { $0.name == p.model.name }),
+           catalog.withLayers(p.model.layers) == ModelSpec(name: p.model.name, layers: p.model.layers, hidden: p.model.hidden, heads: p.model.heads,
+                                                            kvHeads: p.model.kvHeads, headDim: p.model.headDim, ffnSize: p.model.ffnSize,
+                                                            ffnKind: p.model.ffnKind, vocab: p.model.vocab, dtype: catalog.dtype,
+                                                            maxContext: p.model.maxContext, bias: p.model.bias,
+                                                            tiedEmbeddings: p.model.tiedEmbeddings, learnedPositions: p.model.learnedPositions,
+                                                            source: catalog.source) {
+            doc["model"] = catalog.name
+            if p.model.layers != catalog.layers { doc["layers"] = p.model.layers }
+            if p.model.dtype != catalog.dtype { doc["dtype"] = p.model.dtype.rawValue }
+        } else {
+            doc["model"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(p.model))
+        }
+        if var catalog = HardwareCatalog.all.first(where: { $0.name == p.hardware.name }) {
+            catalog.host = p.hardware.host
+            if catalog == p.hardware {
+                doc["hardware"] = catalog.name
+                if p.hardware.host != (try HardwareCatalog.device(named: catalog.name)).host {
+                    doc["hostMemoryGiB"] = p.hardware.host.memoryBytes / HardwareCatalog.GiB
+                }
+            } else {
+                doc["hardware"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(p.hardware))
+            }
+        } else {
+            doc["hardware"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(p.hardware))
+        }
+        doc["hostMemory"] = p.hostMemory.rawValue
+        doc["batch"] = p.batch
+        doc["generate"] = ["prompt": setup.workload.prompt, "tokens": setup.workload.tokens]
+        let w = p.weights.gpuFraction
+        doc["weights"] = w >= 1 ? "gpu" : w <= 0 ? "host" : ["gpuFraction": w] as Any
+        doc["placement"] = Dictionary(uniqueKeysWithValues: TokenClass.allCases.map { ($0.key, p.placement[$0]) })
+        var planner: [String: Any] = [
+            "policy": SweepReport.policyName(o.candidate),
+            "kvActTokens": "\(p.placement.hostKV + p.placement.gpuKV):\(p.placement.actTokens)",
+            "expected": [
+                "stepSeconds": o.stepSeconds, "tokensPerSecond": o.tokensPerSecond, "totalSeconds": o.totalSeconds,
+                "prefillSeconds": o.prefillSeconds, "gpuMemoryBytes": o.gpuBytes, "hostMemoryBytes": o.hostBytes,
+                "gpuBusy": o.busy[.compute] ?? 0, "pcieBusy": o.busy[.hostToDevice] ?? 0,
+            ],
+            "searched": ["simulations": result.simulations, "seconds": result.seconds],
+        ]
+        if case .hybrid(let r, let rho) = o.candidate.kind {
+            planner["kvFraction"] = r
+            planner["recomputeFraction"] = rho
+        }
+        if case .kvOnly = o.candidate.kind {
+            let percent = flexGenPercent(p)
+            planner["flexgen"] = [
+                "percent": percent, "gpuBatchSize": p.batch, "numGpuBatches": 1,
+                "flags": "--percent \(percent.map(String.init).joined(separator: " ")) --gpu-batch-size \(p.batch) --num-gpu-batches 1",
+            ] as [String: Any]
+        }
+        if let note = SweepReport.notes(p.model) { planner["note"] = note }
+        doc["planner"] = planner
+        return doc
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import PlannerCore
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Print the highest-throughput configuration as a JSON engine configuration (a scenario planner simulate accepts).",
+        discussion: """
+        Searches batch sizes, the weights' GPU share (0, 25, 50, 75, 100%), token recomputation (0, 10, 20%) \
+        and the KV:ACT ratio of the hybrid policy (balance-guided search), and the KV-only, ACT-only, DeepSpeed \
+        and all-GPU policies. When the choice is FlexGen-style KV-only, the matching FlexGen flags are printed \
+        in the configuration and on standard error.
+        """
+    )
+
+    @OptionGroup var options: SearchOptions
+
+    @Option(help: "Restrict the choice to one policy: any, hybrid, kv-only, act-only, deepspeed, all-gpu.")
+    var policy: String = "any"
+
+    func run() throws {
+        try reportingErrors {
+            guard let choice = PlanSearch.PolicyChoice(rawValue: policy) else {
+                throw InputError(field: "--policy", "must be one of \(PlanSearch.PolicyChoice.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(policy)\"")
+            }
+            var space = SearchSpace.planDefault
+            if options.weights != nil { space.weightsGPUFractions = [0] }
+            let sweep = try options.sweep(defaultSpace: space)
+            let result = PlanSearch.run(sweep, policy: choice)
+            guard let best = result.best else {
+                FileHandle.standardError.write(Data("error: \(Advice.nothingFits(sweep.setup, outcomes: result.tried))\n".utf8))
+                throw ExitCode.failure
+            }
+            let doc = try PlanSearch.configuration(best, setup: sweep.setup, result: result)
+            FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]))
+            print()
+            if let flexgen = (doc["planner"] as? [String: Any])?["flexgen"] as? [String: Any], let flags = flexgen["flags"] as? String {
+                FileHandle.standardError.write(Data("FlexGen flags: \(flags)\n".utf8))
+            }
+        }
+    }
+}
