@@ -90,10 +90,7 @@ struct SearchOptions: ParsableArguments {
                 s.space.weightsGPUFractions = [f]
             }
         }
-        if s.setup.workload.prompt + s.setup.workload.tokens - 1 > s.setup.model.maxContext {
-            throw InputError(field: "--prompt", "prompt + tokens - 1 = \(s.setup.workload.prompt + s.setup.workload.tokens - 1) exceeds \(s.setup.model.name)'s maximum context of \(s.setup.model.maxContext)")
-        }
-        _ = try AnalyticCostModel(hardware: s.setup.hardware, dtype: s.setup.model.dtype)
+        try SweepConfig.validate(s.setup)
         return s
     }
 }

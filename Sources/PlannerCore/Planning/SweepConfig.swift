@@ -84,13 +84,18 @@ public enum SweepConfig {
             throw InputError(field: field, "must hold 1 to 10001 values, got \(items.count)")
         }
         return try items.enumerated().map { i, x in
-            let d: Double? = (x as? String).flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-                ?? ((x as? NSNumber).flatMap { JSONFields.isBool(x) ? nil : $0.doubleValue })
-            guard let d, (0...1).contains(d) else {
+            guard let d = number(x), (0...1).contains(d) else {
                 throw InputError(field: "\(field)[\(i)]", "must be a fraction from 0 to 1, got \(describe(x))")
             }
             return d
         }
+    }
+
+    /// A list item as a number: a JSON number (not a boolean) or text such as " 0.5" from a flag.
+    static func number(_ x: Any) -> Double? {
+        if let text = x as? String { return Double(text.trimmingCharacters(in: .whitespaces)) }
+        if let n = x as? NSNumber, !JSONFields.isBool(x) { return n.doubleValue }
+        return nil
     }
 
     public static func batches(_ v: Any, field: String) throws -> [Int] {
@@ -102,9 +107,7 @@ public enum SweepConfig {
             throw InputError(field: field, "must hold 1 to 256 batch sizes, got \(items.count)")
         }
         let values = try items.enumerated().map { i, x -> Int in
-            let d: Double? = (x as? String).flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-                ?? ((x as? NSNumber).flatMap { JSONFields.isBool(x) ? nil : $0.doubleValue })
-            guard let d, d.rounded() == d, d >= 1, d <= 1_048_576 else {
+            guard let d = number(x), d.rounded() == d, d >= 1, d <= 1_048_576 else {
                 throw InputError(field: "\(field)[\(i)]", "must be an integer from 1 to 1048576, got \(describe(x))")
             }
             return Int(d)
@@ -112,7 +115,8 @@ public enum SweepConfig {
         return Array(Set(values)).sorted()
     }
 
-    static func validate(_ s: Setup) throws {
+    /// Checks that the workload fits the model's context and that the device has a rate for the dtype.
+    public static func validate(_ s: Setup) throws {
         if s.workload.prompt + s.workload.tokens - 1 > s.model.maxContext {
             throw InputError(field: "generate", "prompt + tokens - 1 = \(s.workload.prompt + s.workload.tokens - 1) cached tokens exceeds \(s.model.name)'s maximum context of \(s.model.maxContext)")
         }
