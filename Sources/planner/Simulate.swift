@@ -14,13 +14,21 @@ struct Simulate: ParsableCommand {
     @Flag(help: "Print the result as JSON instead of a table.")
     var json = false
 
+    @Option(help: "A profile folder whose measurements replace the analytic cost model (overrides the scenario's \"profile\").")
+    var profile: String?
+
     @Option(name: .long, help: "Write Chrome trace events (one track per resource) to this file; open it in Perfetto.")
     var trace: String?
 
     func run() throws {
         try reportingErrors {
-            let plan = try Scenario.load(URL(fileURLWithPath: scenario))
-            let cost = try AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype)
+            let url = URL(fileURLWithPath: scenario)
+            let plan = try Scenario.load(url)
+            var measured: ProfileCostModel?
+            if let folder = try profile.map({ URL(fileURLWithPath: $0) }) ?? Scenario.profileFolder(url) {
+                measured = try profileCost(folder, hardware: plan.hardware)
+            }
+            let cost: any CostModel = try measured ?? AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype)
             let result = try Simulator.run(plan, cost: cost)
             if let trace { try writeAtomically(Report.chromeTrace(result), to: trace) }
             if json {
@@ -28,6 +36,7 @@ struct Simulate: ParsableCommand {
                 print()
             } else {
                 print(Report.text(result), terminator: "")
+                if let measured { print("\n" + describeProfile(measured), terminator: "") }
             }
         }
     }

@@ -40,6 +40,9 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "Weights: host, gpu, or a GPU fraction from 0 to 1.")
     var weights: String?
 
+    @Option(help: "A profile folder whose measurements replace the analytic cost model.")
+    var profile: String?
+
     func sweep(defaultSpace: SearchSpace) throws -> Sweep {
         var s: Sweep
         if let file {
@@ -91,6 +94,7 @@ struct SearchOptions: ParsableArguments {
             }
         }
         try SweepConfig.validate(s.setup)
+        if let profile { s.setup.cost = try profileCost(URL(fileURLWithPath: profile), hardware: s.setup.hardware) }
         return s
     }
 }

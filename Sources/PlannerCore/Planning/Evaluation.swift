@@ -22,12 +22,22 @@ public struct Setup: Sendable {
     public var hardware: HardwareSpec
     public var hostMemory: HostMemoryKind
     public var workload: Workload
+    /// The cost model to simulate with; nil: the analytic model of `hardware`.
+    public var cost: (any CostModel)?
 
-    public init(model: ModelSpec, hardware: HardwareSpec, hostMemory: HostMemoryKind = .pinned, workload: Workload) {
+    public init(model: ModelSpec, hardware: HardwareSpec, hostMemory: HostMemoryKind = .pinned, workload: Workload,
+                cost: (any CostModel)? = nil) {
         self.model = model
         self.hardware = hardware
         self.hostMemory = hostMemory
         self.workload = workload
+        self.cost = cost
+    }
+
+    /// The cost model simulations of this setup use.
+    public func costModel() throws -> any CostModel {
+        if let cost { return cost }
+        return try AnalyticCostModel(hardware: hardware, dtype: model.dtype)
     }
 }
 
@@ -159,8 +169,7 @@ public enum Evaluator {
             return out
         }
         do {
-            let cost = try AnalyticCostModel(hardware: p.hardware, dtype: p.model.dtype)
-            let r = try Simulator.run(p, cost: cost, checkMemory: false)
+            let r = try Simulator.run(p, cost: try setup.costModel(), checkMemory: false)
             out.tokensPerSecond = r.tokensPerSecond
             out.totalSeconds = r.seconds
             out.prefillSeconds = r.prefillSeconds ?? 0

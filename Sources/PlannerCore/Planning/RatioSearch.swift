@@ -71,7 +71,7 @@ public enum RatioSearch {
     public static func balancedRatio(_ setup: Setup, line: SearchSpace.Line) -> Double? {
         guard let p0 = try? Evaluator.plan(line.candidate(ratio: 0), setup),
               let p1 = try? Evaluator.plan(line.candidate(ratio: 1), setup),
-              let cost = try? AnalyticCostModel(hardware: setup.hardware, dtype: setup.model.dtype) else { return nil }
+              let cost = try? setup.costModel() else { return nil }
         let mean = setup.workload.prompt + setup.workload.tokens / 2
         func sides(_ p: ExecutionPlan) -> (link: Double, compute: Double) {
             let cached = TokenPlacement.apportion(mean, like: p.placement)

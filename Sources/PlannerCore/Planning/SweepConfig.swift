@@ -7,7 +7,7 @@ import Foundation
 ///      "ratios": {"from": 0, "to": 1, "step": 0.05}, "batches": [16, 32, 64], "weights": "host"}
 public enum SweepConfig {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory",
-                              "generate", "maxStepMs", "ratios", "batches", "weights", "recomputeFractions"]
+                              "generate", "maxStepMs", "ratios", "batches", "weights", "recomputeFractions", "profile"]
 
     public static func load(_ url: URL, space: SearchSpace) throws -> Sweep {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -38,7 +38,11 @@ public enum SweepConfig {
         if o.has("batches") { s.batches = try batches(try o.raw("batches"), field: "batches") }
         if o.has("weights") { s.weightsGPUFractions = [try Scenario.parseWeights(try o.raw("weights")).gpuFraction] }
         if o.has("recomputeFractions") { s.recomputeFractions = try fractions(try o.raw("recomputeFractions"), field: "recomputeFractions") }
-        let setup = Setup(model: model, hardware: hardware, hostMemory: hostMemory, workload: workload)
+        var setup = Setup(model: model, hardware: hardware, hostMemory: hostMemory, workload: workload)
+        if let path = try o.optionalString("profile") {
+            let folder = URL(fileURLWithPath: path, relativeTo: path.hasPrefix("/") ? nil : baseDirectory)
+            setup.cost = try ProfileCostModel(profile: try ProfileReader.read(folder), hardware: hardware)
+        }
         try validate(setup)
         return Sweep(setup: setup, space: s)
     }

@@ -69,6 +69,8 @@ public struct ExecutionPlan: Sendable {
     public var hiddenOnHost: Bool
     public var phase: Phase
     public var policyName: String
+    /// Whether each step ends with the LM head (false for a capture of decoder layers alone).
+    public var includeHead = true
 
     public init(model: ModelSpec, hardware: HardwareSpec, batch: Int, microBatches: Int = 1, weights: WeightPlacement,
                 placement: TokenPlacement, hostMemory: HostMemoryKind = .pinned, hiddenOnHost: Bool = false,

@@ -153,7 +153,7 @@ struct ScheduleBuilder {
     }
 
     mutating func addHead(step: Int) {
-        heads.append(graph.add(.compute, .head, seconds: headSeconds(), bytes: 0, layer: -1, step: step, deps: []))
+        heads.append(graph.add(.compute, .head, seconds: plan.includeHead ? headSeconds() : 0, bytes: 0, layer: -1, step: step, deps: []))
     }
 
     /// Most prompt rows one group of prefill kernels processes: the prefill runs in chunks of whole

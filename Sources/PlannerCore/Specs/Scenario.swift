@@ -10,7 +10,7 @@ import Foundation
 ///     let plan = try Scenario.load(URL(fileURLWithPath: "examples/hybrid.json"))
 public enum Scenario {
     public static let keys = ["name", "description", "model", "layers", "hardware", "hostMemoryGiB", "batch", "decodeStep",
-                              "generate", "weights", "placement", "policy", "hostMemory", "dtype", "planner"]
+                              "generate", "weights", "placement", "policy", "hostMemory", "dtype", "planner", "profile"]
 
     public static func load(_ url: URL) throws -> ExecutionPlan {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -53,6 +53,15 @@ public enum Scenario {
         }
         try plan.validate()
         return plan
+    }
+
+    /// The scenario's `profile` key: a profile folder (profiles/FORMAT.md) whose measurements the
+    /// simulation uses instead of the analytic cost model; relative to the scenario's folder.
+    public static func profileFolder(_ url: URL) throws -> URL? {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        let o = try JSONFields.parse(data, source: url.path)
+        guard let path = try o.optionalString("profile") else { return nil }
+        return URL(fileURLWithPath: path, relativeTo: path.hasPrefix("/") ? nil : url.deletingLastPathComponent())
     }
 
     /// The keys a scenario shares with a sweep: `model`, `layers`, `dtype`, `hardware`,

@@ -1,0 +1,267 @@
+import Foundation
+
+/// What one capture measured on one device, in memory (profiles/FORMAT.md describes the files).
+///
+///     let p = try ProfileReader.read(URL(fileURLWithPath: "profiles/reference-h100"))
+///     p.gemm.count    // 260
+public struct Profile: Sendable {
+    public struct Meta: Sendable, Equatable {
+        public var format: String
+        public var device: String
+        public var hardware: String
+        public var dtype: DType
+        public var capturedAt: String
+        public var driver: String
+        public var cuda: String
+        public var libraries: [String: String]
+        public var repeats: Int
+        public var warmup: Int
+        public var source: String
+        public var licence: String?
+    }
+
+    public struct LinkPoint: Sendable, Equatable {
+        public var direction: LinkDirection
+        public var memory: HostMemoryKind
+        public var bytes: Double
+        public var seconds: Double
+    }
+
+    public struct GemmPoint: Sendable, Equatable {
+        public var m: Int
+        public var n: Int
+        public var k: Int
+        public var seconds: Double
+    }
+
+    public enum AttentionKind: String, Sendable { case decode, prefill }
+
+    public struct AttentionPoint: Sendable, Equatable {
+        public var kind: AttentionKind
+        public var batch: Int
+        public var heads: Int
+        public var kvHeads: Int
+        public var headDim: Int
+        public var queries: Int
+        public var context: Int
+        public var seconds: Double
+    }
+
+    /// One end-to-end run of the reference layer-streaming decoder.
+    public struct E2ERun: Sendable, Equatable {
+        public var run: String
+        public var group: String
+        public var model: String
+        public var layers: Int
+        public var batch: Int
+        public var context: Int
+        public var weightsGPUFraction: Double
+        public var placement: TokenPlacement
+        public var hostMemory: HostMemoryKind
+        public var stepSeconds: Double
+    }
+
+    public struct TimelineRow: Sendable, Equatable {
+        public var run: String
+        public var step: Int
+        public var layer: Int
+        public var stream: String
+        public var op: String
+        public var start: Double
+        public var end: Double
+    }
+
+    /// The folder name.
+    public var name: String
+    public var meta: Meta
+    public var link: [LinkPoint] = []
+    public var gemm: [GemmPoint] = []
+    public var attention: [AttentionPoint] = []
+    public var e2e: [E2ERun] = []
+    public var timeline: [TimelineRow] = []
+
+    /// The machine the profile refines: the catalog entry it names, or a device JSON in its folder.
+    public func hardware(in folder: URL?) throws -> HardwareSpec {
+        try HardwareCatalog.resolve(meta.hardware, field: "\(name)/profile.json: hardware", baseDirectory: folder)
+    }
+}
+
+/// Reads a profile folder strictly: a malformed file is rejected whole, naming the file and line.
+public enum ProfileReader {
+    public static let format = "hybridplanner-profile/1"
+
+    public static func read(_ folder: URL) throws -> Profile {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
+            throw InputError(field: folder.path, "is not a profile folder (a directory holding profile.json)")
+        }
+        let name = folder.standardizedFileURL.lastPathComponent
+        let metaURL = folder.appendingPathComponent("profile.json")
+        guard let data = FileManager.default.contents(atPath: metaURL.path) else {
+            throw InputError(field: metaURL.path, "missing; every profile folder holds a profile.json (profiles/FORMAT.md)")
+        }
+        var profile = Profile(name: name, meta: try meta(data, source: "\(name)/profile.json"))
+        func table(_ file: String) throws -> CSVTable? {
+            let url = folder.appendingPathComponent(file)
+            guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+            guard let d = FileManager.default.contents(atPath: url.path), let text = String(data: d, encoding: .utf8) else {
+                throw InputError(field: "\(name)/\(file)", "cannot be read as UTF-8 text")
+            }
+            return try CSVTable(text: text, source: "\(name)/\(file)")
+        }
+        if let t = try table("link.csv") {
+            try t.expect(["direction", "memory", "bytes", "seconds"])
+            profile.link = try t.rows.map { r in
+                Profile.LinkPoint(direction: try r.choice("direction", ["h2d": LinkDirection.hostToDevice, "d2h": .deviceToHost]),
+                                  memory: try r.choice("memory", ["pinned": HostMemoryKind.pinned, "pageable": .pageable]),
+                                  bytes: try r.double("bytes", positive: true), seconds: try r.double("seconds", positive: true))
+            }
+        }
+        if let t = try table("gemm.csv") {
+            try t.expect(["m", "n", "k", "seconds"])
+            profile.gemm = try t.rows.map { r in
+                Profile.GemmPoint(m: try r.int("m"), n: try r.int("n"), k: try r.int("k"), seconds: try r.double("seconds", positive: true))
+            }
+        }
+        if let t = try table("attention.csv") {
+            try t.expect(["kind", "batch", "heads", "kv_heads", "head_dim", "queries", "context", "seconds"])
+            profile.attention = try t.rows.map { r in
+                let p = Profile.AttentionPoint(kind: try r.choice("kind", ["decode": .decode, "prefill": .prefill]), batch: try r.int("batch"),
+                                               heads: try r.int("heads"), kvHeads: try r.int("kv_heads"), headDim: try r.int("head_dim"),
+                                               queries: try r.int("queries"), context: try r.int("context"), seconds: try r.double("seconds", positive: true))
+                guard p.heads % p.kvHeads == 0 else { throw r.error("kv_heads", "must divide heads (\(p.heads)), got \(p.kvHeads)") }
+                guard p.queries <= p.context else { throw r.error("queries", "must not exceed context (\(p.context)), got \(p.queries)") }
+                if p.kind == .decode, p.queries != 1 { throw r.error("queries", "must be 1 for a decode row, got \(p.queries)") }
+                return p
+            }
+        }
+        if let t = try table("e2e.csv") {
+            try t.expect(["run", "group", "model", "layers", "batch", "context", "weights_gpu_fraction", "gpu_kv", "gpu_act", "host_kv",
+                          "host_act", "recompute", "host_memory", "step_seconds"])
+            var seen = Set<String>()
+            profile.e2e = try t.rows.map { r in
+                let placement = TokenPlacement(gpuKV: try r.int("gpu_kv", min: 0), gpuAct: try r.int("gpu_act", min: 0),
+                                               hostKV: try r.int("host_kv", min: 0), hostAct: try r.int("host_act", min: 0),
+                                               recompute: try r.int("recompute", min: 0))
+                let run = Profile.E2ERun(run: try r.string("run"), group: try r.string("group"), model: try r.string("model"),
+                                         layers: try r.int("layers"), batch: try r.int("batch"), context: try r.int("context"),
+                                         weightsGPUFraction: try r.double("weights_gpu_fraction", in: 0...1), placement: placement,
+                                         hostMemory: try r.choice("host_memory", ["pinned": HostMemoryKind.pinned, "pageable": .pageable]),
+                                         stepSeconds: try r.double("step_seconds", positive: true))
+                guard placement.total == run.context else {
+                    throw r.error("context", "gpu_kv + gpu_act + host_kv + host_act + recompute = \(placement.total) must equal context (\(run.context))")
+                }
+                guard ModelCatalog.all.contains(where: { $0.name == run.model }) else {
+                    throw r.error("model", "must be a catalog model (\(ModelCatalog.names.joined(separator: ", "))), got \"\(run.model)\"")
+                }
+                guard seen.insert(run.run).inserted else { throw r.error("run", "\"\(run.run)\" appears twice") }
+                return run
+            }
+        }
+        if let t = try table("e2e_timeline.csv") {
+            try t.expect(["run", "step", "layer", "stream", "op", "start_seconds", "end_seconds"])
+            profile.timeline = try t.rows.map { r in
+                let row = Profile.TimelineRow(run: try r.string("run"), step: try r.int("step", min: 0), layer: try r.int("layer", min: 0),
+                                              stream: try r.choice("stream", ["compute": "compute", "h2d": "h2d", "d2h": "d2h"]),
+                                              op: try r.string("op"), start: try r.double("start_seconds", positive: false),
+                                              end: try r.double("end_seconds", positive: false))
+                guard row.end >= row.start else { throw r.error("end_seconds", "must not be before start_seconds (\(row.start)), got \(row.end)") }
+                return row
+            }
+        }
+        return profile
+    }
+
+    static func meta(_ data: Data, source: String) throws -> Profile.Meta {
+        let o = try JSONFields.parse(data, source: source)
+        let field = { (k: String) in "\(source): \(k)" }
+        try o.rejectUnknown(allowed: ["format", "device", "hardware", "dtype", "capturedAt", "driver", "cuda", "libraries", "repeats",
+                                      "warmup", "source", "licence"])
+        let format = try o.string("format")
+        guard format == Self.format else { throw InputError(field: field("format"), "must be \"\(Self.format)\", got \"\(format)\"") }
+        let dtypeText = try o.string("dtype")
+        guard let dtype = DType(rawValue: dtypeText) else { throw InputError(field: field("dtype"), "must be fp16, bf16 or fp32, got \"\(dtypeText)\"") }
+        var libraries: [String: String] = [:]
+        for (k, v) in try o.object("libraries").object {
+            guard let s = v as? String else { throw InputError(field: field("libraries.\(k)"), "must be a version string") }
+            libraries[k] = s
+        }
+        return Profile.Meta(format: format, device: try o.string("device"), hardware: try o.string("hardware"), dtype: dtype,
+                            capturedAt: try o.string("capturedAt"), driver: try o.string("driver"), cuda: try o.string("cuda"),
+                            libraries: libraries, repeats: try o.int("repeats", in: 1...1_000_000), warmup: try o.int("warmup", in: 0...1_000_000),
+                            source: try o.string("source"), licence: try o.optionalString("licence"))
+    }
+}
+
+/// A CSV table with a header line; fields hold no commas or quotes (the format has none).
+struct CSVTable {
+    struct Row {
+        let values: [String: String]
+        let line: Int
+        let source: String
+
+        func error(_ column: String, _ message: String) -> InputError {
+            InputError(field: "\(source):\(line)", "\(column) \(message)")
+        }
+
+        func string(_ c: String) throws -> String {
+            let v = values[c] ?? ""
+            guard !v.isEmpty else { throw error(c, "is empty") }
+            return v
+        }
+
+        func int(_ c: String, min: Int = 1) throws -> Int {
+            let s = try string(c)
+            guard let v = Int(s), v >= min, v <= 1 << 40 else { throw error(c, "must be an integer from \(min), got \"\(s)\"") }
+            return v
+        }
+
+        func double(_ c: String, positive: Bool) throws -> Double {
+            let s = try string(c)
+            guard let v = Double(s), v.isFinite, positive ? v > 0 : v >= 0 else {
+                throw error(c, "must be a \(positive ? "positive" : "non-negative") number, got \"\(s)\"")
+            }
+            return v
+        }
+
+        func double(_ c: String, in range: ClosedRange<Double>) throws -> Double {
+            let s = try string(c)
+            guard let v = Double(s), range.contains(v) else { throw error(c, "must be a number from \(fmt(range.lowerBound)) to \(fmt(range.upperBound)), got \"\(s)\"") }
+            return v
+        }
+
+        func choice<T>(_ c: String, _ options: [String: T]) throws -> T {
+            let s = try string(c)
+            guard let v = options[s] else { throw error(c, "must be one of \(options.keys.sorted().joined(separator: ", ")), got \"\(s)\"") }
+            return v
+        }
+    }
+
+    let header: [String]
+    let rows: [Row]
+    let source: String
+
+    init(text: String, source: String) throws {
+        self.source = source
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+        while lines.last == "" { lines.removeLast() }
+        guard let first = lines.first, !first.isEmpty else { throw InputError(field: "\(source):1", "is empty; a header line is required") }
+        header = first.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard Set(header).count == header.count else { throw InputError(field: "\(source):1", "header names a column twice: \(first)") }
+        var rows: [Row] = []
+        for (i, line) in lines.enumerated().dropFirst() {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == header.count else {
+                throw InputError(field: "\(source):\(i + 1)", "has \(fields.count) fields, the header has \(header.count)")
+            }
+            rows.append(Row(values: Dictionary(uniqueKeysWithValues: zip(header, fields)), line: i + 1, source: source))
+        }
+        self.rows = rows
+    }
+
+    func expect(_ columns: [String]) throws {
+        guard header == columns else {
+            throw InputError(field: "\(source):1", "header must be \(columns.joined(separator: ",")), got \(header.joined(separator: ","))")
+        }
+    }
+}

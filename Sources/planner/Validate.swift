@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import PlannerCore
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Compare the planner's predictions with a measured profile: kernel tables, and end-to-end decode steps with the placement choice per group.",
+        discussion: """
+        Kernels: the mean absolute percentage error (MAPE) of the analytic model against every measured \
+        GEMM, attention and link point, and of the profile-backed model with each point left out of its \
+        table. End to end (e2e.csv): every run replayed in the simulator with the profile-backed model, \
+        predicted against measured step time, the MAPE, and for each group of runs that differ only in \
+        placement, the placement the planner would choose, its measured throughput, the measured best \
+        and the regret.
+        """
+    )
+
+    @Argument(help: "A profile folder.")
+    var folder: String
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let url = URL(fileURLWithPath: folder)
+            let profile = try ProfileReader.read(url)
+            let hw = try profile.hardware(in: url)
+            let kernels = try Validation.kernelAccuracy(profile, hardware: hw)
+            let cost = try ProfileCostModel(profile: profile, hardware: hw)
+            let (predictions, groups) = try Validation.replay(profile, hardware: hw, cost: cost)
+            let mape = Validation.meanAbsoluteError(predictions)
+            if json {
+                let doc: [String: Any] = [
+                    "profile": profile.name, "device": profile.meta.device, "hardware": hw.name,
+                    "kernels": kernels.map { ["table": $0.table, "points": $0.points, "analyticMAPE": $0.analyticMAPE, "profileMAPE": $0.profileMAPE] },
+                    "runs": predictions.map { ["run": $0.run.run, "group": $0.run.group, "predictedSeconds": $0.predictedSeconds,
+                                               "measuredSeconds": $0.run.stepSeconds, "error": $0.error] },
+                    "stepMAPE": predictions.isEmpty ? NSNull() : mape as Any,
+                    "groups": groups.map { ["group": $0.group, "runs": $0.runs, "chosen": $0.chosen, "measuredAtChoice": $0.measuredAtChoice,
+                                            "best": $0.best, "measuredBest": $0.measuredBest, "regret": $0.regret] },
+                    "maxRegret": groups.map(\.regret).max() as Any? ?? NSNull(),
+                ]
+                FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]))
+                print()
+                return
+            }
+            print("profile \(profile.name): \(profile.meta.device), \(profile.meta.dtype.rawValue), captured \(profile.meta.capturedAt); machine \(hw.name)")
+            print("source: \(profile.meta.source)\n")
+            print("kernel tables (mean absolute percentage error):")
+            print("  table               points   analytic   profile (leave-one-out)")
+            for k in kernels {
+                print("  " + k.table.padding(toLength: 18, withPad: " ", startingAt: 0)
+                      + String(format: " %7d %9.1f%% %9.1f%%", k.points, k.analyticMAPE * 100, k.profileMAPE * 100))
+            }
+            for k in kernels where !k.worstAnalytic.isEmpty { print("  worst analytic \(k.table): \(k.worstAnalytic)") }
+            print()
+            guard !predictions.isEmpty else {
+                print("no end-to-end runs (e2e.csv) in \(profile.name): step-time error and placement regret need a capture by profiles/cuda/capture.py e2e")
+                return
+            }
+            print("end-to-end decode steps (profile-backed simulator against the reference decoder):")
+            print("  run                                              predicted ms  measured ms    error")
+            for p in predictions {
+                print("  " + p.run.run.padding(toLength: 48, withPad: " ", startingAt: 0) + String(format: " %12.3f %12.3f %+7.1f%%%@", p.predictedSeconds * 1e3, p.run.stepSeconds * 1e3, p.error * 100,
+                             p.memoryNote == nil ? "" : "  (memory model: does not fit)"))
+            }
+            print(String(format: "  mean absolute percentage error: %.2f%% over %d runs (target: under 5%%)", mape * 100, predictions.count))
+            if !groups.isEmpty {
+                print("\nplacement choice per group (throughput measured, tokens/s):")
+                print("  group                                     runs  chosen -> measured   best -> measured   regret")
+                for g in groups {
+                    print("  " + g.group.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: " %5d  %@ -> %.1f   %@ -> %.1f   %.2f%%", g.runs, g.chosen, g.measuredAtChoice, g.best, g.measuredBest, g.regret * 100))
+                }
+                print(String(format: "  largest regret: %.2f%% (target: under 2%%)", (groups.map(\.regret).max() ?? 0) * 100))
+            }
+        }
+    }
+}
