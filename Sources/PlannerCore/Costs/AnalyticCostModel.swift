@@ -9,8 +9,9 @@
 ///   up to a multiple of 64 in `F` when `m >= 64` and to a multiple of 16 below (small `m` is
 ///   memory-bound anyway: a decode GEMM reads the whole weight).
 /// - Decode attention: memory-bound over the cache it reads:
-///   `t = kernel + (2 b c kvHeads d + 2 b heads d) e / B_stream`.
-/// - Prefill attention (flash, causal): `F = 4 b heads d q (c - q/2)`; `t = kernel + max(F / (R f_att), bytes / B_stream)`.
+///   `t = kernel_att + (2 b c kvHeads d + 2 b heads d) e / B_stream`, `kernel_att` the attention call's
+///   fixed cost (`attentionKernelSeconds`, else `kernelSeconds`).
+/// - Prefill attention (flash, causal): `F = 4 b heads d q (c - q/2)`; `t = kernel_att + max(F / (R f_att), bytes / B_stream)`.
 /// - Element-wise: `t = kernel + bytes / B_stream`; device copy reads and writes: `t = kernel + 2 bytes / B_stream`.
 /// - Link: `t = latency + bytes / bandwidth` of the direction and host-memory kind (see `LinkChannel`).
 public struct AnalyticCostModel: CostModel {
@@ -47,12 +48,12 @@ public struct AnalyticCostModel: CostModel {
         case let .decodeAttention(b, heads, kvHeads, d, c):
             if b <= 0 || c <= 0 { return 0 }
             let bytes = (2.0 * Double(b) * Double(c) * Double(kvHeads * d) + 2.0 * Double(b * heads * d)) * bytesPerElement
-            return gpu.kernelSeconds + bytes / gpu.streamBytesPerSecond
+            return (gpu.attentionKernelSeconds ?? gpu.kernelSeconds) + bytes / gpu.streamBytesPerSecond
         case let .prefillAttention(b, heads, kvHeads, d, q, c):
             if b <= 0 || q <= 0 { return 0 }
             let flops = 4.0 * Double(b) * Double(heads) * Double(d) * Double(q) * (Double(c) - Double(q) / 2.0)
             let bytes = (Double(b) * Double(c) * Double(2 * kvHeads * d) + 2.0 * Double(b * q * heads * d)) * bytesPerElement
-            return gpu.kernelSeconds + max(flops / (matmulFlops * gpu.attentionFlopsFraction), bytes / gpu.streamBytesPerSecond)
+            return (gpu.attentionKernelSeconds ?? gpu.kernelSeconds) + max(flops / (matmulFlops * gpu.attentionFlopsFraction), bytes / gpu.streamBytesPerSecond)
         case let .elementwise(bytes):
             return bytes <= 0 ? 0 : gpu.kernelSeconds + bytes / gpu.streamBytesPerSecond
         case let .deviceCopy(bytes):

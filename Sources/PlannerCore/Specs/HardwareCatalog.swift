@@ -31,7 +31,7 @@ public enum HardwareCatalog {
                      peakMatmulFlops: ["fp16": 165.2e12, "bf16": 165.2e12, "fp32": 82.6e12],
                      achievedMatmulFlops: ["fp16": 158.6e12, "bf16": 158.6e12, "fp32": 56e12],
                      gemmBytesPerSecond: 903 * GB, streamBytesPerSecond: 922 * GB, attentionFlopsFraction: 0.64,
-                     kernelSeconds: 3e-6, reservedBytes: 1 * GiB),
+                     kernelSeconds: 3e-6, reservedBytes: 1 * GiB, attentionKernelSeconds: 9e-6),
         link: pcie4,
         host: HostSpec(memoryBytes: 128 * GiB),
         sources: [
@@ -43,6 +43,7 @@ public enum HardwareCatalog {
             "gpu.streamBytesPerSecond": "median K/V read rate of decode attention, batch >= 32, context >= 1024, \(rtxRef)",
             "gpu.attentionFlopsFraction": "prefill attention of 2048 tokens, 32 heads, head dim 128: 102 TFLOPS / 158.6, \(rtxRef)",
             "gpu.kernelSeconds": "floor of element-wise kernels (act_fn 2.6 us, layernorm 1.9 us at 1 token), \(rtxRef)",
+            "gpu.attentionKernelSeconds": "floor of vLLM's attention: 9.3 us for one sequence of 16 tokens (decode) and 9.5 us for a 16-token prefill, \(rtxRef)",
             "gpu.reservedBytes": "estimate: CUDA context and allocator slack, about 1 GiB on a 24 GB card",
             "link.h2dPinned": "DESIGN.md physics: an RTX 4090 on PCIe 4.0 x16 reaches about 25 GB/s pinned (link peak 31.5 GB/s); latency 10 us estimate",
             "link.d2hPinned": "as h2dPinned: PCIe is full duplex and symmetric",
@@ -83,7 +84,7 @@ public enum HardwareCatalog {
                      peakMatmulFlops: ["fp16": 989.4e12, "bf16": 989.4e12, "fp32": 66.9e12],
                      achievedMatmulFlops: ["fp16": 669e12, "bf16": 669e12, "fp32": 45.5e12],
                      gemmBytesPerSecond: 2212 * GB, streamBytesPerSecond: 2950 * GB, attentionFlopsFraction: 0.675,
-                     kernelSeconds: 5e-6, reservedBytes: 2 * GiB),
+                     kernelSeconds: 5e-6, reservedBytes: 2 * GiB, attentionKernelSeconds: 24e-6),
         link: LinkSpec(name: "PCIe 5.0 x16",
                        h2dPinned: LinkChannel(latencySeconds: 8.5e-6, bytesPerSecond: 54.8 * GB),
                        h2dPageable: LinkChannel(latencySeconds: 10e-6, bytesPerSecond: 10 * GB),
@@ -99,6 +100,7 @@ public enum HardwareCatalog {
             "gpu.streamBytesPerSecond": "median K/V read rate of decode attention, batch >= 32, context >= 1024, \(h100Ref)",
             "gpu.attentionFlopsFraction": "median prefill attention rate (batch >= 4, context >= 1024: 452 TFLOPS) / 669, \(h100Ref)",
             "gpu.kernelSeconds": "estimate: 5 us, below the smallest measured kernels (25 us decode attention at batch 1), \(h100Ref)",
+            "gpu.attentionKernelSeconds": "floor of PyTorch's scaled_dot_product_attention: 25.0 us at batch 1, context 128 (decode; 2 MB of K/V, under 1 us of reads) and 27.0 us for a 128-token prefill, \(h100Ref)",
             "gpu.reservedBytes": "estimate: CUDA context and allocator slack, about 2 GiB on an 80 GB card",
             "link.h2dPinned": "least-squares fit of latency + bytes/bandwidth to pinned copies of 1-256 MiB (27.5 us at 1 MiB, 1225 us at 64 MiB), \(h100Ref)",
             "link.d2hPinned": "fit as for h2dPinned to the d2h column, \(h100Ref)",
@@ -173,7 +175,8 @@ public enum HardwareCatalog {
         try top.rejectUnknown(allowed: ["name", "gpu", "link", "host", "sources"])
         if let gpu = try top.optionalObject("gpu") {
             try gpu.rejectUnknown(allowed: ["name", "memoryBytes", "memoryBandwidthBytesPerSecond", "peakMatmulFlops", "achievedMatmulFlops",
-                                            "gemmBytesPerSecond", "streamBytesPerSecond", "attentionFlopsFraction", "kernelSeconds", "reservedBytes"])
+                                            "gemmBytesPerSecond", "streamBytesPerSecond", "attentionFlopsFraction", "kernelSeconds", "reservedBytes",
+                                            "attentionKernelSeconds"])
         }
         if let link = try top.optionalObject("link") {
             let channels = ["h2dPinned", "h2dPageable", "d2hPinned", "d2hPageable"]

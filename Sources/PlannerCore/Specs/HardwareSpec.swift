@@ -77,6 +77,9 @@ public struct GPUSpec: Codable, Sendable, Equatable {
     public var kernelSeconds: Double
     /// Memory not available to the engine (CUDA context, allocator slack).
     public var reservedBytes: Double
+    /// Fixed cost of one attention call (its kernels and their launches), where it is larger than
+    /// `kernelSeconds`; nil: `kernelSeconds`.
+    public var attentionKernelSeconds: Double? = nil
 
     public func matmulFlops(_ dtype: DType) -> Double? { achievedMatmulFlops[dtype.rawValue] }
 }
@@ -114,6 +117,9 @@ public struct HardwareSpec: Codable, Sendable, Equatable {
         }
         guard gpu.kernelSeconds >= 0, gpu.kernelSeconds < 1 else {
             throw InputError(field: "\(path).gpu.kernelSeconds", "must be from 0 to 1, got \(fmt(gpu.kernelSeconds))")
+        }
+        if let a = gpu.attentionKernelSeconds, !(a >= 0 && a < 1) {
+            throw InputError(field: "\(path).gpu.attentionKernelSeconds", "must be from 0 to 1, got \(fmt(a))")
         }
         guard gpu.reservedBytes >= 0, gpu.reservedBytes < gpu.memoryBytes else {
             throw InputError(field: "\(path).gpu.reservedBytes", "must be from 0 to gpu.memoryBytes, got \(fmt(gpu.reservedBytes))")
