@@ -46,6 +46,7 @@ public enum Advice {
         let advice = e1.memory == "host"
             ? "at least \(formatBytes(need)) more host memory (--host-memory-gib \(Int((e1.neededBytes / HardwareCatalog.GiB).rounded(.up))))"
             : "a GPU with at least \(formatBytes(e1.neededBytes)) of memory"
+                + (least.candidate.weightsGPUFraction > 0 ? ", or weights streamed from the host (--weights host)" : "")
         lines.append("Smallest change: \(advice).")
         return lines.joined(separator: "\n")
     }
