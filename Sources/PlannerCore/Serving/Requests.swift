@@ -1,0 +1,85 @@
+import Foundation
+
+/// One inference request: when it arrives and how many tokens it brings and asks for.
+public struct ServingRequest: Sendable, Equatable {
+    public var id: Int
+    public var arrivalSeconds: Double
+    public var inputTokens: Int
+    public var outputTokens: Int
+
+    public init(id: Int, arrivalSeconds: Double, inputTokens: Int, outputTokens: Int) {
+        self.id = id
+        self.arrivalSeconds = arrivalSeconds
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+    }
+}
+
+/// Where requests come from: a JSONL trace, or a seeded synthetic generator.
+public enum RequestSource {
+    /// Reads one JSON object per line with `arrivalSeconds`, `inputTokens`, `outputTokens`; a
+    /// malformed line is named by its number. Blank lines are skipped.
+    public static func trace(_ text: String, source: String) throws -> [ServingRequest] {
+        var out: [ServingRequest] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty { continue }
+            let where_ = "\(source):\(i + 1)"
+            let o: JSONFields
+            do {
+                o = try JSONFields.parse(Data(line.utf8), source: where_)
+            } catch let e as InputError {
+                throw InputError(field: where_, e.message)
+            }
+            do {
+                try o.rejectUnknown(allowed: ["arrivalSeconds", "inputTokens", "outputTokens", "id"])
+                out.append(ServingRequest(id: out.count, arrivalSeconds: try o.double("arrivalSeconds", in: 0...1e9),
+                                          inputTokens: try o.int("inputTokens", in: 1...(1 << 24)),
+                                          outputTokens: try o.int("outputTokens", in: 1...(1 << 24))))
+            } catch let e as InputError {
+                throw InputError(field: "\(where_): \(e.field)", e.message)
+            }
+        }
+        guard !out.isEmpty else { throw InputError(field: source, "holds no requests") }
+        return out.sorted { ($0.arrivalSeconds, $0.id) < ($1.arrivalSeconds, $1.id) }
+    }
+
+    /// How synthetic requests arrive.
+    public enum Arrivals: Sendable, Equatable {
+        case allAtOnce
+        /// A Poisson process with this mean rate (requests per second).
+        case poisson(ratePerSecond: Double)
+        /// One request every `seconds`.
+        case interval(seconds: Double)
+    }
+
+    /// `count` requests with the given lengths (each drawn uniformly from its range), arriving as
+    /// told; the same seed gives the same requests.
+    public static func synthetic(count: Int, arrivals: Arrivals, input: ClosedRange<Int>, output: ClosedRange<Int>, seed: UInt64) -> [ServingRequest] {
+        var rng = SeededGenerator(seed: seed)
+        var t = 0.0
+        return (0 ..< count).map { i in
+            switch arrivals {
+            case .allAtOnce: t = 0
+            case .poisson(let rate):
+                if i > 0 { t += -log(1 - Double.random(in: 0 ..< 1, using: &rng)) / rate }
+            case .interval(let s): t = Double(i) * s
+            }
+            return ServingRequest(id: i, arrivalSeconds: t, inputTokens: Int.random(in: input, using: &rng),
+                                  outputTokens: Int.random(in: output, using: &rng))
+        }
+    }
+}
+
+/// SplitMix64: a small, fast, seedable generator, so that synthetic workloads are reproducible.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

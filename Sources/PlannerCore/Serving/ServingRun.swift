@@ -1,0 +1,272 @@
+import Foundation
+
+/// Distribution summary under vLLM's benchmark names.
+public struct LatencyStats: Sendable, Equatable {
+    public var mean = 0.0, median = 0.0, p90 = 0.0, p95 = 0.0, p99 = 0.0
+
+    /// Percentiles by linear interpolation between order statistics (numpy's default).
+    public init(_ values: [Double]) {
+        guard !values.isEmpty else { return }
+        let v = values.sorted()
+        func q(_ p: Double) -> Double {
+            let x = p * Double(v.count - 1)
+            let lo = Int(x.rounded(.down)), hi = min(lo + 1, v.count - 1)
+            return v[lo] + (x - Double(lo)) * (v[hi] - v[lo])
+        }
+        mean = v.reduce(0, +) / Double(v.count)
+        median = q(0.5); p90 = q(0.9); p95 = q(0.95); p99 = q(0.99)
+    }
+    public init() {}
+}
+
+/// One second of the run.
+public struct ServingSample: Sendable {
+    public var second: Int
+    public var running = 0.0, waiting = 0.0, swapped = 0.0
+    /// Fraction of GPU KV blocks in use.
+    public var kvUsage = 0.0
+    public var promptTokens = 0, generatedTokens = 0
+}
+
+/// What a serving simulation measured.
+public struct ServingResult: Sendable {
+    public var completed: Int
+    public var rejected: [(request: Int, reason: String)]
+    public var makespanSeconds: Double
+    public var ttft: LatencyStats
+    /// Time per output token after the first, per request (vLLM's TPOT).
+    public var tpot: LatencyStats
+    /// Inter-token latency over all tokens.
+    public var itl: LatencyStats
+    public var e2e: LatencyStats
+    public var requestThroughput: Double
+    public var outputTokenThroughput: Double
+    public var totalTokenThroughput: Double
+    public var preemptions: Int
+    public var recomputedTokens: Int
+    public var swappedOutTokens: Int
+    public var swappedInTokens: Int
+    public var gpuBusySeconds: Double
+    public var linkBusySeconds: Double
+    public var iterations: Int
+    public var series: [ServingSample]
+    public var gpuBlocks: Int
+}
+
+/// A request-level discrete-event simulation of a vLLM-style scheduler: each iteration schedules the
+/// running sequences (one decode token, or a prefill chunk), swaps sequences back in, and admits
+/// waiting ones first come first served under `maxNumSeqs`, `maxNumBatchedTokens` and the free
+/// blocks; when a running sequence needs a block and none is free, the most recently admitted one is
+/// preempted (recompute or swap). An iteration takes its swaps (block by block, per layer, for K and V,
+/// serial with the forward pass as in vLLM) plus one forward pass of every scheduled token, costed by
+/// the same cost model as the simulator.
+public enum ServingSimulator {
+    struct Live {
+        let req: ServingRequest
+        var computed = 0          // tokens whose KV is in the GPU cache
+        var generated = 0
+        var blocks = 0
+        var swappedBlocks = 0
+        var firstToken: Double?
+        var lastToken: Double?
+        var itls: [Double] = []
+        var finish: Double?
+        var context: Int { req.inputTokens + generated }
+    }
+
+    public static func run(_ config: ServingConfig, requests: [ServingRequest], cost: any CostModel) throws -> ServingResult {
+        try config.validate()
+        let bs = config.blockSize
+        func blocksFor(_ tokens: Int) -> Int { (tokens + bs - 1) / bs }
+        let total = config.gpuBlocks
+        var rejected: [(Int, String)] = []
+        var live: [Live] = []
+        for r in requests {
+            let need = blocksFor(r.inputTokens + r.outputTokens)
+            if need > total {
+                rejected.append((r.id, "needs \(need) KV blocks of \(bs) tokens for \(r.inputTokens + r.outputTokens) tokens, the whole cache has \(total)"))
+            } else if !config.chunkedPrefill, r.inputTokens + r.outputTokens > config.maxNumBatchedTokens {
+                rejected.append((r.id, "its prefill after a preemption could reach \(r.inputTokens + r.outputTokens) tokens, over maxNumBatchedTokens (\(config.maxNumBatchedTokens)) without chunked prefill"))
+            } else {
+                live.append(Live(req: r))
+            }
+        }
+        live.sort { ($0.req.arrivalSeconds, $0.req.id) < ($1.req.arrivalSeconds, $1.req.id) }
+        let m = config.model
+        let e = Double(m.bytesPerElement)
+        let copyBytes = Double(bs * m.kvDim) * e    // one block of K (or V) of one layer
+        let copiesPerBlock = Double(m.layers * 2)
+
+        var free = total, swapFree = config.swapBlocks
+        var waiting: [Int] = [], running: [Int] = [], swapped: [Int] = []
+        var next = 0, done = 0
+        var t = 0.0
+        var preemptions = 0, recomputed = 0, swappedOut = 0, swappedIn = 0
+        var gpuBusy = 0.0, linkBusy = 0.0, iterations = 0
+        var samples: [Int: (n: Int, run: Double, wait: Double, swap: Double, kv: Double, prompt: Int, gen: Int)] = [:]
+
+        while done < live.count {
+            while next < live.count, live[next].req.arrivalSeconds <= t { waiting.append(next); next += 1 }
+            if running.isEmpty, waiting.isEmpty, swapped.isEmpty {
+                t = live[next].req.arrivalSeconds
+                continue
+            }
+            var budget = config.maxNumBatchedTokens
+            var scheduled: [(Int, Int)] = []     // (request, tokens this iteration)
+            var swapOutBlocks = 0, swapInBlocks = 0
+            var preempted = false
+            // Running sequences, oldest first; preempt from the newest end.
+            var i = 0
+            while i < running.count {
+                let r = running[i]
+                var tokens = live[r].context - live[r].computed
+                if config.chunkedPrefill { tokens = min(tokens, budget) }
+                if tokens <= 0 || tokens > budget { i += 1; continue }
+                let need = blocksFor(live[r].computed + tokens) - live[r].blocks
+                var victimIsSelf = false
+                while need > free {
+                    let v = running.removeLast()
+                    preemptions += 1
+                    preempted = true
+                    if config.preemption == .swap, live[v].blocks <= swapFree {
+                        swapFree -= live[v].blocks
+                        swapOutBlocks += live[v].blocks
+                        swappedOut += live[v].computed
+                        live[v].swappedBlocks = live[v].blocks
+                        swapped.append(v)
+                    } else {
+                        recomputed += live[v].computed
+                        live[v].computed = 0
+                        waiting.insert(v, at: 0)
+                    }
+                    free += live[v].blocks
+                    live[v].blocks = 0
+                    scheduled.removeAll { $0.0 == v }
+                    if v == r { victimIsSelf = true; break }
+                }
+                if victimIsSelf { continue }
+                free -= need
+                live[r].blocks += need
+                budget -= tokens
+                scheduled.append((r, tokens))
+                i += 1
+            }
+            // Swapped sequences come back first come first served when nothing was preempted.
+            if !preempted {
+                while let s = swapped.first, running.count < config.maxNumSeqs {
+                    let tokens = live[s].context - live[s].computed
+                    let need = blocksFor(live[s].computed + tokens)
+                    guard need <= free, tokens <= budget else { break }
+                    swapped.removeFirst()
+                    free -= need
+                    swapFree += live[s].swappedBlocks
+                    swapInBlocks += live[s].swappedBlocks
+                    swappedIn += live[s].computed
+                    live[s].blocks = need
+                    live[s].swappedBlocks = 0
+                    running.append(s)
+                    budget -= tokens
+                    scheduled.append((s, tokens))
+                }
+            }
+            // Waiting sequences: prefill (whole, or a chunk), first come first served.
+            if !preempted, swapped.isEmpty {
+                while let w = waiting.first, running.count < config.maxNumSeqs, budget > 0 {
+                    var tokens = live[w].context - live[w].computed
+                    if config.chunkedPrefill { tokens = min(tokens, budget) } else if tokens > budget { break }
+                    let need = blocksFor(live[w].computed + tokens)
+                    guard need <= free else { break }
+                    waiting.removeFirst()
+                    free -= need
+                    live[w].blocks = need
+                    budget -= tokens
+                    running.append(w)
+                    scheduled.append((w, tokens))
+                }
+            }
+            guard !scheduled.isEmpty || swapOutBlocks > 0 else {
+                // Nothing can run until a request arrives (all blocked on memory cannot happen: every
+                // request fits the whole cache alone).
+                if next < live.count { t = max(t, live[next].req.arrivalSeconds); continue }
+                throw InputError(field: "serving", "no request can be scheduled: \(waiting.count) waiting, \(swapped.count) swapped, \(free) of \(total) blocks free")
+            }
+            // Cost of the iteration.
+            let d2h = config.hardware.link.channel(.deviceToHost, config.hostMemory).seconds(bytes: copyBytes)
+            let h2d = config.hardware.link.channel(.hostToDevice, config.hostMemory).seconds(bytes: copyBytes)
+            let swapSeconds = Double(swapOutBlocks) * copiesPerBlock * d2h + Double(swapInBlocks) * copiesPerBlock * h2d
+            var tokens = 0, decodeContext = 0, producing = 0, promptTokens = 0
+            var prefills: [(q: Int, c: Int)] = []
+            for (r, n) in scheduled {
+                tokens += n
+                let after = live[r].computed + n
+                if n == 1, live[r].computed == live[r].context - 1, live[r].generated > 0 {
+                    decodeContext += after
+                } else {
+                    prefills.append((n, after))
+                    promptTokens += n
+                }
+                if after == live[r].context { producing += 1 }
+            }
+            var forward = 0.0
+            if tokens > 0 {
+                let plan = ExecutionPlan(model: m, hardware: config.hardware, batch: max(producing, 1), weights: .gpu,
+                                         placement: TokenPlacement(gpuKV: 1), phase: .decodeStep(context: 1))
+                let b = ScheduleBuilder(plan: plan, cost: cost, expectedTasks: 0)
+                var layer = b.qkvSeconds(tokens) + b.outSeconds(tokens) + b.ffnSeconds(tokens)
+                if decodeContext > 0 {
+                    layer += cost.seconds(.decodeAttention(batch: 1, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, context: decodeContext))
+                }
+                for p in prefills {
+                    layer += cost.seconds(.prefillAttention(batch: 1, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, queries: p.q, context: p.c))
+                }
+                forward = Double(m.layers) * layer + (producing > 0 ? b.headSeconds() : 0)
+            }
+            t += swapSeconds + forward
+            gpuBusy += forward
+            linkBusy += swapSeconds
+            iterations += 1
+            var generatedNow = 0
+            for (r, n) in scheduled {
+                live[r].computed += n
+                guard live[r].computed == live[r].context else { continue }
+                live[r].generated += 1
+                generatedNow += 1
+                if live[r].firstToken == nil { live[r].firstToken = t } else if let last = live[r].lastToken { live[r].itls.append(t - last) }
+                live[r].lastToken = t
+                if live[r].generated == live[r].req.outputTokens {
+                    live[r].finish = t
+                    free += live[r].blocks
+                    live[r].blocks = 0
+                    running.removeAll { $0 == r }
+                    done += 1
+                }
+            }
+            let sec = Int(t.rounded(.down))
+            var s = samples[sec] ?? (0, 0, 0, 0, 0, 0, 0)
+            s.n += 1; s.run += Double(running.count); s.wait += Double(waiting.count); s.swap += Double(swapped.count)
+            s.kv += Double(total - free) / Double(total); s.prompt += promptTokens; s.gen += generatedNow
+            samples[sec] = s
+        }
+
+        let finished = live.filter { $0.finish != nil }
+        let makespan = max(t, 1e-12)
+        let outputTokens = finished.reduce(0) { $0 + $1.req.outputTokens }
+        let inputTokens = finished.reduce(0) { $0 + $1.req.inputTokens }
+        let series = (0 ... (samples.keys.max() ?? 0)).map { sec -> ServingSample in
+            guard let s = samples[sec] else { return ServingSample(second: sec) }
+            let n = Double(s.n)
+            return ServingSample(second: sec, running: s.run / n, waiting: s.wait / n, swapped: s.swap / n, kvUsage: s.kv / n,
+                                 promptTokens: s.prompt, generatedTokens: s.gen)
+        }
+        return ServingResult(
+            completed: finished.count, rejected: rejected, makespanSeconds: makespan,
+            ttft: LatencyStats(finished.map { $0.firstToken! - $0.req.arrivalSeconds }),
+            tpot: LatencyStats(finished.filter { $0.req.outputTokens > 1 }.map { ($0.finish! - $0.firstToken!) / Double($0.req.outputTokens - 1) }),
+            itl: LatencyStats(finished.flatMap(\.itls)),
+            e2e: LatencyStats(finished.map { $0.finish! - $0.req.arrivalSeconds }),
+            requestThroughput: Double(finished.count) / makespan, outputTokenThroughput: Double(outputTokens) / makespan,
+            totalTokenThroughput: Double(outputTokens + inputTokens) / makespan, preemptions: preemptions,
+            recomputedTokens: recomputed, swappedOutTokens: swappedOut, swappedInTokens: swappedIn,
+            gpuBusySeconds: gpuBusy, linkBusySeconds: linkBusy, iterations: iterations, series: series, gpuBlocks: total)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// What vLLM does with a running request when its KV blocks run out.
+public enum PreemptionMode: String, Sendable, CaseIterable {
+    /// Free the blocks; later re-run the prefill of the prompt plus the tokens generated so far.
+    case recompute
+    /// Copy the blocks to host swap space over the device-to-host engine, and back when there is room.
+    case swap
+}
+
+/// A vLLM-style engine on one GPU: continuous batching over a paged KV cache.
+public struct ServingConfig: Sendable {
+    public var model: ModelSpec
+    public var hardware: HardwareSpec
+    /// Tokens per KV block.
+    public var blockSize = 16
+    /// Fraction of GPU memory given to KV blocks (the seed's "available GPU memory for KV cache").
+    public var gpuCacheFraction = 0.5
+    /// Number of GPU blocks, set directly instead of derived from `gpuCacheFraction`.
+    public var gpuBlocksOverride: Int?
+    public var maxNumSeqs = 256
+    public var maxNumBatchedTokens = 2048
+    public var chunkedPrefill = false
+    public var preemption = PreemptionMode.recompute
+    /// Host memory for swapped blocks (vLLM's `swap_space`, 4 GiB by default).
+    public var swapSpaceBytes = 4 * HardwareCatalog.GiB
+    public var hostMemory = HostMemoryKind.pinned
+
+    public init(model: ModelSpec, hardware: HardwareSpec) {
+        self.model = model
+        self.hardware = hardware
+    }
+
+    /// KV bytes of one block over all layers: `blockSize x layers x 2 x kvHeads x headDim x bytes`.
+    public var blockBytes: Double { Double(blockSize * model.layers) * model.kvBytesPerToken }
+
+    /// GPU blocks: the set number, or `gpuCacheFraction` of GPU memory in whole blocks.
+    public var gpuBlocks: Int {
+        gpuBlocksOverride ?? Int((gpuCacheFraction * hardware.gpu.memoryBytes / blockBytes).rounded(.down))
+    }
+
+    public var swapBlocks: Int { Int((swapSpaceBytes / blockBytes).rounded(.down)) }
+
+    public func validate() throws {
+        try model.validate()
+        try hardware.validate()
+        guard (1...4096).contains(blockSize) else { throw InputError(field: "blockSize", "must be from 1 to 4096 tokens, got \(blockSize)") }
+        guard gpuCacheFraction > 0, gpuCacheFraction < 1 else {
+            throw InputError(field: "gpuCacheFraction", "must be between 0 and 1, got \(fmt(gpuCacheFraction))")
+        }
+        guard maxNumSeqs >= 1 else { throw InputError(field: "maxNumSeqs", "must be at least 1, got \(maxNumSeqs)") }
+        guard maxNumBatchedTokens >= 1 else { throw InputError(field: "maxNumBatchedTokens", "must be at least 1, got \(maxNumBatchedTokens)") }
+        guard swapSpaceBytes >= 0 else { throw InputError(field: "swapSpaceGiB", "must not be negative") }
+        guard gpuBlocks >= 1 else {
+            throw InputError(field: "gpuCacheFraction", "leaves no whole KV block (\(formatBytes(blockBytes)) each); give the cache more memory")
+        }
+        let weights = model.totalWeightBytes + hardware.gpu.reservedBytes
+        let cache = Double(gpuBlocks) * blockBytes
+        if weights + cache > hardware.gpu.memoryBytes {
+            throw CapacityError(memory: "GPU", neededBytes: weights + cache, capacityBytes: hardware.gpu.memoryBytes,
+                                breakdown: [("weights", model.totalWeightBytes), ("KV blocks", cache), ("reserved", hardware.gpu.reservedBytes)])
+        }
+    }
+}
