@@ -1,0 +1,124 @@
+import Foundation
+
+/// The serving scenario format: the scenario's setup keys (`model`, `layers`, `dtype`, `hardware`,
+/// `hostMemoryGiB`, `hostMemory`), the engine's settings, and the requests.
+///
+///     {"model": "yarn-llama-2-7b-64k", "hardware": "a100-40gb", "blockSize": 16, "gpuCacheFraction": 0.12,
+///      "preemption": "swap", "requests": {"count": 32, "arrivals": "all-at-once", "input": 1500, "output": 1024}}
+public enum ServingScenario {
+    public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory", "blockSize",
+                              "gpuCacheFraction", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "preemption",
+                              "swapSpaceGiB", "requests"]
+
+    public static func load(_ url: URL) throws -> (ServingConfig, [ServingRequest]) {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw InputError(field: "", "cannot read the serving scenario \(url.path)")
+        }
+        return try parse(data, source: url.path, baseDirectory: url.deletingLastPathComponent())
+    }
+
+    public static func parse(_ data: Data, source: String, baseDirectory: URL?) throws -> (ServingConfig, [ServingRequest]) {
+        let o = try JSONFields.parse(data, source: source)
+        try o.rejectUnknown(allowed: keys)
+        let (model, hardware, hostMemory) = try Scenario.parseSetup(o, baseDirectory: baseDirectory)
+        var c = ServingConfig(model: model, hardware: hardware)
+        c.hostMemory = hostMemory
+        if let v = try o.optionalInt("blockSize", in: 1...4096) { c.blockSize = v }
+        if let v = try o.optionalDouble("gpuCacheFraction", in: 0.0001...0.9999) { c.gpuCacheFraction = v }
+        c.gpuBlocksOverride = try o.optionalInt("gpuBlocks", in: 1...(1 << 30))
+        if let v = try o.optionalInt("maxNumSeqs", in: 1...1_048_576) { c.maxNumSeqs = v }
+        if let v = try o.optionalInt("maxNumBatchedTokens", in: 1...(1 << 24)) { c.maxNumBatchedTokens = v }
+        if o.has("chunkedPrefill") { c.chunkedPrefill = try o.bool("chunkedPrefill") }
+        if let p = try o.optionalString("preemption") {
+            guard let mode = PreemptionMode(rawValue: p) else { throw InputError(field: "preemption", "must be \"recompute\" or \"swap\", got \"\(p)\"") }
+            c.preemption = mode
+        }
+        if let g = try o.optionalDouble("swapSpaceGiB", in: 0...1_048_576) { c.swapSpaceBytes = g * HardwareCatalog.GiB }
+        try c.validate()
+        let r = try o.object("requests")
+        let requests: [ServingRequest]
+        if r.has("trace") {
+            try r.rejectUnknown(allowed: ["trace"])
+            let path = try r.string("trace")
+            let url = URL(fileURLWithPath: path, relativeTo: path.hasPrefix("/") ? nil : baseDirectory)
+            guard let d = FileManager.default.contents(atPath: url.path), let text = String(data: d, encoding: .utf8) else {
+                throw InputError(field: "requests.trace", "cannot read \(url.path)")
+            }
+            requests = try RequestSource.trace(text, source: url.lastPathComponent)
+        } else {
+            try r.rejectUnknown(allowed: ["count", "arrivals", "input", "output", "seed"])
+            func range(_ key: String) throws -> ClosedRange<Int> {
+                let v = try r.raw(key)
+                if let a = v as? [Any] {
+                    let o2 = JSONFields(["lo": a.first as Any, "hi": a.count == 2 ? a[1] : NSNull()], path: r.fieldPath(key))
+                    guard a.count == 2 else { throw InputError(field: r.fieldPath(key), "must be a token count or [lowest, highest]") }
+                    let lo = try o2.int("lo", in: 1...(1 << 24)), hi = try o2.int("hi", in: 1...(1 << 24))
+                    guard lo <= hi else { throw InputError(field: r.fieldPath(key), "lowest (\(lo)) must not exceed highest (\(hi))") }
+                    return lo ... hi
+                }
+                let n = try r.int(key, in: 1...(1 << 24))
+                return n ... n
+            }
+            let arrivals: RequestSource.Arrivals
+            let a = try r.raw("arrivals")
+            if let s = a as? String, s == "all-at-once" {
+                arrivals = .allAtOnce
+            } else if let d = a as? [String: Any] {
+                let ao = JSONFields(d, path: r.fieldPath("arrivals"))
+                try ao.rejectUnknown(allowed: ["poisson", "interval"])
+                if let rate = try ao.optionalDouble("poisson", in: 1e-6...1e9) {
+                    arrivals = .poisson(ratePerSecond: rate)
+                } else {
+                    arrivals = .interval(seconds: try ao.double("interval", in: 0...1e9))
+                }
+            } else {
+                throw InputError(field: r.fieldPath("arrivals"), "must be \"all-at-once\", {\"poisson\": requests per second} or {\"interval\": seconds}")
+            }
+            requests = RequestSource.synthetic(count: try r.int("count", in: 1...10_000_000), arrivals: arrivals, input: try range("input"),
+                                               output: try range("output"), seed: UInt64(try r.optionalInt("seed", in: 0...Int.max) ?? 1))
+        }
+        return (c, requests)
+    }
+}
+
+/// Renderings of a serving result.
+public enum ServingReport {
+    static func stats(_ name: String, _ s: LatencyStats) -> String {
+        "  " + (name + " ms").padding(toLength: 8, withPad: " ", startingAt: 0)
+            + String(format: "  mean %9.1f  median %9.1f  P90 %9.1f  P95 %9.1f  P99 %9.1f\n", s.mean * 1e3, s.median * 1e3, s.p90 * 1e3, s.p95 * 1e3, s.p99 * 1e3)
+    }
+
+    public static func text(_ r: ServingResult, _ c: ServingConfig) -> String {
+        var out = "\(c.model.name) on \(c.hardware.name): \(r.gpuBlocks) KV blocks of \(c.blockSize) tokens (\(formatBytes(c.blockBytes)) each), preemption by \(c.preemption.rawValue)\(c.chunkedPrefill ? ", chunked prefill" : "")\n"
+        out += String(format: "  completed %d requests in %.2f s (%d iterations)\n", r.completed, r.makespanSeconds, r.iterations)
+        for (id, why) in r.rejected { out += "  rejected request \(id): \(why)\n" }
+        out += stats("TTFT", r.ttft) + stats("TPOT", r.tpot) + stats("ITL", r.itl) + stats("E2E", r.e2e)
+        out += String(format: "  throughput: %.3f requests/s, %.1f output tokens/s, %.1f total tokens/s\n", r.requestThroughput, r.outputTokenThroughput, r.totalTokenThroughput)
+        out += "  preemptions \(r.preemptions), recomputed tokens \(r.recomputedTokens), swapped out \(r.swappedOutTokens) and in \(r.swappedInTokens) tokens\n"
+        out += String(format: "  GPU busy %.2f s (%.1f%%), link busy for swaps %.2f s\n", r.gpuBusySeconds, r.gpuBusySeconds / r.makespanSeconds * 100, r.linkBusySeconds)
+        return out
+    }
+
+    public static func csv(_ r: ServingResult) -> String {
+        var s = "second,running,waiting,swapped,kvUsage,promptTokensPerSecond,generationTokensPerSecond\n"
+        for x in r.series {
+            s += "\(x.second),\(x.running),\(x.waiting),\(x.swapped),\(x.kvUsage),\(x.promptTokens),\(x.generatedTokens)\n"
+        }
+        return s
+    }
+
+    public static func json(_ r: ServingResult) throws -> Data {
+        func st(_ s: LatencyStats) -> [String: Double] { ["mean": s.mean, "median": s.median, "p90": s.p90, "p95": s.p95, "p99": s.p99] }
+        let doc: [String: Any] = [
+            "completed": r.completed, "rejected": r.rejected.map { ["request": $0.request, "reason": $0.reason] },
+            "makespanSeconds": r.makespanSeconds, "ttftSeconds": st(r.ttft), "tpotSeconds": st(r.tpot), "itlSeconds": st(r.itl),
+            "e2eSeconds": st(r.e2e), "requestThroughput": r.requestThroughput, "outputTokenThroughput": r.outputTokenThroughput,
+            "totalTokenThroughput": r.totalTokenThroughput, "preemptions": r.preemptions, "recomputedTokens": r.recomputedTokens,
+            "swappedOutTokens": r.swappedOutTokens, "swappedInTokens": r.swappedInTokens, "gpuBusySeconds": r.gpuBusySeconds,
+            "linkBusySeconds": r.linkBusySeconds, "iterations": r.iterations, "gpuBlocks": r.gpuBlocks,
+            "series": r.series.map { ["second": $0.second, "running": $0.running, "waiting": $0.waiting, "swapped": $0.swapped,
+                                      "kvUsage": $0.kvUsage, "promptTokens": $0.promptTokens, "generatedTokens": $0.generatedTokens] },
+        ]
+        return try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+    }
+}
