@@ -30,6 +30,8 @@ public struct CapacityError: Error, CustomStringConvertible, Equatable, Sendable
     public var neededBytes: Double
     public var capacityBytes: Double
     public var breakdown: [(String, Double)]
+    /// The other memory, when it overflows too.
+    public var alsoOver: String?
 
     public init(memory: String, neededBytes: Double, capacityBytes: Double, breakdown: [(String, Double)]) {
         self.memory = memory
@@ -45,6 +47,7 @@ public struct CapacityError: Error, CustomStringConvertible, Equatable, Sendable
     public var description: String {
         let parts = breakdown.filter { $0.1 > 0 }.map { "\($0.0) \(formatBytes($0.1))" }.joined(separator: ", ")
         return "\(memory) memory does not fit: needs \(formatBytes(neededBytes)) (\(parts)) but has \(formatBytes(capacityBytes)); over by \(formatBytes(neededBytes - capacityBytes))"
+            + (alsoOver.map { "; \($0)" } ?? "")
     }
 }
 

@@ -21,5 +21,10 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as CapacityError {
         FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
         throw ExitCode.failure
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
+        throw ExitCode.failure
     }
 }

@@ -63,8 +63,10 @@ struct ProfileCommand: ParsableCommand {
 }
 
 /// Loads a profile folder and builds its cost model for a machine.
-func profileCost(_ folder: URL, hardware: HardwareSpec) throws -> ProfileCostModel {
-    try ProfileCostModel(profile: try ProfileReader.read(folder), hardware: hardware)
+func profileCost(_ folder: URL, hardware: HardwareSpec, dtype: DType) throws -> ProfileCostModel {
+    let profile = try ProfileReader.read(folder)
+    try ProfileCostModel.check(profile, hardware: hardware, dtype: dtype)
+    return try ProfileCostModel(profile: profile, hardware: hardware)
 }
 
 func describeProfile(_ cost: ProfileCostModel) -> String {

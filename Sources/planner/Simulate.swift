@@ -26,7 +26,7 @@ struct Simulate: ParsableCommand {
             let plan = try Scenario.load(url)
             var measured: ProfileCostModel?
             if let folder = try profile.map({ URL(fileURLWithPath: $0) }) ?? Scenario.profileFolder(url) {
-                measured = try profileCost(folder, hardware: plan.hardware)
+                measured = try profileCost(folder, hardware: plan.hardware, dtype: plan.model.dtype)
             }
             let cost: any CostModel = try measured ?? AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype)
             let result = try Simulator.run(plan, cost: cost)

@@ -69,15 +69,15 @@ struct SearchOptions: ParsableArguments {
             s.setup.hardware.host.memoryBytes = hostMemoryGiB * HardwareCatalog.GiB
         }
         if let prompt {
-            guard prompt >= 1 else { throw InputError(field: "--prompt", "must be at least 1, got \(prompt)") }
+            guard (1...(1 << 24)).contains(prompt) else { throw InputError(field: "--prompt", "must be from 1 to 16777216 tokens, got \(prompt)") }
             s.setup.workload.prompt = prompt
         }
         if let tokens {
-            guard tokens >= 1 else { throw InputError(field: "--tokens", "must be at least 1, got \(tokens)") }
+            guard (1...(1 << 20)).contains(tokens) else { throw InputError(field: "--tokens", "must be from 1 to 1048576 tokens, got \(tokens)") }
             s.setup.workload.tokens = tokens
         }
         if let maxStepMs {
-            guard maxStepMs > 0 else { throw InputError(field: "--max-step-ms", "must be positive, got \(maxStepMs)") }
+            guard maxStepMs > 0, maxStepMs <= 1e9 else { throw InputError(field: "--max-step-ms", "must be a positive number of ms up to 1e9, got \(maxStepMs)") }
             s.setup.workload.maxStepSeconds = maxStepMs / 1e3
         }
         if let ratios { s.space.ratios = try SweepConfig.ratios(ratios, field: "--ratios") }
@@ -94,7 +94,7 @@ struct SearchOptions: ParsableArguments {
             }
         }
         try SweepConfig.validate(s.setup)
-        if let profile { s.setup.cost = try profileCost(URL(fileURLWithPath: profile), hardware: s.setup.hardware) }
+        if let profile { s.setup.cost = try profileCost(URL(fileURLWithPath: profile), hardware: s.setup.hardware, dtype: s.setup.model.dtype) }
         return s
     }
 }

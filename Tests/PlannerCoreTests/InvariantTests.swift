@@ -136,6 +136,29 @@ import Testing
         }
     }
 
+    /// A host-cache load never starts before the write-backs of its layer that came earlier have
+    /// ended, even when the device-to-host link is much slower than the other direction.
+    @Test func loadsWaitForTheirWriteBacks() throws {
+        var rng = SplitMix64(seed: 7)
+        for _ in 0 ..< 40 {
+            var plan = try Self.randomPlan(&rng)
+            plan.hardware.link.d2hPinned.bytesPerSecond /= 20
+            plan.hardware.link.d2hPageable.bytesPerSecond /= 20
+            let r = try Fixtures.run(plan)
+            let g = r.graph, t = r.timeline
+            var storesEnd: [Int32: Double] = [:]
+            for i in 0 ..< g.count {
+                switch g.taskKind(i) {
+                case .kvStore, .actStore:
+                    storesEnd[g.layer[i]] = max(storesEnd[g.layer[i]] ?? 0, t.end[i])
+                case .kvLoad, .actLoad:
+                    #expect(t.start[i] >= storesEnd[g.layer[i]] ?? 0, "load of layer \(g.layer[i]) at \(t.start[i])")
+                default: break
+                }
+            }
+        }
+    }
+
     /// The same plan gives the same timeline bit for bit.
     @Test func deterministic() throws {
         var rng = SplitMix64(seed: 5)

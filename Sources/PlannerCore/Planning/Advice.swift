@@ -3,6 +3,12 @@
 public enum Advice {
     /// `outcomes` are the candidates that were tried; `kinds` the policies to consider for the advice.
     public static func nothingFits(_ setup: Setup, outcomes: [Outcome]) -> String {
+        // Configurations that fit but miss the step bound: the bound is the binding constraint.
+        if let bound = setup.workload.maxStepSeconds,
+           let fastest = outcomes.filter({ if case .tooSlow = $0.status { return true } else { return false } }).min(by: { $0.stepSeconds < $1.stepSeconds }) {
+            return String(format: "no configuration meets the step bound of %.1f ms. Binding constraint: the bound; the fastest fitting configuration (%@) takes %.1f ms a step.\nSmallest change: --max-step-ms %.0f (or a faster GPU or link).",
+                          bound * 1e3, describe(fastest.candidate), fastest.stepSeconds * 1e3, (fastest.stepSeconds * 1e3).rounded(.up))
+        }
         let overflowing = outcomes.filter { $0.capacityError != nil }
         guard let closest = overflowing.min(by: { $0.excess < $1.excess }), let e = closest.capacityError else {
             let reasons = Set(outcomes.map(\.statusText)).sorted().prefix(3).joined(separator: "; ")
@@ -43,10 +49,13 @@ public enum Advice {
         let items = e1.breakdown.filter { $0.1 > 0 }.sorted { $0.1 > $1.1 }.prefix(2).map { "\($0.0) \(formatBytes($0.1))" }.joined(separator: ", ")
         lines.append("Binding constraint: \(e1.memory) memory, even at batch 1 with the least demanding configuration (\(describe(least.candidate)); largest items: \(items)).")
         let need = e1.neededBytes - e1.capacityBytes
-        let advice = e1.memory == "host"
+        var advice = e1.memory == "host"
             ? "at least \(formatBytes(need)) more host memory (--host-memory-gib \(Int((e1.neededBytes / HardwareCatalog.GiB).rounded(.up))))"
             : "a GPU with at least \(formatBytes(e1.neededBytes)) of memory"
                 + (least.candidate.weightsGPUFraction > 0 ? ", or weights streamed from the host (--weights host)" : "")
+        if let host = least.plan.map({ MemoryModel.report($0) }), e1.memory == "GPU", host.hostUsed > host.hostCapacity {
+            advice += ", and at least \(formatBytes(host.hostUsed - host.hostCapacity)) more host memory (--host-memory-gib \(Int((host.hostUsed / HardwareCatalog.GiB).rounded(.up))))"
+        }
         lines.append("Smallest change: \(advice).")
         return lines.joined(separator: "\n")
     }

@@ -42,9 +42,10 @@ public enum PlanSearch {
 
     /// FlexGen's `--percent` (weights, cache, activations on GPU and CPU) for a KV-only plan.
     public static func flexGenPercent(_ p: ExecutionPlan) -> [Int] {
-        let w = Int((p.weights.gpuFraction * 100).rounded())
+        // Rounded down, so that FlexGen never places more on the GPU than the plan did.
+        let w = Int((p.weights.gpuFraction * 100 + 1e-9).rounded(.down))
         let total = max(p.placement.total, 1)
-        let c = Int((Double(p.placement.gpuKV) / Double(total) * 100).rounded())
+        let c = Int((Double(p.placement.gpuKV) / Double(total) * 100 + 1e-9).rounded(.down))
         return [w, 100 - w, c, 100 - c, 100, 0]
     }
 

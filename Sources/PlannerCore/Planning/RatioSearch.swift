@@ -89,7 +89,13 @@ public enum RatioSearch {
         return options.min { worst($0) < worst($1) }
     }
 
-    static func score(_ o: Outcome) -> Double { o.feasible ? o.tokensPerSecond : -1 }
+    /// Throughput for a feasible point; a point over the step bound ranks below every feasible one but
+    /// by its step time, so that the climb still finds its way out of a too-slow region.
+    static func score(_ o: Outcome) -> Double {
+        if o.feasible { return o.tokensPerSecond }
+        if case .tooSlow = o.status { return -o.stepSeconds }
+        return -.infinity
+    }
 
     /// Climbs from the grid ratio nearest the balance: tries neighbours `step` grid points away
     /// among the ratios that fit in memory, moves to a better one, halves the step when none is

@@ -41,7 +41,9 @@ public enum SweepConfig {
         var setup = Setup(model: model, hardware: hardware, hostMemory: hostMemory, workload: workload)
         if let path = try o.optionalString("profile") {
             let folder = URL(fileURLWithPath: path, relativeTo: path.hasPrefix("/") ? nil : baseDirectory)
-            setup.cost = try ProfileCostModel(profile: try ProfileReader.read(folder), hardware: hardware)
+            let profile = try ProfileReader.read(folder)
+            try ProfileCostModel.check(profile, hardware: hardware, dtype: model.dtype)
+            setup.cost = try ProfileCostModel(profile: profile, hardware: hardware)
         }
         try validate(setup)
         return Sweep(setup: setup, space: s)

@@ -140,7 +140,9 @@ extension PolicySpec {
             let free = usage.gpuCapacity - usage.gpuUsed
             let perToken = Double(model.layers * batch) * bytesPerToken
             // One token of margin: a generation's per-token assignment follows the split within one token.
-            return max(0, min(limit, Int((free / perToken).rounded(.down)) - 1))
+            let fits = (free / perToken).rounded(.down) - 1
+            guard fits.isFinite, fits < Double(limit) else { return limit }
+            return max(0, Int(fits))
         }
         func gpuActCapacity(_ base: ExecutionPlan) -> Int {
             gpuCapacity(base, bytesPerToken: model.actBytesPerToken, limit: base.placement.hostKV + base.placement.hostAct)

@@ -2,10 +2,11 @@
 /// the compute stream, and the write-backs on the device-to-host engine, with double buffering.
 ///
 /// Per layer (and per micro-batch `j` for FlexGen's block schedule), in submission order:
-/// - H2D: host ACT of `j = 0`, the attention weights, host KV of `j = 0`, hidden state (FlexGen CPU
-///   activations), the FFN weights, then the cache of micro-batches `j >= 1`. A weight load waits
+/// - H2D: host ACT of `j = 0`, the attention weights, host KV of `j = 0`, the FFN weights, the hidden
+///   state (FlexGen CPU activations), then the cache of micro-batches `j >= 1`. A weight load waits
 ///   until the layer two executions back has finished its FFN (its buffer is free); a cache load waits
-///   for the attention that read the same buffer two micro-batch slots back.
+///   for the attention that read the same buffer two micro-batch slots back, and for the latest
+///   write-back of its layer (the entries it reads must be in host memory).
 /// - Compute: token recomputation (needs all weights), K/V recomputation from GPU ACT (needs the
 ///   attention weights), from host ACT (also needs the ACT load), norm + QKV, concatenation of
 ///   GPU-resident KV into the attention buffer, attention (needs the KV load), output projection,
@@ -21,6 +22,8 @@ struct ScheduleBuilder {
     var weightRelease: [Int32] = []
     /// Last task reading each cache load buffer slot, per (layer execution, micro-batch).
     var cacheRelease: [Int32] = []
+    /// Latest KV or ACT write-back per layer.
+    var lastStore: [Int: Int32] = [:]
     /// Last hidden-state store per micro-batch (FlexGen CPU activations).
     var hiddenStored: [Int32]
     var heads: [Int32] = []
@@ -97,9 +100,10 @@ struct ScheduleBuilder {
         var stores: [(kind: TaskKind, bytes: Double)] = []
     }
 
-    /// Adds one layer execution, `works` holding each micro-batch's (or prefill chunk's) work. H2D order: micro-batch 0's ACT, the attention
-    /// weights, its KV and hidden state, the FFN weights; then each further micro-batch's loads just
-    /// before its kernels, so that ids stay a topological order.
+    /// Adds one layer execution, `works` holding each micro-batch's (or prefill chunk's) work. H2D
+    /// order: micro-batch 0's ACT, the attention weights, its KV, the FFN weights, its hidden state;
+    /// then each further micro-batch's loads just before its kernels, so that ids stay a topological
+    /// order. Cache loads wait for their buffer and for the write-backs of the same layer.
     mutating func addLayer(_ works: [LayerWork], layer: Int, step: Int) {
         let g = weightRelease.count
         let wDep: Int32 = g >= 2 ? weightRelease[g - 2] : -1
@@ -110,22 +114,27 @@ struct ScheduleBuilder {
             let slot = cacheRelease.count
             let cDep: Int32 = slot >= 2 ? cacheRelease[slot - 2] : -1
             var actLoad: Int32 = -1, kvLoad: Int32 = -1, hiddenLoad: Int32 = -1
+            // A load reads entries earlier steps wrote back at this layer: it waits for the latest store
+            // of the layer (the D2H engine is in order, so every earlier store is done too).
+            let written: Int32 = lastStore[layer] ?? -1
             if w.actLoadBytes > 0 {
-                actLoad = graph.add(.hostToDevice, .actLoad, seconds: h2d(w.actLoadBytes), bytes: w.actLoadBytes, layer: layer, step: step, deps: [cDep])
+                actLoad = graph.add(.hostToDevice, .actLoad, seconds: h2d(w.actLoadBytes), bytes: w.actLoadBytes, layer: layer, step: step, deps: [cDep, written])
             }
             if j == 0, streamed > 0 {
                 let bytes = streamed * m.attentionWeightBytes
                 attentionWeights = graph.add(.hostToDevice, .weightLoad, seconds: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [wDep])
             }
             if w.kvLoadBytes > 0 {
-                kvLoad = graph.add(.hostToDevice, .kvLoad, seconds: h2d(w.kvLoadBytes), bytes: w.kvLoadBytes, layer: layer, step: step, deps: [cDep])
-            }
-            if plan.hiddenOnHost, hiddenStored[j] >= 0 {
-                hiddenLoad = graph.add(.hostToDevice, .hiddenLoad, seconds: h2d(w.hiddenBytes), bytes: w.hiddenBytes, layer: layer, step: step, deps: [hiddenStored[j]])
+                kvLoad = graph.add(.hostToDevice, .kvLoad, seconds: h2d(w.kvLoadBytes), bytes: w.kvLoadBytes, layer: layer, step: step, deps: [cDep, written])
             }
             if j == 0, streamed > 0 {
                 let bytes = streamed * m.ffnWeightBytes
                 ffnWeights = graph.add(.hostToDevice, .weightLoad, seconds: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [wDep])
+            }
+            // The hidden state waits for the previous layer to finish; queued after the weights so that
+            // they still prefetch while that layer computes (FlexGen loads weights ahead of activations).
+            if plan.hiddenOnHost, hiddenStored[j] >= 0 {
+                hiddenLoad = graph.add(.hostToDevice, .hiddenLoad, seconds: h2d(w.hiddenBytes), bytes: w.hiddenBytes, layer: layer, step: step, deps: [hiddenStored[j]])
             }
             var qkv: Int32 = -1
             var release: Int32 = -1
@@ -142,7 +151,7 @@ struct ScheduleBuilder {
             }
             cacheRelease.append(release)
             for s in w.stores where s.bytes > 0 {
-                graph.add(.deviceToHost, s.kind, seconds: d2h(s.bytes), bytes: s.bytes, layer: layer, step: step, deps: [qkv])
+                lastStore[layer] = graph.add(.deviceToHost, s.kind, seconds: d2h(s.bytes), bytes: s.bytes, layer: layer, step: step, deps: [qkv])
             }
             if plan.hiddenOnHost {
                 hiddenStored[j] = graph.add(.deviceToHost, .hiddenStore, seconds: d2h(w.hiddenBytes), bytes: w.hiddenBytes,

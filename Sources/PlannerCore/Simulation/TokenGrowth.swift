@@ -54,8 +54,14 @@ public struct MemoryReport: Sendable {
     public var gpuUsed: Double { gpu.reduce(0) { $0 + $1.bytes } }
     public var hostUsed: Double { host.reduce(0) { $0 + $1.bytes } }
 
-    /// Throws a `CapacityError` naming the memory that overflows and by how much.
+    /// Throws a `CapacityError` naming the memory that overflows and by how much (the GPU first; when
+    /// both overflow, the description says so).
     public func check() throws {
+        if gpuUsed > gpuCapacity, hostUsed > hostCapacity {
+            var e = CapacityError(memory: "GPU", neededBytes: gpuUsed, capacityBytes: gpuCapacity, breakdown: gpu.map { ($0.name, $0.bytes) })
+            e.alsoOver = "host memory is also over by \(formatBytes(hostUsed - hostCapacity))"
+            throw e
+        }
         if gpuUsed > gpuCapacity {
             throw CapacityError(memory: "GPU", neededBytes: gpuUsed, capacityBytes: gpuCapacity, breakdown: gpu.map { ($0.name, $0.bytes) })
         }

@@ -103,9 +103,11 @@ public struct HardwareSpec: Codable, Sendable, Equatable {
 
     /// Checks every number; throws naming the first out-of-range field.
     public func validate(path: String = "hardware") throws {
+        // Ranges wide enough for any real device, narrow enough that no duration or count overflows.
         func positive(_ v: Double, _ field: String) throws {
-            guard v.isFinite, v > 0 else {
-                throw InputError(field: "\(path).\(field)", "must be a positive number, got \(fmt(v))")
+            let range: ClosedRange<Double> = field.contains("Flops") ? 1e6...1e20 : field.contains("PerSecond") ? 1e3...1e16 : 1e3...1e16
+            guard v.isFinite, range.contains(v) else {
+                throw InputError(field: "\(path).\(field)", "must be a number from \(fmt(range.lowerBound)) to \(fmt(range.upperBound)), got \(fmt(v))")
             }
         }
         try positive(gpu.memoryBytes, "gpu.memoryBytes")
