@@ -189,7 +189,7 @@ public enum Evaluator {
     /// workers (serialised) after each one.
     public static func evaluateAll(_ cs: [Candidate], _ setup: Setup,
                                    progress: (@Sendable (Int, Int) -> Void)? = nil) -> [Outcome] {
-        let box = ResultBox(count: cs.count)
+        let box = Slots<Outcome>(count: cs.count)
         DispatchQueue.concurrentPerform(iterations: cs.count) { i in
             let o = evaluate(cs[i], setup)
             let done = box.store(o, at: i)
@@ -200,17 +200,19 @@ public enum Evaluator {
 }
 
 /// Results written by concurrent workers, one slot each, under a lock.
-final class ResultBox: @unchecked Sendable {
+final class Slots<T>: @unchecked Sendable {
     private let lock = NSLock()
-    private(set) var results: [Outcome?]
+    private(set) var results: [T?]
     private var done = 0
 
-    init(count: Int) { results = [Outcome?](repeating: nil, count: count) }
+    init(count: Int) { results = [T?](repeating: nil, count: count) }
 
-    func store(_ o: Outcome, at i: Int) -> Int {
+    /// Stores a worker's result; returns how many slots are filled.
+    @discardableResult
+    func store(_ value: T, at i: Int) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        results[i] = o
+        results[i] = value
         done += 1
         return done
     }

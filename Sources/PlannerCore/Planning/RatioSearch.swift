@@ -133,11 +133,11 @@ public enum RatioSearch {
     /// The search: one climb per (batch, weights, recompute) line, lines in parallel.
     public static func search(_ setup: Setup, space: SearchSpace) -> SearchResult {
         let lines = space.lines
-        let box = LineBox(count: lines.count)
+        let box = Slots<[Outcome]>(count: lines.count)
         DispatchQueue.concurrentPerform(iterations: lines.count) { i in
             box.store(climb(setup, line: lines[i], ratios: space.ratios), at: i)
         }
-        let all = box.results.flatMap { $0 }
+        let all = box.results.flatMap { $0 ?? [] }
         return SearchResult(best: bestOf(all), evaluated: all)
     }
 
@@ -156,16 +156,5 @@ public enum RatioSearch {
             if best == nil || o.tokensPerSecond > best!.tokensPerSecond { best = o }
         }
         return best
-    }
-}
-
-final class LineBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var results: [[Outcome]]
-    init(count: Int) { results = [[Outcome]](repeating: [], count: count) }
-    func store(_ o: [Outcome], at i: Int) {
-        lock.lock()
-        results[i] = o
-        lock.unlock()
     }
 }
