@@ -172,9 +172,7 @@ public struct ProfileCostModel: CostModel {
             return measuredAt > 0 ? v.y * analytic.seconds(op) / measuredAt : analytic.seconds(op)
         case let .decodeAttention(b, heads, kvHeads, d, c):
             if b <= 0 || c <= 0 { return 0 }
-            return attention(decode, HeadShape(heads: heads, kvHeads: kvHeads, headDim: d), x: Double(b) * Double(c), op: op, name: "decode attention") { x, s in
-                .decodeAttention(batch: 1, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, context: max(1, Int(x)))
-            }
+            return decodeAttention(HeadShape(heads: heads, kvHeads: kvHeads, headDim: d), volume: Double(b) * Double(c), op: op)
         case let .prefillAttention(b, heads, kvHeads, d, q, c):
             if b <= 0 || q <= 0 { return 0 }
             // Prefill tables map the roofline's prediction to the measurement: one axis that covers both
@@ -202,21 +200,24 @@ public struct ProfileCostModel: CostModel {
         }
     }
 
-    /// Attention lookup: the same head shape over its size, or the nearest head shape scaled by the
-    /// analytic model (which sees the K/V volume and FLOPs of both shapes).
-    func attention(_ tables: [HeadShape: MeasuredCurve], _ shape: HeadShape, x: Double, op: Operation, name: String,
-                   at: (Double, HeadShape) -> Operation) -> Double {
-        if let curve = tables[shape] {
-            return lookup(curve, x, name) { analytic.seconds(at($0, shape)) }
+    /// Decode attention: the same head shape over its K/V volume `batch x context`, or the nearest
+    /// head shape (by K/V width) scaled by the analytic model, which sees both shapes' volumes.
+    func decodeAttention(_ shape: HeadShape, volume: Double, op: Operation) -> Double {
+        let name = "decode attention"
+        func at(_ x: Double, _ s: HeadShape) -> Operation {
+            .decodeAttention(batch: 1, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, context: max(1, Int(x)))
         }
-        let volume = { (s: HeadShape) in Double(s.kvHeads * s.headDim) + 1e-3 * Double(s.heads * s.headDim) + (s.chunked != shape.chunked ? 1e9 : 0) }
-        guard let near = tables.keys.min(by: { abs(log(volume($0) / volume(shape))) < abs(log(volume($1) / volume(shape))) }) else {
+        if let curve = decode[shape] {
+            return lookup(curve, volume, name) { analytic.seconds(at($0, shape)) }
+        }
+        let width = { (s: HeadShape) in Double(s.kvHeads * s.headDim) + 1e-3 * Double(s.heads * s.headDim) }
+        guard let near = decode.keys.min(by: { abs(log(width($0) / width(shape))) < abs(log(width($1) / width(shape))) }) else {
             stats.record(name, .analytic)
             return analytic.seconds(op)
         }
         stats.record(name, .otherShape)
-        let v = tables[near]!.value(at: x)
+        let v = decode[near]!.value(at: volume)
         let measuredAt = analytic.seconds(at(v.nearestX, near))
-        return measuredAt > 0 ? v.y * analytic.seconds(at(x, shape)) / measuredAt : analytic.seconds(op)
+        return measuredAt > 0 ? v.y * analytic.seconds(at(volume, shape)) / measuredAt : analytic.seconds(op)
     }
 }

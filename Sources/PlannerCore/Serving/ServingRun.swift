@@ -115,7 +115,8 @@ public enum ServingSimulator {
             var scheduled: [(Int, Int)] = []     // (request, tokens this iteration)
             var swapOutBlocks = 0, swapInBlocks = 0
             var preempted = false
-            // Running sequences, oldest first; preempt from the newest end.
+            // Running sequences, oldest first; preempt from the newest end, which has not been scheduled
+            // in this iteration yet (the victim is at index i or later).
             var i = 0
             while i < running.count {
                 let r = running[i]
@@ -141,7 +142,6 @@ public enum ServingSimulator {
                     }
                     free += live[v].blocks
                     live[v].blocks = 0
-                    scheduled.removeAll { $0.0 == v }
                     if v == r { victimIsSelf = true; break }
                 }
                 if victimIsSelf { continue }

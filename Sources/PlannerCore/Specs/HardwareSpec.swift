@@ -105,7 +105,7 @@ public struct HardwareSpec: Codable, Sendable, Equatable {
     public func validate(path: String = "hardware") throws {
         // Ranges wide enough for any real device, narrow enough that no duration or count overflows.
         func positive(_ v: Double, _ field: String) throws {
-            let range: ClosedRange<Double> = field.contains("Flops") ? 1e6...1e20 : field.contains("PerSecond") ? 1e3...1e16 : 1e3...1e16
+            let range: ClosedRange<Double> = field.contains("Flops") ? 1e6...1e20 : 1e3...1e16
             guard v.isFinite, range.contains(v) else {
                 throw InputError(field: "\(path).\(field)", "must be a number from \(fmt(range.lowerBound)) to \(fmt(range.upperBound)), got \(fmt(v))")
             }
