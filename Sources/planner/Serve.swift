@@ -17,12 +17,21 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Write the per-second time series as CSV to this file.")
     var csv: String?
 
+    @Option(help: "Write Chrome trace events to this file: one row per request, the GPU and link tracks (chrome://tracing, Perfetto).")
+    var trace: String?
+
+    @Option(help: "Write an SVG chart of throughput, KV usage and requests over time to this file.")
+    var chart: String?
+
     func run() throws {
         try reportingErrors {
-            let (config, requests) = try ServingScenario.load(URL(fileURLWithPath: scenario))
+            var (config, requests) = try ServingScenario.load(URL(fileURLWithPath: scenario))
+            config.recordTrace = trace != nil
             let cost = try AnalyticCostModel(hardware: config.hardware, dtype: config.model.dtype)
             let result = try ServingSimulator.run(config, requests: requests, cost: cost)
             if let csv { try writeAtomically(Data(ServingReport.csv(result).utf8), to: csv) }
+            if let trace { try writeAtomically(try ServingReport.chromeTrace(result, config), to: trace) }
+            if let chart { try writeAtomically(Data(ServingReport.chart(result, config).utf8), to: chart) }
             if json {
                 FileHandle.standardOutput.write(try ServingReport.json(result))
                 print()

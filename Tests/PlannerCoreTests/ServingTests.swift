@@ -99,4 +99,99 @@ import Testing
         // 49 gaps of mean 1/4 s: the last arrival is near 12 s.
         #expect(a.last!.arrivalSeconds > 6 && a.last!.arrivalSeconds < 20)
     }
+
+    /// Two requests on a 20-block cache (16 tokens a block, no watermark). A holds 160 prompt tokens
+    /// (10 blocks), B 144 (9 blocks); both are prefilled together, leaving one block. The first decode
+    /// gives A's 161st token the last block; B's 145th token finds none, and B, the newest, is
+    /// preempted. It cannot come back before A finishes: A grows to 260 tokens (17 blocks) and only
+    /// leaves 3 free. By hand, swap mode copies B's 9 blocks out and 9 back in, each block as
+    /// 32 layers x (K, V) = 64 copies of 16 x 4096 x 2 = 131,072 bytes over a 25 GB/s link with
+    /// 10 us per copy: 18 x 64 x (10 us + 5.24288 us) = 17.5597 ms.
+    static func twoRequests(_ mode: PreemptionMode) throws -> (ServingConfig, ServingResult) {
+        var c = try config(blocks: 20, mode: mode)
+        c.watermark = 0
+        c.recordTrace = true
+        let rs = [ServingRequest(id: 0, arrivalSeconds: 0, inputTokens: 160, outputTokens: 100),
+                  ServingRequest(id: 1, arrivalSeconds: 0, inputTokens: 144, outputTokens: 100)]
+        return (c, try run(c, rs))
+    }
+
+    @Test func swapOfOneRequestCostsTheHandComputedLinkTime() throws {
+        let (_, r) = try Self.twoRequests(.swap)
+        #expect(r.completed == 2 && r.preemptions == 1)
+        #expect(r.swappedOutTokens == 144 && r.swappedInTokens == 144 && r.recomputedTokens == 0)
+        #expect(abs(r.linkBusySeconds - 17.5597e-3) < 1e-6, "link \(r.linkBusySeconds)")
+        #expect(r.overheadSeconds == r.linkBusySeconds)
+        let trace = try #require(r.trace)
+        #expect(trace.link.count == 2)
+        #expect(abs(trace.link.reduce(0) { $0 + $1.end - $1.start } - 17.5597e-3) < 1e-6)
+        // B's row: prefilled, one iteration waiting for a block, swapped until A is done, then decoding.
+        let b = trace.requests[1].map(\.name)
+        #expect(b == ["prefill", "swapped", "decode"], "\(b)")
+        let aEnd = try #require(trace.requests[0].last).end
+        let swappedSpan = trace.requests[1][1]
+        #expect(abs(swappedSpan.end - aEnd) < 1e-9 || swappedSpan.end > aEnd - 1e-9)
+    }
+
+    /// The same two requests in recompute mode: B's 144 cached tokens are dropped and re-run. Its
+    /// re-prefill of 145 tokens (144 again plus its first generated one) runs alone, since vLLM's
+    /// default scheduler puts prefills in iterations of their own. The time charged to recomputation
+    /// must lie between a physical floor, 144 tokens x 2 FLOPs x 6.74e9 parameters at the A100's
+    /// 312 TFLOP/s datasheet peak, and the duration of that iteration.
+    @Test func recomputeOverheadLiesBetweenPeakFlopsAndItsIteration() throws {
+        let (_, r) = try Self.twoRequests(.recompute)
+        #expect(r.completed == 2 && r.preemptions == 1 && r.recomputedTokens == 144 && r.swappedOutTokens == 0)
+        let trace = try #require(r.trace)
+        let redo = trace.iterations.filter { $0.recomputeTokens > 0 }
+        #expect(redo.count == 1 && redo[0].recomputeTokens == 144 && redo[0].decodeTokens == 0)
+        let floor = 144 * 2 * 6.74e9 / 312e12
+        #expect(r.recomputeSeconds > floor && r.recomputeSeconds < redo[0].end - redo[0].start)
+        #expect(trace.requests[1].map(\.name) == ["prefill", "decode", "preempted", "recompute", "decode"] ||
+                trace.requests[1].map(\.name) == ["prefill", "preempted", "recompute", "decode"], "\(trace.requests[1].map(\.name))")
+    }
+
+    /// Every request's row is a sequence of spans in time order that do not overlap, from its first
+    /// iteration to its last token; the GPU row holds one span per iteration.
+    @Test func traceRowsAreOrderedAndEndAtTheLastToken() throws {
+        let rs = RequestSource.synthetic(count: 32, arrivals: .allAtOnce, input: 1500...1500, output: 300...300, seed: 3)
+        for mode in PreemptionMode.allCases {
+            var c = try Self.config(blocks: 1200, mode: mode)
+            c.swapSpaceBytes = 64 * HardwareCatalog.GiB
+            c.recordTrace = true
+            let r = try Self.run(c, rs)
+            let trace = try #require(r.trace)
+            #expect(r.preemptions > 0 && trace.iterations.count == r.iterations)
+            let names = Set(trace.requests.flatMap { $0.map(\.name) })
+            #expect(names.isSuperset(of: mode == .swap ? ["queued", "prefill", "decode", "swapped"] : ["queued", "prefill", "decode", "preempted", "recompute"]), "\(names)")
+            for spans in trace.requests {
+                for (x, y) in zip(spans, spans.dropFirst()) { #expect(x.end <= y.start + 1e-9 && x.start < x.end) }
+                #expect(spans.last?.name == "decode")
+            }
+            #expect(abs(trace.requests.map { $0.last!.end }.max()! - r.makespanSeconds) < 1e-9)
+            if mode == .swap {
+                #expect(trace.requests.reduce(0) { $0 + $1.filter { $0.name == "swapped" }.count } == r.preemptions)
+            }
+            let data = try ServingReport.chromeTrace(r, c)
+            let doc = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            let events = try #require(doc["traceEvents"] as? [[String: Any]])
+            let rows = events.filter { ($0["name"] as? String) == "thread_name" && ($0["pid"] as? Int) == 2 }
+            #expect(rows.count == 32)
+        }
+    }
+
+    /// vLLM's default scheduler (no chunked prefill) runs prefills alone; the chunked-prefill
+    /// scheduler mixes them with decodes.
+    @Test func prefillsRunAloneWithoutChunkedPrefill() throws {
+        let rs = [ServingRequest(id: 0, arrivalSeconds: 0, inputTokens: 100, outputTokens: 50),
+                  ServingRequest(id: 1, arrivalSeconds: 0.05, inputTokens: 100, outputTokens: 50)]
+        for chunked in [false, true] {
+            var c = try Self.config()
+            c.chunkedPrefill = chunked
+            c.recordTrace = true
+            let trace = try #require(try Self.run(c, rs).trace)
+            let mixed = trace.iterations.filter { $0.prefillTokens > 0 && $0.decodeTokens > 0 }
+            #expect(chunked ? mixed.count == 1 : mixed.isEmpty)
+        }
+    }
 }
+

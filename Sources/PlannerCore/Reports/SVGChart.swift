@@ -64,6 +64,17 @@ public enum SVGChart {
         return s
     }
 
+    /// Charts made by `lines`, stacked top to bottom in one SVG.
+    public static func stacked(_ charts: [String]) -> String {
+        let height = 500
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"860\" height=\"\(height * charts.count)\" viewBox=\"0 0 860 \(height * charts.count)\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        for (i, chart) in charts.enumerated() {
+            let body = chart.split(separator: "\n").dropFirst().filter { $0 != "</svg>" }.joined(separator: "\n")
+            s += "<g transform=\"translate(0 \(i * height))\">\n\(body)\n</g>\n"
+        }
+        return s + "</svg>\n"
+    }
+
     static func niceCeiling(_ v: Double) -> Double {
         let e = pow(10, floor(log10(v)))
         for m in [1.0, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10] where m * e >= v { return m * e }
@@ -71,7 +82,10 @@ public enum SVGChart {
     }
 
     static func fmtTick(_ v: Double) -> String {
-        v == v.rounded() && abs(v) < 1e6 ? String(Int(v)) : String(format: "%.2g", v)
+        if abs(v) >= 1e6 { return String(format: "%.3g", v) }
+        if abs(v - v.rounded()) < 1e-9 * max(1, abs(v)) { return String(Int(v.rounded())) }
+        let text = String(format: abs(v) >= 10 ? "%.1f" : "%.3g", v)
+        return text.contains(".") && !text.contains("e") ? String(text.reversed().drop(while: { $0 == "0" }).reversed()) : text
     }
 
     /// Throughput against the KV fraction, one line per batch (hybrid grid of a sweep).

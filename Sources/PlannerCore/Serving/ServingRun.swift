@@ -48,9 +48,58 @@ public struct ServingResult: Sendable {
     public var swappedInTokens: Int
     public var gpuBusySeconds: Double
     public var linkBusySeconds: Double
+    /// Forward-pass time spent re-running tokens whose KV a recompute preemption dropped: their share
+    /// of each iteration's projections and FFN (by token count) plus their chunks' attention.
+    public var recomputeSeconds: Double
+    /// Time spent copying swapped blocks (serial with the forward pass, as in vLLM).
+    public var swapSeconds: Double { linkBusySeconds }
+    /// The time added by handling the overflow: recomputation plus swapping.
+    public var overheadSeconds: Double { recomputeSeconds + swapSeconds }
     public var iterations: Int
     public var series: [ServingSample]
     public var gpuBlocks: Int
+    /// Per-request states and the GPU and link tracks, when `ServingConfig.recordTrace` is set.
+    public var trace: ServingTrace?
+}
+
+/// What a serving run did over time, for a Chrome trace: one row per request, a GPU track of
+/// iterations and a link track of swaps.
+public struct ServingTrace: Sendable {
+    public struct Span: Sendable, Equatable {
+        public var name: String
+        public var start: Double
+        public var end: Double
+    }
+    public struct Iteration: Sendable {
+        public var start: Double
+        public var end: Double
+        public var sequences: Int
+        public var prefillTokens: Int
+        public var decodeTokens: Int
+        public var recomputeTokens: Int
+        public var kvUsage: Double
+        public var running: Int
+        public var waiting: Int
+        public var swapped: Int
+    }
+    /// Request ids in the order of `requests`.
+    public var requestIDs: [Int] = []
+    /// Per request: `queued` (waiting for its first admission), `prefill`, `decode`, `recompute` (re-running
+    /// tokens after a recompute preemption), `stalled` (running but left out of an iteration),
+    /// `preempted` (waiting after a recompute preemption), `swapped` (its blocks in host swap space).
+    public var requests: [[Span]] = []
+    public var iterations: [Iteration] = []
+    /// `swap-out` and `swap-in` copies.
+    public var link: [Span] = []
+
+    mutating func mark(_ r: Int, _ name: String, _ start: Double, _ end: Double) {
+        if var last = requests[r].last, last.name == name, abs(last.end - start) < 1e-12 {
+            last.end = end
+            requests[r][requests[r].count - 1] = last
+        } else {
+            requests[r].append(Span(name: name, start: start, end: end))
+        }
+    }
 }
 
 /// A request-level discrete-event simulation of a vLLM-style scheduler: each iteration schedules the
@@ -65,6 +114,9 @@ public enum ServingSimulator {
         let req: ServingRequest
         var computed = 0          // tokens whose KV is in the GPU cache
         var generated = 0
+        /// Tokens to re-run before the sequence is back where a recompute preemption left it.
+        var recomputeDebt = 0
+        var started = false
         var blocks = 0
         var swappedBlocks = 0
         var firstToken: Double?
@@ -79,12 +131,14 @@ public enum ServingSimulator {
         let bs = config.blockSize
         func blocksFor(_ tokens: Int) -> Int { (tokens + bs - 1) / bs }
         let total = config.gpuBlocks
+        let watermarkBlocks = config.watermarkBlocks
         var rejected: [(Int, String)] = []
         var live: [Live] = []
         for r in requests {
             let need = blocksFor(r.inputTokens + r.outputTokens)
-            if need > total {
-                rejected.append((r.id, "needs \(need) KV blocks of \(bs) tokens for \(r.inputTokens + r.outputTokens) tokens, the whole cache has \(total)"))
+            if need > total - watermarkBlocks {
+                let wm = watermarkBlocks > 0 ? " less the watermark of \(watermarkBlocks) kept free" : ""
+                rejected.append((r.id, "needs \(need) KV blocks of \(bs) tokens for \(r.inputTokens + r.outputTokens) tokens, the whole cache has \(total)\(wm)"))
             } else if !config.chunkedPrefill, r.inputTokens + r.outputTokens > config.maxNumBatchedTokens {
                 rejected.append((r.id, "its prefill after a preemption could reach \(r.inputTokens + r.outputTokens) tokens, over maxNumBatchedTokens (\(config.maxNumBatchedTokens)) without chunked prefill"))
             } else {
@@ -102,7 +156,11 @@ public enum ServingSimulator {
         var next = 0, done = 0
         var t = 0.0
         var preemptions = 0, recomputed = 0, swappedOut = 0, swappedIn = 0
-        var gpuBusy = 0.0, linkBusy = 0.0, iterations = 0
+        var gpuBusy = 0.0, linkBusy = 0.0, recomputeBusy = 0.0, iterations = 0
+        var trace: ServingTrace?
+        if config.recordTrace {
+            trace = ServingTrace(requestIDs: live.map(\.req.id), requests: Array(repeating: [], count: live.count))
+        }
         var samples: [Int: (n: Int, run: Double, wait: Double, swap: Double, kv: Double, prompt: Int, gen: Int)] = [:]
 
         while done < live.count {
@@ -117,42 +175,45 @@ public enum ServingSimulator {
             var preempted = false
             // Running sequences, oldest first; preempt from the newest end, which has not been scheduled
             // in this iteration yet (the victim is at index i or later).
-            var i = 0
-            while i < running.count {
-                let r = running[i]
-                var tokens = live[r].context - live[r].computed
-                if config.chunkedPrefill { tokens = min(tokens, budget) }
-                if tokens <= 0 || tokens > budget { i += 1; continue }
-                let need = blocksFor(live[r].computed + tokens) - live[r].blocks
-                var victimIsSelf = false
-                while need > free {
-                    let v = running.removeLast()
-                    preemptions += 1
-                    preempted = true
-                    if config.preemption == .swap, live[v].blocks <= swapFree {
-                        swapFree -= live[v].blocks
-                        swapOutBlocks += live[v].blocks
-                        swappedOut += live[v].computed
-                        live[v].swappedBlocks = live[v].blocks
-                        swapped.append(v)
-                    } else {
-                        recomputed += live[v].computed
-                        live[v].computed = 0
-                        waiting.insert(v, at: 0)
+            func scheduleRunning() {
+                var i = 0
+                while i < running.count {
+                    let r = running[i]
+                    var tokens = live[r].context - live[r].computed
+                    if config.chunkedPrefill { tokens = min(tokens, budget) }
+                    if tokens <= 0 || tokens > budget { i += 1; continue }
+                    let need = blocksFor(live[r].computed + tokens) - live[r].blocks
+                    var victimIsSelf = false
+                    while need > free {
+                        let v = running.removeLast()
+                        preemptions += 1
+                        preempted = true
+                        if config.preemption == .swap, live[v].blocks <= swapFree {
+                            swapFree -= live[v].blocks
+                            swapOutBlocks += live[v].blocks
+                            swappedOut += live[v].computed
+                            live[v].swappedBlocks = live[v].blocks
+                            swapped.append(v)
+                        } else {
+                            recomputed += live[v].computed
+                            live[v].recomputeDebt += live[v].computed
+                            live[v].computed = 0
+                            waiting.insert(v, at: 0)
+                        }
+                        free += live[v].blocks
+                        live[v].blocks = 0
+                        if v == r { victimIsSelf = true; break }
                     }
-                    free += live[v].blocks
-                    live[v].blocks = 0
-                    if v == r { victimIsSelf = true; break }
+                    if victimIsSelf { continue }
+                    free -= need
+                    live[r].blocks += need
+                    budget -= tokens
+                    scheduled.append((r, tokens))
+                    i += 1
                 }
-                if victimIsSelf { continue }
-                free -= need
-                live[r].blocks += need
-                budget -= tokens
-                scheduled.append((r, tokens))
-                i += 1
             }
-            // Swapped sequences come back first come first served when nothing was preempted.
-            if !preempted {
+            // Swapped sequences come back first come first served.
+            func scheduleSwapped() {
                 while let s = swapped.first, running.count < config.maxNumSeqs {
                     let tokens = live[s].context - live[s].computed
                     let need = blocksFor(live[s].computed + tokens)
@@ -169,19 +230,34 @@ public enum ServingSimulator {
                     scheduled.append((s, tokens))
                 }
             }
-            // Waiting sequences: prefill (whole, or a chunk), first come first served.
-            if !preempted, swapped.isEmpty {
+            // Waiting sequences: prefill (whole, or a chunk), first come first served, leaving the
+            // watermark free.
+            func schedulePrefills() {
                 while let w = waiting.first, running.count < config.maxNumSeqs, budget > 0 {
                     var tokens = live[w].context - live[w].computed
                     if config.chunkedPrefill { tokens = min(tokens, budget) } else if tokens > budget { break }
                     let need = blocksFor(live[w].computed + tokens)
-                    guard need <= free else { break }
+                    guard need + watermarkBlocks <= free else { break }
                     waiting.removeFirst()
                     free -= need
                     live[w].blocks = need
                     budget -= tokens
                     running.append(w)
                     scheduled.append((w, tokens))
+                }
+            }
+            if config.chunkedPrefill {
+                // vLLM's chunked-prefill scheduler: decodes and prefill chunks share an iteration.
+                scheduleRunning()
+                if !preempted { scheduleSwapped() }
+                if !preempted, swapped.isEmpty { schedulePrefills() }
+            } else {
+                // vLLM's default scheduler: prefills first, alone in their iteration; otherwise the
+                // running decodes, then swap-ins when nothing was preempted.
+                if swapped.isEmpty { schedulePrefills() }
+                if scheduled.isEmpty {
+                    scheduleRunning()
+                    if !preempted { scheduleSwapped() }
                 }
             }
             guard !scheduled.isEmpty || swapOutBlocks > 0 else {
@@ -194,40 +270,73 @@ public enum ServingSimulator {
             let d2h = config.hardware.link.channel(.deviceToHost, config.hostMemory).seconds(bytes: copyBytes)
             let h2d = config.hardware.link.channel(.hostToDevice, config.hostMemory).seconds(bytes: copyBytes)
             let swapSeconds = Double(swapOutBlocks) * copiesPerBlock * d2h + Double(swapInBlocks) * copiesPerBlock * h2d
-            var tokens = 0, decodeContext = 0, producing = 0, promptTokens = 0
-            var prefills: [(q: Int, c: Int)] = []
+            var tokens = 0, decodeContext = 0, producing = 0, promptTokens = 0, recomputeTokens = 0, decodeTokens = 0
+            var prefills: [(q: Int, c: Int, redo: Int)] = []
+            var kinds: [(Int, String)] = []
             for (r, n) in scheduled {
                 tokens += n
                 let after = live[r].computed + n
-                if n == 1, live[r].computed == live[r].context - 1, live[r].generated > 0 {
+                if n == 1, live[r].computed == live[r].context - 1, live[r].generated > 0, live[r].recomputeDebt == 0 {
                     decodeContext += after
+                    decodeTokens += 1
+                    if trace != nil { kinds.append((r, "decode")) }
                 } else {
-                    prefills.append((n, after))
+                    let redo = min(n, live[r].recomputeDebt)
+                    live[r].recomputeDebt -= redo
+                    recomputeTokens += redo
+                    prefills.append((n, after, redo))
                     promptTokens += n
+                    if trace != nil { kinds.append((r, redo > 0 ? "recompute" : "prefill")) }
                 }
                 if after == live[r].context { producing += 1 }
             }
-            var forward = 0.0
+            var forward = 0.0, redoSeconds = 0.0
             if tokens > 0 {
                 let plan = ExecutionPlan(model: m, hardware: config.hardware, batch: max(producing, 1), weights: .gpu,
                                          placement: TokenPlacement(gpuKV: 1), phase: .decodeStep(context: 1))
                 let b = ScheduleBuilder(plan: plan, cost: cost, expectedTasks: 0)
-                var layer = b.qkvSeconds(tokens) + b.outSeconds(tokens) + b.ffnSeconds(tokens)
+                let linear = b.qkvSeconds(tokens) + b.outSeconds(tokens) + b.ffnSeconds(tokens)
+                var layer = linear
+                var redoLayer = linear * Double(recomputeTokens) / Double(tokens)
                 if decodeContext > 0 {
                     layer += cost.seconds(.decodeAttention(batch: 1, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, context: decodeContext))
                 }
                 for p in prefills {
-                    layer += cost.seconds(.prefillAttention(batch: 1, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, queries: p.q, context: p.c))
+                    let a = cost.seconds(.prefillAttention(batch: 1, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, queries: p.q, context: p.c))
+                    layer += a
+                    redoLayer += a * Double(p.redo) / Double(p.q)
                 }
                 forward = Double(m.layers) * layer + (producing > 0 ? b.headSeconds() : 0)
+                redoSeconds = Double(m.layers) * redoLayer
+            }
+            if trace != nil {
+                let t0 = t, t1 = t + swapSeconds, t2 = t1 + forward
+                if swapOutBlocks > 0 {
+                    trace!.link.append(.init(name: "swap-out \(swapOutBlocks) blocks", start: t0, end: t0 + Double(swapOutBlocks) * copiesPerBlock * d2h))
+                }
+                if swapInBlocks > 0 {
+                    trace!.link.append(.init(name: "swap-in \(swapInBlocks) blocks", start: t1 - Double(swapInBlocks) * copiesPerBlock * h2d, end: t1))
+                }
+                var state = [String?](repeating: nil, count: live.count)
+                for (r, kind) in kinds { state[r] = kind }
+                for r in running where state[r] == nil { state[r] = "stalled" }
+                for r in waiting where state[r] == nil { state[r] = live[r].started ? "preempted" : "queued" }
+                for r in swapped where state[r] == nil { state[r] = "swapped" }
+                for r in 0 ..< live.count { if let s = state[r] { trace!.mark(r, s, t0, t2) } }
+                trace!.iterations.append(.init(start: t1, end: t2, sequences: scheduled.count, prefillTokens: promptTokens - recomputeTokens,
+                                               decodeTokens: decodeTokens, recomputeTokens: recomputeTokens,
+                                               kvUsage: Double(total - free) / Double(total), running: running.count,
+                                               waiting: waiting.count, swapped: swapped.count))
             }
             t += swapSeconds + forward
             gpuBusy += forward
+            recomputeBusy += redoSeconds
             linkBusy += swapSeconds
             iterations += 1
             var generatedNow = 0
             for (r, n) in scheduled {
                 live[r].computed += n
+                live[r].started = true
                 guard live[r].computed == live[r].context else { continue }
                 live[r].generated += 1
                 generatedNow += 1
@@ -267,6 +376,7 @@ public enum ServingSimulator {
             requestThroughput: Double(finished.count) / makespan, outputTokenThroughput: Double(outputTokens) / makespan,
             totalTokenThroughput: Double(outputTokens + inputTokens) / makespan, preemptions: preemptions,
             recomputedTokens: recomputed, swappedOutTokens: swappedOut, swappedInTokens: swappedIn,
-            gpuBusySeconds: gpuBusy, linkBusySeconds: linkBusy, iterations: iterations, series: series, gpuBlocks: total)
+            gpuBusySeconds: gpuBusy, linkBusySeconds: linkBusy, recomputeSeconds: recomputeBusy, iterations: iterations,
+            series: series, gpuBlocks: total, trace: trace)
     }
 }

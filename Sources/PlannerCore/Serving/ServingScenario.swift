@@ -7,7 +7,7 @@ import Foundation
 ///      "preemption": "swap", "requests": {"count": 32, "arrivals": "all-at-once", "input": 1500, "output": 1024}}
 public enum ServingScenario {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory", "blockSize",
-                              "gpuCacheFraction", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "preemption",
+                              "gpuCacheFraction", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "watermark", "preemption",
                               "swapSpaceGiB", "requests"]
 
     public static func load(_ url: URL) throws -> (ServingConfig, [ServingRequest]) {
@@ -29,6 +29,7 @@ public enum ServingScenario {
         if let v = try o.optionalInt("maxNumSeqs", in: 1...1_048_576) { c.maxNumSeqs = v }
         if let v = try o.optionalInt("maxNumBatchedTokens", in: 1...(1 << 24)) { c.maxNumBatchedTokens = v }
         if o.has("chunkedPrefill") { c.chunkedPrefill = try o.bool("chunkedPrefill") }
+        if let v = try o.optionalDouble("watermark", in: 0...0.99) { c.watermark = v }
         if let p = try o.optionalString("preemption") {
             guard let mode = PreemptionMode(rawValue: p) else { throw InputError(field: "preemption", "must be \"recompute\" or \"swap\", got \"\(p)\"") }
             c.preemption = mode
@@ -96,7 +97,58 @@ public enum ServingReport {
         out += String(format: "  throughput: %.3f requests/s, %.1f output tokens/s, %.1f total tokens/s\n", r.requestThroughput, r.outputTokenThroughput, r.totalTokenThroughput)
         out += "  preemptions \(r.preemptions), recomputed tokens \(r.recomputedTokens), swapped out \(r.swappedOutTokens) and in \(r.swappedInTokens) tokens\n"
         out += String(format: "  GPU busy %.2f s (%.1f%%), link busy for swaps %.2f s\n", r.gpuBusySeconds, r.gpuBusySeconds / r.makespanSeconds * 100, r.linkBusySeconds)
+        out += String(format: "  overflow overhead %.2f s (%.1f%% of the run): recomputation %.2f s, swapping %.2f s\n", r.overheadSeconds,
+                      r.overheadSeconds / r.makespanSeconds * 100, r.recomputeSeconds, r.swapSeconds)
         return out
+    }
+
+    /// Chrome trace events (chrome://tracing, Perfetto): one row per request with its states, a GPU
+    /// row of iterations, a link row of swaps, and counters of KV usage and of running, waiting and
+    /// swapped requests. Needs a result run with `recordTrace`.
+    public static func chromeTrace(_ r: ServingResult, _ c: ServingConfig) throws -> Data {
+        guard let tr = r.trace else { throw InputError(field: "trace", "the run kept no trace; set recordTrace") }
+        func us(_ t: Double) -> String { String(format: "%.3f", t * 1e6) }
+        var e: [String] = []
+        e.append("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"args\":{\"name\":\"\(c.model.name) on \(c.hardware.name), preemption by \(c.preemption.rawValue)\"}}")
+        e.append("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":2,\"args\":{\"name\":\"requests\"}}")
+        e.append("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":1,\"args\":{\"name\":\"GPU\"}}")
+        e.append("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":2,\"args\":{\"name\":\"link (swaps)\"}}")
+        for (k, it) in tr.iterations.enumerated() {
+            e.append("{\"name\":\"iteration \(k)\",\"cat\":\"iteration\",\"ph\":\"X\",\"pid\":1,\"tid\":1,\"ts\":\(us(it.start)),\"dur\":\(us(it.end - it.start)),"
+                + "\"args\":{\"sequences\":\(it.sequences),\"prefillTokens\":\(it.prefillTokens),\"decodeTokens\":\(it.decodeTokens),\"recomputeTokens\":\(it.recomputeTokens)}}")
+            e.append("{\"name\":\"KV usage\",\"ph\":\"C\",\"pid\":1,\"ts\":\(us(it.start)),\"args\":{\"percent\":\(String(format: "%.2f", it.kvUsage * 100))}}")
+            e.append("{\"name\":\"requests\",\"ph\":\"C\",\"pid\":1,\"ts\":\(us(it.start)),\"args\":{\"running\":\(it.running),\"waiting\":\(it.waiting),\"swapped\":\(it.swapped)}}")
+        }
+        for s in tr.link {
+            e.append("{\"name\":\"\(s.name)\",\"cat\":\"swap\",\"ph\":\"X\",\"pid\":1,\"tid\":2,\"ts\":\(us(s.start)),\"dur\":\(us(s.end - s.start))}")
+        }
+        for (i, spans) in tr.requests.enumerated() {
+            let id = tr.requestIDs[i]
+            e.append("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":2,\"tid\":\(id),\"args\":{\"name\":\"request \(id)\"}}")
+            e.append("{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":2,\"tid\":\(id),\"args\":{\"sort_index\":\(id)}}")
+            for s in spans {
+                e.append("{\"name\":\"\(s.name)\",\"cat\":\"request\",\"ph\":\"X\",\"pid\":2,\"tid\":\(id),\"ts\":\(us(s.start)),\"dur\":\(us(s.end - s.start))}")
+            }
+        }
+        return Data(("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n" + e.joined(separator: ",\n") + "\n]}\n").utf8)
+    }
+
+    /// An SVG chart of the per-second series in two panels: prompt and generation throughput
+    /// (tokens/s), then KV usage (percent of the GPU blocks) with the running, waiting and swapped requests.
+    public static func chart(_ r: ServingResult, _ c: ServingConfig) -> String {
+        let xs = r.series
+        let setting = "\(c.model.name) on \(c.hardware.name), \(r.gpuBlocks) blocks of \(c.blockSize), preemption by \(c.preemption.rawValue)"
+        let throughput = SVGChart.lines(
+            title: "Throughput: \(setting)", xLabel: "time (s)", yLabel: "tokens/s",
+            series: [("generation", xs.map { (Double($0.second), Double($0.generatedTokens)) }),
+                     ("prompt", xs.map { (Double($0.second), Double($0.promptTokens)) })])
+        let usage = SVGChart.lines(
+            title: "KV usage and requests", xLabel: "time (s)", yLabel: "percent; requests",
+            series: [("KV usage (%)", xs.map { (Double($0.second), $0.kvUsage * 100) }),
+                     ("running", xs.map { (Double($0.second), $0.running) }),
+                     ("waiting", xs.map { (Double($0.second), $0.waiting) }),
+                     ("swapped", xs.map { (Double($0.second), $0.swapped) })])
+        return SVGChart.stacked([throughput, usage])
     }
 
     public static func csv(_ r: ServingResult) -> String {
@@ -115,7 +167,8 @@ public enum ServingReport {
             "e2eSeconds": st(r.e2e), "requestThroughput": r.requestThroughput, "outputTokenThroughput": r.outputTokenThroughput,
             "totalTokenThroughput": r.totalTokenThroughput, "preemptions": r.preemptions, "recomputedTokens": r.recomputedTokens,
             "swappedOutTokens": r.swappedOutTokens, "swappedInTokens": r.swappedInTokens, "gpuBusySeconds": r.gpuBusySeconds,
-            "linkBusySeconds": r.linkBusySeconds, "iterations": r.iterations, "gpuBlocks": r.gpuBlocks,
+            "linkBusySeconds": r.linkBusySeconds, "recomputeSeconds": r.recomputeSeconds, "overheadSeconds": r.overheadSeconds,
+            "iterations": r.iterations, "gpuBlocks": r.gpuBlocks,
             "series": r.series.map { ["second": $0.second, "running": $0.running, "waiting": $0.waiting, "swapped": $0.swapped,
                                       "kvUsage": $0.kvUsage, "promptTokens": $0.promptTokens, "generatedTokens": $0.generatedTokens] },
         ]

@@ -20,11 +20,17 @@ public struct ServingConfig: Sendable {
     public var gpuBlocksOverride: Int?
     public var maxNumSeqs = 256
     public var maxNumBatchedTokens = 2048
+    /// Without chunked prefill, vLLM's default scheduler runs prefills alone in their iteration, ahead
+    /// of decodes; with it, decodes and prefill chunks share iterations.
     public var chunkedPrefill = false
+    /// Fraction of GPU blocks a new admission must leave free (vLLM's watermark, 0.01 by default).
+    public var watermark = 0.01
     public var preemption = PreemptionMode.recompute
     /// Host memory for swapped blocks (vLLM's `swap_space`, 4 GiB by default).
     public var swapSpaceBytes = 4 * HardwareCatalog.GiB
     public var hostMemory = HostMemoryKind.pinned
+    /// Keep per-request states and the GPU and link tracks for a Chrome trace (`ServingResult.trace`).
+    public var recordTrace = false
 
     public init(model: ModelSpec, hardware: HardwareSpec) {
         self.model = model
@@ -39,6 +45,8 @@ public struct ServingConfig: Sendable {
         gpuBlocksOverride ?? Int((gpuCacheFraction * hardware.gpu.memoryBytes / blockBytes).rounded(.down))
     }
 
+    public var watermarkBlocks: Int { Int((watermark * Double(gpuBlocks)).rounded(.down)) }
+
     public var swapBlocks: Int { Int((swapSpaceBytes / blockBytes).rounded(.down)) }
 
     public func validate() throws {
@@ -48,6 +56,7 @@ public struct ServingConfig: Sendable {
         guard gpuCacheFraction > 0, gpuCacheFraction < 1 else {
             throw InputError(field: "gpuCacheFraction", "must be between 0 and 1, got \(fmt(gpuCacheFraction))")
         }
+        guard watermark >= 0, watermark < 1 else { throw InputError(field: "watermark", "must be from 0 to less than 1, got \(fmt(watermark))") }
         guard maxNumSeqs >= 1 else { throw InputError(field: "maxNumSeqs", "must be at least 1, got \(maxNumSeqs)") }
         guard maxNumBatchedTokens >= 1 else { throw InputError(field: "maxNumBatchedTokens", "must be at least 1, got \(maxNumBatchedTokens)") }
         guard swapSpaceBytes >= 0 else { throw InputError(field: "swapSpaceGiB", "must not be negative") }
