@@ -94,7 +94,10 @@ struct SearchOptions: ParsableArguments {
             }
         }
         try SweepConfig.validate(s.setup)
-        if let profile { s.setup.cost = try profileCost(URL(fileURLWithPath: profile), hardware: s.setup.hardware, dtype: s.setup.model.dtype) }
+        if let profile {
+            s.setup.cost = try profileCost(URL(fileURLWithPath: profile), hardware: s.setup.hardware, dtype: s.setup.model.dtype)
+            s.setup.profileFolder = URL(fileURLWithPath: profile)
+        }
         return s
     }
 }

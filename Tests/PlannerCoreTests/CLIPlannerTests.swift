@@ -42,6 +42,26 @@ struct CLIPlannerTests {
         #expect(abs(tps / expected - 1) < 1e-9)
     }
 
+    /// A plan made with measured kernel times names its profile, so that simulating the printed
+    /// configuration, from any folder, reproduces the expected throughput exactly.
+    @Test func planWithAProfileNamesIt() throws {
+        let dir = try CLITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let profile = "profiles/reference-h100"
+        let o = try CLITests.run(["plan", "--model", "opt-13b", "--hardware", "h100-sxm", "--profile", profile] + Self.grid)
+        #expect(o.status == 0, "\(o.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: o.stdoutData) as? [String: Any])
+        let named = try #require(doc["profile"] as? String)
+        #expect(named.hasPrefix("/") && named.hasSuffix(profile))
+        let file = dir.appendingPathComponent("plan.json")
+        try o.stdoutData.write(to: file)
+        let expected = try #require(((doc["planner"] as? [String: Any])?["expected"] as? [String: Any])?["tokensPerSecond"] as? Double)
+        let sim = try CLITests.run(["simulate", file.path, "--json"])
+        #expect(sim.status == 0, "\(sim.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: sim.stdoutData) as? [String: Any])
+        #expect(abs(try #require(result["tokensPerSecond"] as? Double) / expected - 1) < 1e-9)
+    }
+
     @Test func planKVOnlyPrintsFlexGenFlags() throws {
         let o = try CLITests.run(["plan", "--policy", "kv-only"] + Self.grid)
         #expect(o.status == 0, "\(o.stderr)")

@@ -24,6 +24,9 @@ public struct Setup: Sendable {
     public var workload: Workload
     /// The cost model to simulate with; nil: the analytic model of `hardware`.
     public var cost: (any CostModel)?
+    /// The profile folder `cost` was read from, if any: a configuration `plan` prints names it, so
+    /// that `simulate` replays it with the same measurements.
+    public var profileFolder: URL?
 
     public init(model: ModelSpec, hardware: HardwareSpec, hostMemory: HostMemoryKind = .pinned, workload: Workload,
                 cost: (any CostModel)? = nil) {

@@ -109,6 +109,7 @@ public enum PlanSearch {
         }
         if let note = SweepReport.notes(p.model) { planner["note"] = note }
         doc["planner"] = planner
+        if let folder = setup.profileFolder { doc["profile"] = folder.standardizedFileURL.path }
         return doc
     }
 }

@@ -44,6 +44,7 @@ public enum SweepConfig {
             let profile = try ProfileReader.read(folder)
             try ProfileCostModel.check(profile, hardware: hardware, dtype: model.dtype)
             setup.cost = try ProfileCostModel(profile: profile, hardware: hardware)
+            setup.profileFolder = folder
         }
         try validate(setup)
         return Sweep(setup: setup, space: s)
