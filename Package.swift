@@ -8,6 +8,8 @@ let package = Package(
         .library(name: "PlannerCore", targets: ["PlannerCore"]),
         .executable(name: "planner", targets: ["planner"]),
         .executable(name: "planner-bench", targets: ["PlannerBench"]),
+        .library(name: "CPUEngine", targets: ["CPUEngine"]),
+        .executable(name: "planner-cpu-capture", targets: ["CPUCapture"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -26,10 +28,17 @@ let package = Package(
             name: "planner",
             dependencies: [
                 "PlannerCore",
+                "CPUEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "PlannerBench", dependencies: ["PlannerCore"]),
+        .executableTarget(name: "PlannerBench", dependencies: ["PlannerCore", "CPUEngine", "CBLAS"]),
         .testTarget(name: "PlannerCoreTests", dependencies: ["PlannerCore"]),
+        // OpenBLAS through pkg-config (Debian: libopenblas-dev); the module map includes <cblas.h>.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // An fp32 decoder on the CPU that executes the planner's placements (Sources/CPUEngine/Engine.swift).
+        .target(name: "CPUEngine", dependencies: ["PlannerCore", "CBLAS"]),
+        .executableTarget(name: "CPUCapture", dependencies: ["PlannerCore", "CPUEngine"]),
+        .testTarget(name: "CPUEngineTests", dependencies: ["CPUEngine", "PlannerCore"]),
     ]
 )

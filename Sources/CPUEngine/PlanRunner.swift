@@ -1,0 +1,94 @@
+import Foundation
+import PlannerCore
+
+/// Runs an `ExecutionPlan` of the scenario format on the CPU engine: a generation (the prefill of
+/// the prompt split as the planner splits it, then one decode step per new token, each entry joining
+/// the class `TokenGrowth` gives it), or repeated decode steps at one context.
+public enum PlanRunner {
+    /// What a run measured.
+    public struct Result: Sendable {
+        /// Logits of the prefill (generation only) and of every decode step, `batch x vocab` each
+        /// (empty without the head or when not kept).
+        public var logits: [[Float]]
+        /// Seconds of the prefill (generation only).
+        public var prefillSeconds: Double?
+        /// Seconds of every decode step, in order (for a decode-step plan: the timed repeats).
+        public var stepSeconds: [Double]
+        /// Seconds the H2D copy thread was busy over the timed steps.
+        public var h2dBusySeconds: Double
+        public var totalSeconds: Double { (prefillSeconds ?? 0) + stepSeconds.reduce(0, +) }
+        public var medianStepSeconds: Double {
+            let s = stepSeconds.sorted()
+            return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        public var meanStepSeconds: Double { stepSeconds.isEmpty ? 0 : stepSeconds.reduce(0, +) / Double(stepSeconds.count) }
+    }
+
+    /// The engine shape a plan needs (buffers sized for the largest count of every class).
+    public static func shape(_ plan: ExecutionPlan, includeHead: Bool? = nil) throws -> EngineShape {
+        guard plan.microBatches == 1, !plan.hiddenOnHost else {
+            throw InputError(field: "policy", "FlexGen's block schedule (numGpuBatches > 1, or activations on the CPU) is not executed by the CPU engine; use an explicit placement or another policy")
+        }
+        let growth = TokenGrowth(plan: plan)
+        var peak = growth.peak
+        let positions: Int
+        var rows = max(peak.recompute, 1)
+        switch plan.phase {
+        case .decodeStep(let c):
+            positions = c + 1
+        case .generate(let p, let t):
+            positions = p + t
+            rows = max(rows, p)
+        }
+        // The repeated decode steps of a decode-step plan overwrite one entry of the new token's class.
+        peak = TokenPlacement(gpuKV: peak.gpuKV, gpuAct: peak.gpuAct, hostKV: peak.hostKV, hostAct: peak.hostAct, recompute: peak.recompute)
+        return EngineShape(model: plan.model, batch: plan.batch, weightsGPUFraction: plan.weights.gpuFraction, capacity: peak,
+                           maxPositions: positions, maxRows: rows, includeHead: includeHead ?? plan.includeHead)
+    }
+
+    /// Seeded token ids, position-major (`count` positions of `batch` sequences).
+    public static func tokens(_ count: Int, batch: Int, vocab: Int, seed: UInt64) -> [Int32] {
+        var g = SplitMix(seed, 4242)
+        return (0 ..< count * batch).map { _ in Int32(g.next() % UInt64(vocab)) }
+    }
+
+    /// Runs `plan` on `engine` (whose shape came from `shape(plan)`). A generation's input tokens are
+    /// seeded (the same for every placement, so logits compare); a decode-step plan runs `warmup`
+    /// untimed and `repeats` timed steps at the same context.
+    public static func run(_ plan: ExecutionPlan, on engine: CPUDecoder, seed: UInt64 = 3, warmup: Int = 2, repeats: Int = 5,
+                           keepLogits: Bool = true) -> Result {
+        let growth = TokenGrowth(plan: plan)
+        let B = plan.batch, vocab = engine.shape.model.vocab
+        switch plan.phase {
+        case .generate(let p, let t):
+            let all = tokens(p + t, batch: B, vocab: vocab, seed: seed)
+            engine.synchronize()
+            let t0 = now()
+            let first = engine.prefill(tokens: Array(all[0 ..< p * B]), split: growth.prompt!)
+            engine.synchronize()
+            let prefill = now() - t0
+            var logits = keepLogits ? [first] : []
+            engine.resetCounters()
+            let steps = growth.steps.enumerated().map { i, s in (Array(all[(p + i) * B ..< (p + i + 1) * B]), s.newToken) }
+            logits += engine.decodeSteps(steps, keepLogits: keepLogits)
+            engine.synchronize()
+            let ends = engine.stepEnds
+            let times = (1 ..< ends.count).map { ends[$0] - ends[$0 - 1] }
+            return Result(logits: logits, prefillSeconds: prefill, stepSeconds: times, h2dBusySeconds: engine.h2dBusySeconds)
+        case .decodeStep:
+            engine.fillContext(plan.placement)
+            let step = growth.steps[0]
+            let ids = tokens(1, batch: B, vocab: vocab, seed: seed)
+            _ = engine.decodeSteps(Array(repeating: (ids, step.newToken), count: max(warmup, 1)), advance: false, keepLogits: false)
+            engine.synchronize()
+            engine.resetCounters()
+            // Steps run back to back, so that the next step's first loads overlap the last layer, as
+            // in the simulator's steady state; each step's time is the interval between step ends.
+            let logits = engine.decodeSteps(Array(repeating: (ids, step.newToken), count: repeats), advance: false, keepLogits: keepLogits)
+            engine.synchronize()
+            let ends = engine.stepEnds
+            let times = (1 ..< ends.count).map { ends[$0] - ends[$0 - 1] }
+            return Result(logits: logits, prefillSeconds: nil, stepSeconds: times, h2dBusySeconds: engine.h2dBusySeconds)
+        }
+    }
+}
