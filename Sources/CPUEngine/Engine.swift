@@ -142,7 +142,7 @@ public final class CPUDecoder: @unchecked Sendable {
         up = FloatBuffer(count: rows * upW)
         act = FloatBuffer(count: rows * ffn)
         actNorm = FloatBuffer(count: max(cap.gpuAct, cap.hostAct) * B * hidden)
-        scores = FloatBuffer(count: shape.maxRows * shape.maxPositions)
+        scores = FloatBuffer(count: max(shape.maxRows, m.heads / m.kvHeads) * shape.maxPositions)
         logits = FloatBuffer(count: shape.includeHead ? B * m.vocab : 1)
         if m.ffnKind == .gated3 {
             let t = FloatBuffer(count: shape.maxPositions * d)

@@ -75,7 +75,7 @@ public struct EngineShape: Sendable, Equatable {
             ("device", "two write-back buffers", f * 2 * rows * max(kvRow, actRow)),
             ("device", "working set", f * (rows * Double(3 * hidden + qkvWidth + qDim + upWidth + model.ffnSize)
                 + Double(max(capacity.gpuAct, capacity.hostAct)) * B * actRow
-                + Double(maxRows) * Double(maxPositions) + Double(capacity.recompute) * B * actRow
+                + Double(max(maxRows, model.heads / model.kvHeads)) * Double(maxPositions) + Double(capacity.recompute) * B * actRow
                 + (includeHead ? B * Double(model.vocab) : 0))),
             ("host", "streamed weights", f * L * Double(streamedElements(attentionMatrices) + streamedElements(ffnMatrices))),
             ("host", "host KV cache", f * L * Double(capacity.hostKV) * B * kvRow),

@@ -7,6 +7,7 @@
 // OPT-30B on one thread; then the default `planner sweep` on all cores (exhaustive grid, the ratio
 // search, and the whole command's work).
 import Foundation
+import CPUEngine
 import PlannerCore
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -97,6 +98,54 @@ do {
     let wall = try best(of: 5) { result = try ServingSimulator.run(config, requests: requests, cost: cost) }
     print(String(format: "serving: 300 ShareGPT-like requests (Llama-2-7B, A100-40GB) simulated in %.3f s wall (target: under 1 s); %d iterations, %.1f s simulated, %d preemptions",
                  wall, result!.iterations, result!.makespanSeconds, result!.preemptions))
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}
+
+do {
+    // The CPU engine (Sources/CPUEngine): its weight GEMMs, timed inside real decode steps and a prefill
+    // (engine.recordGEMMs), against plain cblas_sgemm on the same shapes over as many distinct weight
+    // matrices as the model has layers (so that neither side reads its weights from a warm cache);
+    // OpenBLAS on one thread in both, as the engine runs it. Then the engine's decode step time.
+    BLAS.setThreads(1)
+    print("CPU engine (OpenBLAS \(BLAS.version), \(BLAS.coreName) kernels, 1 thread): weight GEMMs in the engine vs plain cblas_sgemm")
+    print("  model             phase        m      n      k   engine GFLOP/s   sgemm GFLOP/s   ratio")
+    var ratios: [Double] = []
+    for model in CPUModels.all {
+        for (label, phase) in [("decode b16", Phase.decodeStep(context: 256)), ("prefill b16", Phase.generate(prompt: 128, tokens: 2))] {
+            let plan = ExecutionPlan(model: model, hardware: HardwareCatalog.h100sxm, batch: 16, weights: .gpu,
+                                     placement: TokenPlacement(gpuKV: phase.placementContext), phase: phase)
+            let engine = try CPUDecoder(shape: try PlanRunner.shape(plan))
+            _ = PlanRunner.run(plan, on: engine, warmup: 2, repeats: 1, keepLogits: false)
+            engine.resetCounters()
+            engine.recordGEMMs = true
+            let r = PlanRunner.run(plan, on: engine, warmup: 0, repeats: 5, keepLogits: false)
+            engine.recordGEMMs = false
+            for (s, v) in engine.gemmLog.sorted(by: { ($0.key.m, $0.key.n, $0.key.k) < ($1.key.m, $1.key.n, $1.key.k) }) {
+                if case .generate = phase, s.m < 128 { continue }
+                let flops = 2 * Double(s.m * s.n * s.k)
+                let engineRate = flops * Double(v.calls) / v.seconds
+                let mats = (0 ..< model.layers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: s.k * s.n) }
+                let a = UnsafeMutablePointer<Float>.allocate(capacity: s.m * s.k), c = UnsafeMutablePointer<Float>.allocate(capacity: s.m * s.n)
+                for w in mats { w.initialize(repeating: 0.01, count: s.k * s.n) }
+                a.initialize(repeating: 0.5, count: s.m * s.k)
+                for w in mats { BLAS.sgemm(m: s.m, n: s.n, k: s.k, a: a, b: w, c: c) }
+                let passes = 5
+                let t = seconds { for _ in 0 ..< passes { for w in mats { BLAS.sgemm(m: s.m, n: s.n, k: s.k, a: a, b: w, c: c) } } }
+                let plainRate = flops * Double(passes * mats.count) / t
+                mats.forEach { $0.deallocate() }; a.deallocate(); c.deallocate()
+                ratios.append(engineRate / plainRate)
+                print(String(format: "  %-17@ %-11@ %5d %6d %6d %14.1f %15.1f %7.2f", model.name, label, s.m, s.n, s.k, engineRate / 1e9, plainRate / 1e9, engineRate / plainRate))
+            }
+            if case .decodeStep = phase {
+                print(String(format: "  %@ decode step (batch 16, context 256, %d layers, weights and KV on the device tier, LM head): %.2f ms median",
+                             model.name, model.layers, r.medianStepSeconds * 1e3))
+            }
+        }
+    }
+    let sortedRatios = ratios.sorted()
+    print(String(format: "  engine / sgemm rate over %d shapes: lowest %.2f, median %.2f (target: at least 0.80)", ratios.count, sortedRatios.first ?? 0, sortedRatios[sortedRatios.count / 2]))
 } catch {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)

@@ -7,7 +7,7 @@ struct Planner: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "planner",
         abstract: "Capacity planner for LLM inference on one GPU with host-memory offloading.",
-        subcommands: [SweepCommand.self, PlanCommand.self, Simulate.self, ServeCommand.self, ValidateCommand.self, ProfileCommand.self, Catalog.self]
+        subcommands: [SweepCommand.self, PlanCommand.self, Simulate.self, ServeCommand.self, ValidateCommand.self, ProfileCommand.self, Catalog.self, RunCommand.self]
     )
 }
 

@@ -25,6 +25,10 @@ public struct Profile: Sendable {
         public var memory: HostMemoryKind
         public var bytes: Double
         public var seconds: Double
+
+        public init(direction: LinkDirection, memory: HostMemoryKind, bytes: Double, seconds: Double) {
+            self.direction = direction; self.memory = memory; self.bytes = bytes; self.seconds = seconds
+        }
     }
 
     public struct GemmPoint: Sendable, Equatable {
@@ -32,6 +36,8 @@ public struct Profile: Sendable {
         public var n: Int
         public var k: Int
         public var seconds: Double
+
+        public init(m: Int, n: Int, k: Int, seconds: Double) { self.m = m; self.n = n; self.k = k; self.seconds = seconds }
     }
 
     public enum AttentionKind: String, Sendable { case decode, prefill }
@@ -45,6 +51,11 @@ public struct Profile: Sendable {
         public var queries: Int
         public var context: Int
         public var seconds: Double
+
+        public init(kind: AttentionKind, batch: Int, heads: Int, kvHeads: Int, headDim: Int, queries: Int, context: Int, seconds: Double) {
+            self.kind = kind; self.batch = batch; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+            self.queries = queries; self.context = context; self.seconds = seconds
+        }
     }
 
     /// One end-to-end run of the reference layer-streaming decoder.
@@ -59,6 +70,12 @@ public struct Profile: Sendable {
         public var placement: TokenPlacement
         public var hostMemory: HostMemoryKind
         public var stepSeconds: Double
+
+        public init(run: String, group: String, model: String, layers: Int, batch: Int, context: Int, weightsGPUFraction: Double,
+                    placement: TokenPlacement, hostMemory: HostMemoryKind, stepSeconds: Double) {
+            self.run = run; self.group = group; self.model = model; self.layers = layers; self.batch = batch; self.context = context
+            self.weightsGPUFraction = weightsGPUFraction; self.placement = placement; self.hostMemory = hostMemory; self.stepSeconds = stepSeconds
+        }
     }
 
     public struct TimelineRow: Sendable, Equatable {
@@ -79,6 +96,15 @@ public struct Profile: Sendable {
     public var attention: [AttentionPoint] = []
     public var e2e: [E2ERun] = []
     public var timeline: [TimelineRow] = []
+    /// Shapes of the e2e runs' models that are files in the profile's folder (a scaled-down model
+    /// run on the CPU engine), by the name `e2e.csv` gives them.
+    public var models: [String: ModelSpec] = [:]
+
+    /// The shape of an e2e run's model: a model file of the folder, or a catalog model.
+    public func model(named name: String) throws -> ModelSpec {
+        if let m = models[name] { return m }
+        return try ModelCatalog.model(named: name)
+    }
 
     /// The machine the profile refines: the catalog entry it names, or a device JSON in its folder.
     public func hardware(in folder: URL?) throws -> HardwareSpec {
@@ -139,7 +165,8 @@ public enum ProfileReader {
             try t.expect(["run", "group", "model", "layers", "batch", "context", "weights_gpu_fraction", "gpu_kv", "gpu_act", "host_kv",
                           "host_act", "recompute", "host_memory", "step_seconds"])
             var seen = Set<String>()
-            profile.e2e = try t.rows.map { r in
+            var models: [String: ModelSpec] = [:]
+            let runs = try t.rows.map { r in
                 let placement = TokenPlacement(gpuKV: try r.int("gpu_kv", min: 0), gpuAct: try r.int("gpu_act", min: 0),
                                                hostKV: try r.int("host_kv", min: 0), hostAct: try r.int("host_act", min: 0),
                                                recompute: try r.int("recompute", min: 0))
@@ -151,12 +178,17 @@ public enum ProfileReader {
                 guard placement.total == run.context else {
                     throw r.error("context", "gpu_kv + gpu_act + host_kv + host_act + recompute = \(placement.total) must equal context (\(run.context))")
                 }
-                guard ModelCatalog.all.contains(where: { $0.name == run.model }) else {
-                    throw r.error("model", "must be a catalog model (\(ModelCatalog.names.joined(separator: ", "))), got \"\(run.model)\"")
+                if run.model.hasSuffix(".json"), models[run.model] == nil {
+                    models[run.model] = try modelFile(folder, run.model, row: r)
+                }
+                guard ModelCatalog.all.contains(where: { $0.name == run.model }) || models[run.model] != nil else {
+                    throw r.error("model", "must be a catalog model (\(ModelCatalog.names.joined(separator: ", "))) or a model JSON file in the profile folder, got \"\(run.model)\"")
                 }
                 guard seen.insert(run.run).inserted else { throw r.error("run", "\"\(run.run)\" appears twice") }
                 return run
             }
+            profile.e2e = runs
+            profile.models = models
         }
         if let t = try table("e2e_timeline.csv") {
             try t.expect(["run", "step", "layer", "stream", "op", "start_seconds", "end_seconds"])
@@ -170,6 +202,19 @@ public enum ProfileReader {
             }
         }
         return profile
+    }
+
+    /// A model file named by an e2e row: a file of the profile folder holding a model object in the
+    /// scenario's inline form (`layers`, `hidden`, `heads`, ...) or a Hugging Face `config.json`.
+    static func modelFile(_ folder: URL, _ name: String, row: CSVTable.Row) throws -> ModelSpec {
+        guard !name.contains("/") else { throw row.error("model", "must name a file inside the profile folder, got \"\(name)\"") }
+        let url = folder.appendingPathComponent(name)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw row.error("model", "names \(name), but the profile folder has no such file")
+        }
+        let o = try JSONFields.parse(data, source: url.path)
+        if o.has("model_type") { return try HFConfig.parse(data, source: url.path, name: name) }
+        return try ModelCatalog.inline(JSONFields(o.object, path: "\(folder.lastPathComponent)/\(name)"))
     }
 
     static func meta(_ data: Data, source: String) throws -> Profile.Meta {

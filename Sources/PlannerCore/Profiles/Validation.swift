@@ -77,11 +77,11 @@ public enum Validation {
         public var regret: Double
     }
 
-    /// The plan a run corresponds to: the catalog model cut to the run's layers, the profile's
+    /// The plan a run corresponds to: the catalog model (or the profile folder's model file) cut to the run's layers, the profile's
     /// machine, one decode step at the run's context, no LM head (the reference decoder runs the
     /// decoder layers only).
     public static func plan(_ run: Profile.E2ERun, profile: Profile, hardware: HardwareSpec) throws -> ExecutionPlan {
-        var model = try ModelCatalog.model(named: run.model).withLayers(run.layers)
+        var model = try profile.model(named: run.model).withLayers(run.layers)
         model.dtype = profile.meta.dtype
         var plan = ExecutionPlan(model: model, hardware: hardware, batch: run.batch, weights: WeightPlacement(gpuFraction: run.weightsGPUFraction),
                                  placement: run.placement, hostMemory: run.hostMemory, phase: .decodeStep(context: run.context),

@@ -1,0 +1,49 @@
+// Captures the CPU profile: the CPU engine's GEMMs, attention and copy bandwidth, and end-to-end
+// decode steps of the engine over placements in groups, in the profile format (profiles/FORMAT.md),
+// with the CPU as a device JSON derived from the measurements.
+//
+//     swift run -c release planner-cpu-capture --out profiles/cpu-amd-epyc-2c [--repeats 5] [--quick]
+//
+// scripts/capture-cpu-profile.sh runs it with the Swift version recorded.
+import CPUEngine
+import Foundation
+import PlannerCore
+
+var args = Array(CommandLine.arguments.dropFirst())
+var outPath: String?
+var repeats = 5, warmup = 1, quick = false, swift = "unknown"
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    exit(1)
+}
+while !args.isEmpty {
+    let a = args.removeFirst()
+    func value() -> String {
+        if args.isEmpty { fail("\(a): missing value") }
+        return args.removeFirst()
+    }
+    switch a {
+    case "--out": outPath = value()
+    case "--repeats": guard let v = Int(value()), (1...100).contains(v) else { fail("--repeats: must be an integer from 1 to 100") }; repeats = v
+    case "--warmup": guard let v = Int(value()), (0...100).contains(v) else { fail("--warmup: must be an integer from 0 to 100") }; warmup = v
+    case "--swift-version": swift = value()
+    case "--quick": quick = true
+    case "--help", "-h":
+        print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--swift-version TEXT] [--quick]")
+        exit(0)
+    default: fail("\(a): unknown option; allowed are --out, --repeats, --warmup, --swift-version, --quick")
+    }
+}
+guard let outPath else { fail("--out: missing; name the profile folder to write (profiles/cpu-NAME)") }
+let url = URL(fileURLWithPath: outPath)
+var capture = CPUProfileCapture(out: url, deviceName: CPUProfileCapture.cpuDescription())
+capture.repeats = repeats
+capture.warmup = warmup
+capture.quick = quick
+capture.swiftVersion = swift
+capture.log = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+do {
+    try capture.run(folderName: url.standardizedFileURL.lastPathComponent)
+} catch {
+    fail("\(error)")
+}

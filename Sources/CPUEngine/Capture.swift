@@ -1,0 +1,341 @@
+import Foundation
+import PlannerCore
+
+/// The scaled-down models the CPU profile is captured on: an OPT-like multi-head shape and a
+/// Llama-like grouped-query shape, both run in fp32.
+public enum CPUModels {
+    public static let optSmall = ModelSpec(
+        name: "cpu-opt-small", layers: 4, hidden: 1024, heads: 16, kvHeads: 16, headDim: 64, ffnSize: 4096, ffnKind: .relu2,
+        vocab: 8192, dtype: .fp32, maxContext: 2048, bias: true, tiedEmbeddings: true, learnedPositions: true,
+        source: "OPT-like shape scaled down for the CPU engine: OPT's structure (pre-LN with bias, ReLU FFN of 4 x hidden, learned positions, tied head), hidden 1024, 16 heads of 64")
+    public static let llamaSmall = ModelSpec(
+        name: "cpu-llama-small", layers: 4, hidden: 1024, heads: 16, kvHeads: 4, headDim: 64, ffnSize: 2816, ffnKind: .gated3,
+        vocab: 8192, dtype: .fp32, maxContext: 4096, bias: false, tiedEmbeddings: false, learnedPositions: false,
+        source: "Llama-like shape scaled down for the CPU engine: Llama's structure (RMS norm, gated SiLU FFN, rotary positions, separate head), hidden 1024, 16 query heads and 4 K/V heads of 64")
+    public static let all = [optSmall, llamaSmall]
+
+    /// The model object as a profile's model file holds it (the scenario's inline form).
+    public static func json(_ m: ModelSpec) -> String {
+        """
+        {"name": "\(m.name)", "layers": \(m.layers), "hidden": \(m.hidden), "heads": \(m.heads), "kvHeads": \(m.kvHeads), "headDim": \(m.headDim),
+         "ffnSize": \(m.ffnSize), "ffnKind": "\(m.ffnKind.rawValue)", "vocab": \(m.vocab), "dtype": "fp32", "maxContext": \(m.maxContext),
+         "bias": \(m.bias), "tiedEmbeddings": \(m.tiedEmbeddings), "learnedPositions": \(m.learnedPositions),
+         "source": "\(m.source)"}
+
+        """
+    }
+}
+
+/// Captures a CPU profile (profiles/FORMAT.md) with the engine's own kernels and the engine itself:
+/// GEMMs by shape, decode and prefill attention, copy-thread bandwidth, and end-to-end decode steps
+/// over placements in groups; and derives the device JSON (the CPU as a `HardwareSpec`) from them.
+public struct CPUProfileCapture {
+    public var out: URL
+    public var repeats = 5
+    public var warmup = 1
+    /// Fewer points (for tests): small shapes and contexts.
+    public var quick = false
+    public var swiftVersion = "unknown"
+    public var deviceName: String
+    public var log: (String) -> Void = { _ in }
+
+    public init(out: URL, deviceName: String) {
+        self.out = out
+        self.deviceName = deviceName
+    }
+
+    /// The CPU's model name from /proc/cpuinfo and its core count.
+    public static func cpuDescription() -> String {
+        let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        var name = "unknown CPU", family = "", model = ""
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { continue }
+            if parts[0] == "model name", name == "unknown CPU" { name = parts[1] }
+            if parts[0] == "cpu family", family.isEmpty { family = parts[1] }
+            if parts[0] == "model", model.isEmpty { model = parts[1] }
+        }
+        return "\(name) (family \(family), model \(model)), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    }
+
+    var models: [ModelSpec] {
+        quick ? [CPUModels.optSmall, CPUModels.llamaSmall].map { var m = $0; m.hidden = 128; m.heads = 4; m.kvHeads = m.kvHeads == m.heads ? 4 : 1
+            m.headDim = 32; m.ffnSize = $0.ffnKind == .relu2 ? 512 : 352; m.vocab = 512; m.layers = 2; return m } : CPUModels.all
+    }
+
+    func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        if s.isEmpty { return 0 }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// Evicts the caches between timed runs: in the engine every layer reads its own weights and cache.
+    let flushBuffer = FloatBuffer(count: 16 << 20)
+    func flush() {
+        let p = flushBuffer.p
+        for i in stride(from: 0, to: flushBuffer.count, by: 16) { p[i] += 1 }
+    }
+
+    func time(_ body: () -> Void) -> Double {
+        for _ in 0 ..< warmup { flush(); body() }
+        var t: [Double] = []
+        for _ in 0 ..< repeats {
+            flush()
+            let t0 = now()
+            body()
+            t.append(now() - t0)
+        }
+        return median(t)
+    }
+
+    // MARK: Tables
+
+    public func gemmShapes() -> [(n: Int, k: Int)] {
+        var shapes: [(Int, Int)] = []
+        for m in models {
+            let kv = 2 * m.kvDim, up = m.ffnKind == .gated3 ? 2 * m.ffnSize : m.ffnSize
+            shapes += [(m.qDim + kv, m.hidden), (m.hidden, m.qDim), (up, m.hidden), (m.hidden, m.ffnSize), (kv, m.hidden), (m.vocab, m.hidden)]
+        }
+        var seen = Set<[Int]>()
+        return shapes.filter { seen.insert([$0.0, $0.1]).inserted }
+    }
+
+    public var mValues: [Int] { quick ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] }
+
+    func gemm() -> [Profile.GemmPoint] {
+        var points: [Profile.GemmPoint] = []
+        let maxM = mValues.max()!
+        for (n, k) in gemmShapes() {
+            let a = FloatBuffer(count: maxM * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: maxM * n)
+            fill(a.p, a.count, scale: 1, seed: 1, stream: 1)
+            fill(b.p, b.count, scale: 0.05, seed: 1, stream: 2)
+            for m in mValues {
+                let t = time { Kernels.gemm(m: m, n: n, k: k, a.p, lda: k, b.p, ldb: n, c.p, ldc: n) }
+                points.append(Profile.GemmPoint(m: m, n: n, k: k, seconds: t))
+            }
+            log(String(format: "gemm n=%d k=%d: m=1 %.1f us, m=%d %.1f GFLOP/s", n, k, points[points.count - mValues.count].seconds * 1e6, maxM,
+                       2 * Double(maxM * n * k) / points.last!.seconds / 1e9))
+        }
+        return points
+    }
+
+    func attention() -> [Profile.AttentionPoint] {
+        var points: [Profile.AttentionPoint] = []
+        let d = quick ? 32 : 64
+        var heads = Set<[Int]>()
+        for m in models { heads.insert([m.heads, m.kvHeads]) }
+        let batches = quick ? [1, 4] : [1, 4, 8, 16]
+        let contexts = quick ? [16, 64] : [32, 128, 256, 512, 1024]
+        for hk in heads.sorted(by: { $0[1] > $1[1] }) {
+            let h = hk[0], kvh = hk[1], kvW = 2 * kvh * d
+            for b in batches {
+                for c in contexts {
+                    let kv = FloatBuffer(count: c * b * kvW), q = FloatBuffer(count: b * h * d), out = FloatBuffer(count: b * h * d)
+                    let scores = FloatBuffer(count: c * h)
+                    fill(kv.p, kv.count, scale: 1, seed: 2, stream: 3)
+                    fill(q.p, q.count, scale: 1, seed: 2, stream: 4)
+                    let t = time { Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: [c - 1], batch: b, heads: h, kvHeads: kvh, d: d, scores: scores.p) }
+                    points.append(Profile.AttentionPoint(kind: .decode, batch: b, heads: h, kvHeads: kvh, headDim: d, queries: 1, context: c, seconds: t))
+                }
+            }
+            for b in (quick ? [1, 2] : [1, 4, 16]) {
+                for c in (quick ? [16, 32] : [16, 64, 128, 256]) {
+                    let kv = FloatBuffer(count: c * b * kvW), q = FloatBuffer(count: c * b * h * d), out = FloatBuffer(count: c * b * h * d)
+                    let scores = FloatBuffer(count: c * c)
+                    fill(kv.p, kv.count, scale: 1, seed: 2, stream: 5)
+                    fill(q.p, q.count, scale: 1, seed: 2, stream: 6)
+                    let pos = Array(0 ..< c)
+                    let t = time { Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: pos, batch: b, heads: h, kvHeads: kvh, d: d, scores: scores.p) }
+                    points.append(Profile.AttentionPoint(kind: .prefill, batch: b, heads: h, kvHeads: kvh, headDim: d, queries: c, context: c, seconds: t))
+                }
+            }
+            log("attention \(h)/\(kvh) heads: \(points.count) points")
+        }
+        return points
+    }
+
+    /// The copy threads' work: one memcpy between a host-tier and a device-tier buffer, from a region
+    /// evicted from the caches (what streaming a layer's weights or cache entries does).
+    func link() -> [Profile.LinkPoint] {
+        var points: [Profile.LinkPoint] = []
+        let sizes = quick ? [4096, 1 << 20, 4 << 20] : (0 ... 8).map { 4096 << (2 * $0) }   // 4 KiB ... 256 MiB
+        let maxFloats = sizes.max()! / 4
+        let host = FloatBuffer(count: maxFloats), device = FloatBuffer(count: maxFloats)
+        fill(host.p, host.count, scale: 1, seed: 3, stream: 1)
+        for dir in [LinkDirection.hostToDevice, .deviceToHost] {
+            for bytes in sizes {
+                let (src, dst) = dir == .hostToDevice ? (host.p, device.p) : (device.p, host.p)
+                let t = time { dst.update(from: src, count: bytes / 4) }
+                points.append(Profile.LinkPoint(direction: dir, memory: .pinned, bytes: Double(bytes), seconds: t))
+            }
+            log(String(format: "copy %@: %.2f GB/s at %d MiB", dir.rawValue, Double(sizes.last!) / points.last!.seconds / 1e9, sizes.last! >> 20))
+        }
+        return points
+    }
+
+    // MARK: End to end
+
+    public struct E2EPlanEntry: Sendable {
+        public var run: Profile.E2ERun
+        public var modelFile: String
+        public var model: ModelSpec
+    }
+
+    /// Groups of runs that differ only in placement: per model, batch, context and weight share,
+    /// the context kept all as device KV, all as host KV, half and half, a hybrid of device ACT, host
+    /// KV and host ACT, and a share recomputed from tokens with the rest as host KV.
+    public func e2ePlan() -> [E2EPlanEntry] {
+        var out: [E2EPlanEntry] = []
+        let contexts = quick ? [32] : [256]
+        let batches = quick ? [2] : [4, 16]
+        for m in models {
+            let file = "\(m.name).json"
+            for b in batches {
+                for c in contexts {
+                    for w in [1.0, 0.0] {
+                        let eighth = c / 8
+                        let placements: [(String, TokenPlacement)] = [
+                            ("gkv", TokenPlacement(gpuKV: c)),
+                            ("hkv", TokenPlacement(hostKV: c)),
+                            ("mix", TokenPlacement(gpuKV: c / 2, hostKV: c - c / 2)),
+                            ("hyb", TokenPlacement(gpuAct: eighth / 2, hostKV: c - eighth - eighth / 2, hostAct: eighth)),
+                            ("rec", TokenPlacement(hostKV: c - eighth / 2, recompute: eighth / 2)),
+                        ]
+                        let group = "\(m.name)-b\(b)-c\(c)-w\(Int(w * 100))"
+                        for (tag, p) in placements {
+                            let run = Profile.E2ERun(run: "\(group)-\(tag)", group: group, model: file, layers: m.layers, batch: b, context: c,
+                                                     weightsGPUFraction: w, placement: p, hostMemory: .pinned, stepSeconds: 1)
+                            out.append(E2EPlanEntry(run: run, modelFile: file, model: m))
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    func e2e() throws -> [Profile.E2ERun] {
+        var runs: [Profile.E2ERun] = []
+        for entry in e2ePlan() {
+            var r = entry.run
+            let plan = ExecutionPlan(model: entry.model.withLayers(r.layers), hardware: HardwareCatalog.h100sxm, batch: r.batch,
+                                     weights: WeightPlacement(gpuFraction: r.weightsGPUFraction), placement: r.placement,
+                                     phase: .decodeStep(context: r.context), policyName: "e2e")
+            let engine = try CPUDecoder(shape: try PlanRunner.shape(plan, includeHead: false))
+            let result = PlanRunner.run(plan, on: engine, warmup: max(warmup, 1), repeats: repeats, keepLogits: false)
+            r.stepSeconds = result.medianStepSeconds
+            runs.append(r)
+            log(String(format: "e2e %@: %.2f ms", r.run, r.stepSeconds * 1e3))
+        }
+        return runs
+    }
+
+    // MARK: Device
+
+    /// The CPU as a device of the planner, every number derived from this capture's tables.
+    public func device(name: String, gemm: [Profile.GemmPoint], attention: [Profile.AttentionPoint], link: [Profile.LinkPoint],
+                       date: String) throws -> HardwareSpec {
+        let big = gemm.filter { $0.m >= 1024 }.map { 2 * Double($0.m * $0.n * $0.k) / $0.seconds }
+        let rate = big.isEmpty ? gemm.map { 2 * Double($0.m * $0.n * $0.k) / $0.seconds }.max()! : median(big)
+        let peak = gemm.map { 2 * Double($0.m * $0.n * $0.k) / $0.seconds }.max()!
+        let weightRead = median(gemm.filter { $0.m == 1 }.map { Double($0.k * $0.n * 4) / $0.seconds })
+        /// Bandwidth of the largest copy; latency what the smallest copy takes beyond its bytes at that bandwidth.
+        func fit(_ dir: LinkDirection) -> [String: Double] {
+            let pts = link.filter { $0.direction == dir }.sorted { $0.bytes < $1.bytes }
+            let bw = pts.last!.bytes / pts.last!.seconds
+            let latency = Swift.max(0, pts[0].seconds - pts[0].bytes / bw)
+            return ["latencySeconds": latency, "bytesPerSecond": bw]
+        }
+        let h2d = fit(.hostToDevice), d2h = fit(.deviceToHost)
+        let decode = attention.filter { $0.kind == .decode }
+        let floor = decode.map(\.seconds).min() ?? 1e-6
+        let large = decode.filter { $0.batch * $0.context >= 4096 }
+        let stream = median((large.isEmpty ? decode : large).map { Double(2 * $0.batch * $0.context * $0.kvHeads * $0.headDim * 4) / $0.seconds })
+        let prefill = attention.filter { $0.kind == .prefill }
+        let prefillRate = prefill.map { 4 * Double($0.batch * $0.heads * $0.headDim * $0.queries) * (Double($0.context) - Double($0.queries) / 2) / $0.seconds }.max() ?? rate / 2
+        let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, median of \(repeats) runs, \(date) (this profile)"
+        let gib = HardwareCatalog.GiB
+        let spec: [String: Any] = [
+            "name": name,
+            "gpu": [
+                "name": "\(deviceName): one core running OpenBLAS (the compute stream)", "memoryBytes": 8 * gib,
+                "memoryBandwidthBytesPerSecond": 2 * h2d["bytesPerSecond"]!, "peakMatmulFlops": ["fp32": peak], "achievedMatmulFlops": ["fp32": rate],
+                "gemmBytesPerSecond": weightRead, "streamBytesPerSecond": stream, "attentionFlopsFraction": Swift.min(1, prefillRate / rate),
+                "kernelSeconds": 1e-6, "reservedBytes": 0, "attentionKernelSeconds": floor,
+            ] as [String: Any],
+            "link": ["name": "copy threads (memcpy between the engine's host and device tiers)", "h2dPinned": h2d, "h2dPageable": h2d,
+                     "d2hPinned": d2h, "d2hPageable": d2h] as [String: Any],
+            "host": ["memoryBytes": 12 * gib],
+            "sources": [
+                "gpu.memoryBytes": "budget: the CPU engine's device tier is given 8 GiB of this machine's memory (the rest of the 23.5 GiB: 12 GiB host tier, the system)",
+                "gpu.memoryBandwidthBytesPerSecond": "memcpy reads and writes: twice the copy rate fitted to link.h2dPinned, \(src)",
+                "gpu.peakMatmulFlops": "fastest GEMM of gemm.csv (measured, not a datasheet figure), \(src)",
+                "gpu.achievedMatmulFlops": "median rate of the GEMMs of gemm.csv with m >= 1024, \(src)",
+                "gpu.gemmBytesPerSecond": "median weight-read rate of the GEMMs of gemm.csv with m = 1, \(src)",
+                "gpu.streamBytesPerSecond": "median K/V read rate of decode attention with batch x context >= 4096, attention.csv, \(src)",
+                "gpu.attentionFlopsFraction": "fastest prefill attention of attention.csv over the GEMM rate, \(src)",
+                "gpu.kernelSeconds": "estimate: 1 us per call (an OpenBLAS call and a loop over rows)",
+                "gpu.attentionKernelSeconds": "fastest decode attention of attention.csv (batch 1, shortest context), \(src)",
+                "gpu.reservedBytes": "none: the device tier is process memory",
+                "link.h2dPinned": "bandwidth of the largest h2d copy of link.csv (256 MiB); latency: the smallest copy's time beyond its bytes at that bandwidth, \(src)",
+                "link.d2hPinned": "fit as for h2dPinned to the d2h copies, \(src)",
+                "link.h2dPageable": "as h2dPinned: both tiers are ordinary process memory, there is no pinned or pageable distinction",
+                "link.d2hPageable": "as d2hPinned: both tiers are ordinary process memory",
+                "host.memoryBytes": "budget: the CPU engine's host tier is given 12 GiB of this machine's 23.5 GiB",
+            ],
+        ]
+        return try HardwareCatalog.decode(try JSONSerialization.data(withJSONObject: spec), field: "\(name).json")
+    }
+
+    // MARK: Writing
+
+    static func write(_ text: String, _ url: URL) throws {
+        let tmp = url.appendingPathExtension("tmp")
+        try text.write(to: tmp, atomically: false, encoding: .utf8)
+        guard rename(tmp.path, url.path) == 0 else { throw InputError(field: url.path, "cannot be written (rename failed, errno \(errno))") }
+    }
+
+    static func g(_ x: Double) -> String { String(format: "%.6g", x) }
+
+    /// Runs the whole capture and writes `profile.json`, the device JSON, the model files and the tables.
+    public func run(folderName: String) throws {
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        BLAS.setThreads(1)
+        let date = ISO8601DateFormatter().string(from: Date())
+        let started = now()
+        log("capturing into \(out.path) on \(deviceName), OpenBLAS \(BLAS.version) \(BLAS.coreName), 1 thread")
+        let linkPoints = link()
+        let gemmPoints = gemm()
+        let attentionPoints = attention()
+        let e2eRuns = try e2e()
+        let hwName = folderName
+        let hw = try device(name: hwName, gemm: gemmPoints, attention: attentionPoints, link: linkPoints, date: String(date.prefix(10)))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try Self.write(String(data: try enc.encode(hw), encoding: .utf8)! + "\n", out.appendingPathComponent("\(hwName).json"))
+        for m in models { try Self.write(CPUModels.json(m), out.appendingPathComponent("\(m.name).json")) }
+        try Self.write("direction,memory,bytes,seconds\n" + linkPoints.map { "\($0.direction.rawValue),\($0.memory.rawValue),\(Int($0.bytes)),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
+                       out.appendingPathComponent("link.csv"))
+        try Self.write("m,n,k,seconds\n" + gemmPoints.map { "\($0.m),\($0.n),\($0.k),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
+                       out.appendingPathComponent("gemm.csv"))
+        try Self.write("kind,batch,heads,kv_heads,head_dim,queries,context,seconds\n" + attentionPoints.map {
+            "\($0.kind.rawValue),\($0.batch),\($0.heads),\($0.kvHeads),\($0.headDim),\($0.queries),\($0.context),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
+                       out.appendingPathComponent("attention.csv"))
+        try Self.write("run,group,model,layers,batch,context,weights_gpu_fraction,gpu_kv,gpu_act,host_kv,host_act,recompute,host_memory,step_seconds\n" + e2eRuns.map { r in
+            let p = r.placement
+            return "\(r.run),\(r.group),\(r.model),\(r.layers),\(r.batch),\(r.context),\(Self.g(r.weightsGPUFraction)),\(p.gpuKV),\(p.gpuAct),\(p.hostKV),\(p.hostAct),\(p.recompute),\(r.hostMemory.rawValue),\(Self.g(r.stepSeconds))"
+        }.joined(separator: "\n") + "\n", out.appendingPathComponent("e2e.csv"))
+        let uname = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        let meta: [String: Any] = [
+            "format": ProfileReader.format, "device": deviceName, "hardware": "\(hwName).json", "dtype": "fp32", "capturedAt": date,
+            "driver": "Linux \(uname)", "cuda": "none (CPU)",
+            "libraries": ["openblas": BLAS.version, "openblas.config": BLAS.config, "openblas.core": BLAS.coreName, "openblas.threads": "1",
+                          "swift": swiftVersion],
+            "repeats": repeats, "warmup": warmup,
+            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels and the engine itself, \(String(format: "%.0f", now() - started)) s",
+        ]
+        try Self.write(String(data: try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys]), encoding: .utf8)! + "\n",
+                       out.appendingPathComponent("profile.json"))
+        log(String(format: "done in %.0f s", now() - started))
+    }
+}

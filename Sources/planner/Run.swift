@@ -1,0 +1,151 @@
+import ArgumentParser
+import CPUEngine
+import Foundation
+import PlannerCore
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Execute a scenario on the CPU engine and print the measured step time beside the simulator's prediction for the CPU.",
+        discussion: """
+        SCENARIO is a scenario file (README.md, "Scenario format"), a `planner plan` output included. The CPU \
+        engine (Sources/CPUEngine) runs the scenario's batch, phase, weight split and placement (tokens per class) \
+        in fp32 with seeded weights; a policy is resolved on the scenario's own machine first, as `simulate` does. \
+        Catalog models are far too large for this machine: --layers and --width-divisor scale the model down \
+        (heads, K/V heads, FFN width and vocabulary divided, head dimension kept) and the output says what ran. A \
+        run that would not fit in this machine's memory (MemAvailable) is refused before anything is allocated, \
+        with the size it would need. The prediction is the simulator's for the same scaled-down plan on the CPU \
+        device of the profile (its device JSON and its measured tables).
+        """
+    )
+
+    @Argument(help: "Path to a scenario JSON file.")
+    var scenario: String
+
+    @Option(help: "Run this many layers of the model (1 to 1024).")
+    var layers: Int?
+
+    @Option(name: .customLong("width-divisor"), help: "Divide heads, K/V heads, FFN width and vocabulary by this (1 to 4096); it must divide the K/V heads.")
+    var widthDivisor: Int = 1
+
+    @Option(help: "Override the scenario's batch (1 to 4096).")
+    var batch: Int?
+
+    @Option(help: "The CPU profile folder whose device and tables predict the step (profiles/FORMAT.md).")
+    var profile: String = "profiles/cpu-amd-epyc-2c"
+
+    @Option(help: "Timed decode steps of a decodeStep scenario (1 to 1000; the median is reported).")
+    var repeats: Int = 5
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            guard (1 ... 4096).contains(widthDivisor) else {
+                throw InputError(field: "--width-divisor", "must be an integer from 1 to 4096, got \(widthDivisor)")
+            }
+            guard (1 ... 1000).contains(repeats) else { throw InputError(field: "--repeats", "must be an integer from 1 to 1000, got \(repeats)") }
+            if let layers, !(1 ... 1024).contains(layers) { throw InputError(field: "--layers", "must be an integer from 1 to 1024, got \(layers)") }
+            if let batch, !(1 ... 4096).contains(batch) { throw InputError(field: "--batch", "must be an integer from 1 to 4096, got \(batch)") }
+            let original = try Scenario.load(URL(fileURLWithPath: scenario))
+            var model = original.model
+            let note = try Self.scale(&model, layers: layers, divisor: widthDivisor)
+            let folder = URL(fileURLWithPath: profile)
+            guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("profile.json").path) else {
+                throw InputError(field: "--profile", "\(profile) is not a profile folder; the CPU profile ships as profiles/cpu-amd-epyc-2c (run from the repository root) and is recaptured by scripts/capture-cpu-profile.sh")
+            }
+            let measured = try ProfileReader.read(folder)
+            let hw = try measured.hardware(in: folder)
+            var plan = ExecutionPlan(model: model, hardware: hw, batch: batch ?? original.batch, microBatches: original.microBatches,
+                                     weights: original.weights, placement: original.placement, hostMemory: original.hostMemory,
+                                     hiddenOnHost: original.hiddenOnHost, phase: original.phase, policyName: original.policyName)
+            plan.includeHead = true
+            try plan.validate()
+            let shape = try PlanRunner.shape(plan)
+            // Refused here, before any buffer exists, when the machine cannot hold it.
+            let engine = try CPUDecoder(shape: shape)
+            let result = PlanRunner.run(plan, on: engine, warmup: 2, repeats: repeats, keepLogits: false)
+
+            let cost = try ProfileCostModel(profile: measured, hardware: hw)
+            let predicted = try Simulator.run(plan, cost: cost, checkMemory: false)
+            let analytic = try Simulator.run(plan, cost: try AnalyticCostModel(hardware: hw, dtype: .fp32), checkMemory: false)
+            var memoryNote: String?
+            do { try predicted.memory.check() } catch { memoryNote = "\(error)" }
+
+            let measuredStep: Double, predictedStep: Double, analyticStep: Double
+            switch plan.phase {
+            case .decodeStep:
+                measuredStep = result.medianStepSeconds
+                predictedStep = predicted.seconds
+                analyticStep = analytic.seconds
+            case .generate(_, let t):
+                measuredStep = result.meanStepSeconds
+                let steps = Double(max(t - 1, 1))
+                predictedStep = (predicted.seconds - (predicted.prefillSeconds ?? 0)) / steps
+                analyticStep = (analytic.seconds - (analytic.prefillSeconds ?? 0)) / steps
+            }
+            let error = measuredStep > 0 ? predictedStep / measuredStep - 1 : 0
+            if json {
+                var doc: [String: Any] = [
+                    "scenario": scenario, "model": model.name, "layers": model.layers, "hidden": model.hidden, "heads": model.heads,
+                    "kvHeads": model.kvHeads, "ffnSize": model.ffnSize, "vocab": model.vocab, "batch": plan.batch, "scaled": note,
+                    "placement": TokenClass.allCases.reduce(into: [String: Int]()) { $0[$1.key] = plan.placement[$1] },
+                    "weightsGPUFraction": plan.weights.gpuFraction, "engineBytes": shape.bytes,
+                    "measured": ["stepSeconds": measuredStep, "steps": result.stepSeconds, "prefillSeconds": result.prefillSeconds as Any, "h2dBusySeconds": result.h2dBusySeconds],
+                    "predicted": ["stepSeconds": predictedStep, "prefillSeconds": predicted.prefillSeconds as Any, "analyticStepSeconds": analyticStep],
+                    "error": error, "profile": measured.name, "device": hw.name,
+                ]
+                if let memoryNote { doc["memoryNote"] = memoryNote }
+                FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]))
+                print()
+                return
+            }
+            print("planner run: \(scenario) on the CPU engine (\(measured.meta.device); OpenBLAS \(BLAS.version), 1 compute thread, copy threads for H2D and D2H)")
+            print("model: \(note)")
+            print("  \(model.layers) layers, hidden \(model.hidden), \(model.heads) heads / \(model.kvHeads) K/V heads of \(model.headDim), FFN \(model.ffnSize) (\(model.ffnKind.rawValue)), vocabulary \(model.vocab), fp32")
+            print("batch \(plan.batch), weights \(plan.weights.description), placement \(plan.placement); engine memory \(formatBytes(shape.bytes)) (device tier \(formatBytes(shape.deviceBytes)), host tier \(formatBytes(shape.hostBytes)))")
+            switch plan.phase {
+            case .decodeStep(let c): print("phase: decode steps at context \(c), \(repeats) timed after 2 warm-up steps (median)")
+            case .generate(let p, let t): print("phase: prefill of \(p) tokens, then \(t - 1) decode steps (mean)")
+            }
+            print()
+            print("                          measured   predicted (profile)   error    predicted (analytic)")
+            print(String(format: "  decode step ms      %12.3f %14.3f %13.1f%% %14.3f", measuredStep * 1e3, predictedStep * 1e3, error * 100, analyticStep * 1e3))
+            if let mp = result.prefillSeconds, let pp = predicted.prefillSeconds {
+                print(String(format: "  prefill ms          %12.3f %14.3f %13.1f%% %14.3f", mp * 1e3, pp * 1e3, (pp / mp - 1) * 100, (analytic.prefillSeconds ?? 0) * 1e3))
+                print(String(format: "  total s             %12.4f %14.4f %13.1f%%", result.totalSeconds, predicted.seconds, (predicted.seconds / result.totalSeconds - 1) * 100))
+            }
+            print(String(format: "  tokens/s            %12.1f %14.1f", Double(plan.batch) / measuredStep, Double(plan.batch) / predictedStep))
+            print(String(format: "  copy thread (H2D) busy %.1f%% of the timed steps", result.h2dBusySeconds / max(result.stepSeconds.reduce(0, +), 1e-12) * 100))
+            print("prediction: the simulator on device \(hw.name) with profile \(measured.name) (\(measured.meta.capturedAt))")
+            if let memoryNote { print("note: the planner's memory model for \(hw.name) would refuse this placement (\(memoryNote)); the engine ran it in this machine's memory") }
+        }
+    }
+
+    /// Scales a model down for the CPU: fp32, `layers` layers, heads, K/V heads, FFN width and
+    /// vocabulary divided by `divisor` (head dimension kept). Returns what was done, in words.
+    static func scale(_ m: inout ModelSpec, layers: Int?, divisor: Int) throws -> String {
+        let name = m.name
+        var parts: [String] = []
+        if m.dtype != .fp32 { parts.append("run in fp32 (the scenario's \(m.dtype.rawValue))") }
+        m.dtype = .fp32
+        if let layers, layers != m.layers {
+            parts.append("\(layers) of its \(m.layers) layers")
+            m = m.withLayers(layers)
+        }
+        if divisor > 1 {
+            guard m.kvHeads % divisor == 0 else {
+                throw InputError(field: "--width-divisor", "must divide \(name)'s \(m.kvHeads) K/V heads (and \(m.heads) heads), got \(divisor)")
+            }
+            parts.append("width divided by \(divisor): \(m.heads / divisor) heads and \(m.kvHeads / divisor) K/V heads of \(m.headDim) (was \(m.heads) and \(m.kvHeads)), hidden \(m.hidden / divisor), FFN \(m.ffnSize / divisor), vocabulary \(m.vocab / divisor)")
+            m.heads /= divisor
+            m.kvHeads /= divisor
+            m.hidden = m.heads * m.headDim
+            m.ffnSize = max(1, m.ffnSize / divisor)
+            m.vocab = max(1, m.vocab / divisor)
+            m.name = "\(name)/\(divisor)"
+        }
+        return parts.isEmpty ? "\(name) as given" : "\(name), scaled down: " + parts.joined(separator: "; ")
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Recaptures the CPU profile (profiles/FORMAT.md) with the CPU engine: GEMMs by shape, decode and
+# prefill attention, the copy threads' bandwidth, and end-to-end decode steps over placements in
+# groups; then checks it with `planner validate`. About 3 minutes on the 2-core build machine.
+# Run it on an otherwise idle machine: every number is a wall-clock time.
+#
+#     scripts/capture-cpu-profile.sh [profiles/cpu-NAME] [--repeats N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-profiles/cpu-amd-epyc-2c}"
+shift || true
+swift build -c release --product planner-cpu-capture
+swift build -c release --product planner
+.build/release/planner-cpu-capture --out "$out" --swift-version "$(swift --version 2>&1 | head -n 1)" "$@"
+.build/release/planner validate "$out"
