@@ -181,7 +181,7 @@ public final class CPUDecoder: @unchecked Sendable {
         } else {
             finalNormB = nil
         }
-        if !m.tiedEmbeddings, shape.includeHead {
+        if shape.includeHead {
             headWeight = e
             fill(e, hidden * m.vocab, scale: (3 / Float(hidden)).squareRoot(), seed: seed, stream: 5)
         } else {
@@ -232,6 +232,13 @@ public final class CPUDecoder: @unchecked Sendable {
             layers.append(Layer(norm1g: n1g, norm1b: n1b, norm2g: n2g, norm2b: n2b, bqkv: bqkv, bo: bo, bup: bup, bdown: bdown,
                                 qkv: qkvM, o: oM, up: upM, down: downM, hostAttention: hostA, hostFFN: hostF))
         }
+        tieHead()
+    }
+
+    /// With tied embeddings, the head is the token embedding transposed (kept as its own copy).
+    func tieHead() {
+        guard m.tiedEmbeddings, let h = headWeight else { return }
+        for t in 0 ..< m.vocab { for i in 0 ..< hidden { h[i * m.vocab + t] = tokenEmbedding[t * hidden + i] } }
     }
 
     /// Replaces one weight tensor (row-major, `k x n` for matrices), for tests with weights chosen by
@@ -256,11 +263,13 @@ public final class CPUDecoder: @unchecked Sendable {
         }
         guard let l = layer else {
             switch name {
-            case "embedding": return try put(tokenEmbedding, m.vocab * hidden)
+            case "embedding": try put(tokenEmbedding, m.vocab * hidden); tieHead(); return
             case "positions": return try put(positionEmbedding, shape.maxPositions * hidden)
             case "final.norm.weight": return try put(finalNormG, hidden)
             case "final.norm.bias": return try put(finalNormB, hidden)
-            case "head": return try put(headWeight, hidden * m.vocab)
+            case "head":
+                if m.tiedEmbeddings { throw InputError(field: name, "the head is tied to the embedding; set \"embedding\"") }
+                return try put(headWeight, hidden * m.vocab)
             default: throw InputError(field: name, "unknown tensor; give layer: for a layer's tensors")
             }
         }
@@ -416,7 +425,8 @@ public final class CPUDecoder: @unchecked Sendable {
     public func synchronize() { h2d.drain(); d2h.drain() }
 
     public var h2dBusySeconds: Double { h2d.busySeconds }
-    public func resetCounters() { h2d.resetBusy(); d2h.resetBusy(); gemmLog = [:] }
+    public func resetCounters() { resetCopyCounters(); gemmLog = [:] }
+    public func resetCopyCounters() { h2d.resetBusy(); d2h.resetBusy() }
 
     // MARK: - One pass over the layers
 
@@ -479,13 +489,8 @@ public final class CPUDecoder: @unchecked Sendable {
         guard shape.includeHead else { return [] }
         let lastRows = x.p + (plan.rows.count - 1) * B * hidden
         Kernels.norm(lastRows, rows: B, width: hidden, gamma: finalNormG, beta: finalNormB, into: xn.p)
-        if let w = headWeight {
-            timedGEMM(m: B, n: m.vocab, k: hidden) { Kernels.gemm(m: B, n: m.vocab, k: hidden, xn.p, lda: hidden, w, ldb: m.vocab, logits.p, ldc: m.vocab) }
-        } else {
-            timedGEMM(m: B, n: m.vocab, k: hidden) {
-                Kernels.gemm(m: B, n: m.vocab, k: hidden, xn.p, lda: hidden, tokenEmbedding, ldb: hidden, logits.p, ldc: m.vocab, transB: true)
-            }
-        }
+        let w = headWeight!
+        timedGEMM(m: B, n: m.vocab, k: hidden) { Kernels.gemm(m: B, n: m.vocab, k: hidden, xn.p, lda: hidden, w, ldb: m.vocab, logits.p, ldc: m.vocab) }
         return Array(UnsafeBufferPointer(start: logits.p, count: B * m.vocab))
     }
 

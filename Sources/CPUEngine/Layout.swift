@@ -56,7 +56,9 @@ public struct EngineShape: Sendable, Equatable {
     var embeddingElements: Int {
         var e = model.vocab * hidden
         if model.learnedPositions { e += maxPositions * hidden }
-        if !model.tiedEmbeddings, includeHead { e += hidden * model.vocab }
+        // The head: its own matrix, or for tied embeddings a transposed copy of the token embedding
+        // (hidden x vocab), so that the head GEMM reads its weight in the layout plain sgemm is fastest on.
+        if includeHead { e += hidden * model.vocab }
         return e + (model.bias ? 2 * hidden : hidden)
     }
 

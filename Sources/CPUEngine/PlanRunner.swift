@@ -68,7 +68,7 @@ public enum PlanRunner {
             engine.synchronize()
             let prefill = now() - t0
             var logits = keepLogits ? [first] : []
-            engine.resetCounters()
+            engine.resetCopyCounters()
             let steps = growth.steps.enumerated().map { i, s in (Array(all[(p + i) * B ..< (p + i + 1) * B]), s.newToken) }
             logits += engine.decodeSteps(steps, keepLogits: keepLogits)
             engine.synchronize()
@@ -81,7 +81,7 @@ public enum PlanRunner {
             let ids = tokens(1, batch: B, vocab: vocab, seed: seed)
             _ = engine.decodeSteps(Array(repeating: (ids, step.newToken), count: max(warmup, 1)), advance: false, keepLogits: false)
             engine.synchronize()
-            engine.resetCounters()
+            engine.resetCopyCounters()
             // Steps run back to back, so that the next step's first loads overlap the last layer, as
             // in the simulator's steady state; each step's time is the interval between step ends.
             let logits = engine.decodeSteps(Array(repeating: (ids, step.newToken), count: repeats), advance: false, keepLogits: keepLogits)

@@ -106,12 +106,15 @@ do {
 do {
     // The CPU engine (Sources/CPUEngine): its weight GEMMs, timed inside real decode steps and a prefill
     // (engine.recordGEMMs), against plain cblas_sgemm on the same shapes over as many distinct weight
-    // matrices as the model has layers (so that neither side reads its weights from a warm cache);
+    // matrices as the model has layers, each call on cold caches as in the engine;
     // OpenBLAS on one thread in both, as the engine runs it. Then the engine's decode step time.
     BLAS.setThreads(1)
     print("CPU engine (OpenBLAS \(BLAS.version), \(BLAS.coreName) kernels, 1 thread): weight GEMMs in the engine vs plain cblas_sgemm")
     print("  model             phase        m      n      k   engine GFLOP/s   sgemm GFLOP/s   ratio")
     var ratios: [Double] = []
+    let flushFloats = 16 << 20
+    let flushBuffer = UnsafeMutablePointer<Float>.allocate(capacity: flushFloats)
+    flushBuffer.initialize(repeating: 0, count: flushFloats)
     for model in CPUModels.all {
         for (label, phase) in [("decode b16", Phase.decodeStep(context: 256)), ("prefill b16", Phase.generate(prompt: 128, tokens: 2))] {
             let plan = ExecutionPlan(model: model, hardware: HardwareCatalog.h100sxm, batch: 16, weights: .gpu,
@@ -131,8 +134,16 @@ do {
                 for w in mats { w.initialize(repeating: 0.01, count: s.k * s.n) }
                 a.initialize(repeating: 0.5, count: s.m * s.k)
                 for w in mats { BLAS.sgemm(m: s.m, n: s.n, k: s.k, a: a, b: w, c: c) }
+                // Each call after a 64 MiB write (untimed) that evicts the caches, as a layer's weights
+                // are cold in the engine (the model's layers, caches and buffers exceed the L3 cache).
                 let passes = 5
-                let t = seconds { for _ in 0 ..< passes { for w in mats { BLAS.sgemm(m: s.m, n: s.n, k: s.k, a: a, b: w, c: c) } } }
+                var t = 0.0
+                for _ in 0 ..< passes {
+                    for w in mats {
+                        for i in stride(from: 0, to: flushFloats, by: 16) { flushBuffer[i] += 1 }
+                        t += seconds { BLAS.sgemm(m: s.m, n: s.n, k: s.k, a: a, b: w, c: c) }
+                    }
+                }
                 let plainRate = flops * Double(passes * mats.count) / t
                 mats.forEach { $0.deallocate() }; a.deallocate(); c.deallocate()
                 ratios.append(engineRate / plainRate)

@@ -1,0 +1,54 @@
+import CPUEngine
+import Foundation
+import PlannerCore
+import Testing
+
+@Suite struct CaptureAndMemoryTests {
+    /// A run whose buffers exceed the memory available is refused before anything is allocated, with
+    /// the size it needs and its largest items. The host KV cache here: 2 layers x 10,000 tokens x
+    /// batch 8 x (K and V of 4 heads of 16 = 128 values) x 4 bytes = 81,920,000 bytes = 78.12 MiB.
+    @Test func refusesWhatDoesNotFit() throws {
+        let model = ModelSpec(name: "m", layers: 2, hidden: 64, heads: 4, kvHeads: 4, headDim: 16, ffnSize: 128, ffnKind: .relu2, vocab: 50,
+                              dtype: .fp32, maxContext: 20000, bias: true, tiedEmbeddings: true, learnedPositions: true, source: "test")
+        let shape = EngineShape(model: model, batch: 8, weightsGPUFraction: 1, capacity: TokenPlacement(hostKV: 10000), maxPositions: 10001, maxRows: 1)
+        let e = try #require(throws: InputError.self) { try CPUDecoder(shape: shape, availableMemory: 64 * 1024 * 1024) }
+        #expect(e.field == "model")
+        #expect(e.message.contains("host KV cache 78.12 MiB"))
+        #expect(e.message.contains("would need \(formatBytes(shape.bytes))"))
+        #expect(shape.bytes > 81_920_000 && shape.bytes < 200_000_000)
+        // The same shape fits when the machine has room.
+        _ = try CPUDecoder(shape: shape, availableMemory: shape.bytes + MachineMemory.marginBytes + 1)
+    }
+
+    /// A quick capture writes a profile the strict reader accepts, with the scaled-down models as
+    /// files of the folder, and `validate`'s replay predicts every run.
+    @Test func quickCaptureIsAValidProfile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cpu-capture-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = CPUProfileCapture(out: dir, deviceName: "test CPU")
+        c.quick = true
+        c.repeats = 1
+        c.warmup = 0
+        try c.run(folderName: "cpu-test")
+        let p = try ProfileReader.read(dir)
+        #expect(p.meta.dtype == .fp32 && p.meta.hardware == "cpu-test.json")
+        #expect(p.meta.libraries["openblas"] == BLAS.version)
+        #expect(!p.gemm.isEmpty && !p.attention.isEmpty && !p.link.isEmpty)
+        #expect(p.e2e.count == c.e2ePlan().count)
+        #expect(Set(p.models.keys) == ["cpu-opt-small.json", "cpu-llama-small.json"])
+        let hw = try p.hardware(in: URL(fileURLWithPath: dir.path, isDirectory: true))
+        #expect(hw.gpu.achievedMatmulFlops["fp32"]! > 1e8)
+        let (predictions, groups) = try Validation.replay(p, hardware: hw, cost: try ProfileCostModel(profile: p, hardware: hw))
+        #expect(predictions.count == p.e2e.count && predictions.allSatisfy { $0.predictedSeconds > 0 })
+        #expect(groups.count == 4)
+
+        // An e2e row naming a model file the folder does not hold is refused with its file and line.
+        let e2e = dir.appendingPathComponent("e2e.csv")
+        var text = try String(contentsOf: e2e, encoding: .utf8)
+        text = text.replacingOccurrences(of: "cpu-opt-small.json", with: "missing.json")
+        try text.write(to: e2e, atomically: true, encoding: .utf8)
+        let err = try #require(throws: InputError.self) { try ProfileReader.read(dir) }
+        #expect(err.field.hasSuffix("e2e.csv:2"))
+        #expect(err.message.contains("missing.json"))
+    }
+}
