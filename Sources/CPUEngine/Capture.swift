@@ -311,7 +311,7 @@ public struct CPUProfileCapture {
         let hwName = folderName
         let hw = try device(name: hwName, gemm: gemmPoints, attention: attentionPoints, link: linkPoints, date: String(date.prefix(10)))
         let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try Self.write(String(data: try enc.encode(hw), encoding: .utf8)! + "\n", out.appendingPathComponent("\(hwName).json"))
         for m in models { try Self.write(CPUModels.json(m), out.appendingPathComponent("\(m.name).json")) }
         try Self.write("direction,memory,bytes,seconds\n" + linkPoints.map { "\($0.direction.rawValue),\($0.memory.rawValue),\(Int($0.bytes)),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
@@ -334,7 +334,7 @@ public struct CPUProfileCapture {
             "repeats": repeats, "warmup": warmup,
             "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels and the engine itself, \(String(format: "%.0f", now() - started)) s",
         ]
-        try Self.write(String(data: try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys]), encoding: .utf8)! + "\n",
+        try Self.write(String(data: try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), encoding: .utf8)! + "\n",
                        out.appendingPathComponent("profile.json"))
         log(String(format: "done in %.0f s", now() - started))
     }
