@@ -6,6 +6,28 @@ import Testing
 struct CLIProfileTests {
     static let h100 = CLITests.packageRoot.appendingPathComponent("profiles/reference-h100").path
 
+    /// The CPU profile names its device by a JSON file in its folder and its models by model files:
+    /// a scenario on that device, with that profile, is accepted, and every lookup is measured.
+    @Test func simulateOnTheCPUDeviceWithItsProfile() throws {
+        let dir = try CLITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cpu = CLITests.packageRoot.appendingPathComponent("profiles/cpu-amd-epyc-2c").path
+        let scenario = """
+            {"model": "\(cpu)/cpu-opt-small.json", "hardware": "\(cpu)/cpu-amd-epyc-2c.json", "dtype": "fp32", "profile": "\(cpu)",
+             "batch": 16, "decodeStep": {"context": 256}, "weights": "host", "placement": {"gpuKV": 128, "hostKV": 128}}
+            """
+        let file = dir.appendingPathComponent("cpu.json")
+        try scenario.write(to: file, atomically: true, encoding: .utf8)
+        let o = try CLITests.run(["simulate", file.path])
+        #expect(o.status == 0, "\(o.stderr)")
+        #expect(o.stdout.contains("measured profile cpu-amd-epyc-2c") && o.stdout.contains("gemm: 10 lookups, 100% measured or interpolated"), "\(o.stdout)")
+        // The same profile on another device is refused, naming the device it measured.
+        try scenario.replacingOccurrences(of: "\(cpu)/cpu-amd-epyc-2c.json", with: "rtx4090").write(to: file, atomically: true, encoding: .utf8)
+        let wrong = try CLITests.run(["simulate", file.path])
+        CLITests.expectCleanFailure(wrong)
+        #expect(wrong.stderr.contains("measured on cpu-amd-epyc-2c"), "\(wrong.stderr)")
+    }
+
     @Test func importTwiceThenShow() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

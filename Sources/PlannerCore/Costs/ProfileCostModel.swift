@@ -112,8 +112,11 @@ public struct ProfileCostModel: CostModel {
 
     /// Checks that a profile measured the machine and element type a simulation asks for.
     public static func check(_ profile: Profile, hardware: HardwareSpec, dtype: DType) throws {
-        guard profile.meta.hardware == hardware.name else {
-            throw InputError(field: "profile", "\(profile.name) was measured on \(profile.meta.hardware) (\(profile.meta.device)), but the scenario runs on \(hardware.name); use a profile of that device, or none")
+        // The catalog entry the profile names, or the name inside the device file it names.
+        var measured = profile.meta.hardware
+        if measured.hasSuffix(".json") || measured.contains("/"), let spec = try? profile.hardware(in: profile.folder) { measured = spec.name }
+        guard measured == hardware.name else {
+            throw InputError(field: "profile", "\(profile.name) was measured on \(measured) (\(profile.meta.device)), but the scenario runs on \(hardware.name); use a profile of that device, or none")
         }
         guard profile.meta.dtype == dtype else {
             throw InputError(field: "profile", "\(profile.name) measured \(profile.meta.dtype.rawValue) kernels, but the model runs in \(dtype.rawValue); set \"dtype\" (or --dtype) to \(profile.meta.dtype.rawValue) or use a matching profile")

@@ -90,6 +90,8 @@ public struct Profile: Sendable {
 
     /// The folder name.
     public var name: String
+    /// The folder it was read from (nil for a profile loaded from the store).
+    public var folder: URL?
     public var meta: Meta
     public var link: [LinkPoint] = []
     public var gemm: [GemmPoint] = []
@@ -127,6 +129,7 @@ public enum ProfileReader {
             throw InputError(field: metaURL.path, "missing; every profile folder holds a profile.json (profiles/FORMAT.md)")
         }
         var profile = Profile(name: name, meta: try meta(data, source: "\(name)/profile.json"))
+        profile.folder = folder
         func table(_ file: String) throws -> CSVTable? {
             let url = folder.appendingPathComponent(file)
             guard FileManager.default.fileExists(atPath: url.path) else { return nil }

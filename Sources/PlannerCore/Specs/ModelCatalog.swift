@@ -66,6 +66,12 @@ public enum ModelCatalog {
                 guard let data = FileManager.default.contents(atPath: url.path) else {
                     throw InputError(field: field, "cannot read the model file \(url.path)")
                 }
+                // A model file in the planner's own field names (as `planner catalog --json` prints them,
+                // or a profile's model file), or else a Hugging Face config.json.
+                let o = try JSONFields.parse(data, source: url.path)
+                if o.has("hidden"), !o.has("hidden_size") {
+                    return try inline(JSONFields(o.object, path: url.lastPathComponent))
+                }
                 return try HFConfig.parse(data, source: url.path, name: url.deletingLastPathComponent().lastPathComponent)
             }
             return try model(named: s, field: field)
