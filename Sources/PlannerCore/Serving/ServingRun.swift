@@ -139,8 +139,8 @@ public enum ServingSimulator {
             if need > total - watermarkBlocks {
                 let wm = watermarkBlocks > 0 ? " less the watermark of \(watermarkBlocks) kept free" : ""
                 rejected.append((r.id, "needs \(need) KV blocks of \(bs) tokens for \(r.inputTokens + r.outputTokens) tokens, the whole cache has \(total)\(wm)"))
-            } else if !config.chunkedPrefill, r.inputTokens + r.outputTokens > config.maxNumBatchedTokens {
-                rejected.append((r.id, "its prefill after a preemption could reach \(r.inputTokens + r.outputTokens) tokens, over maxNumBatchedTokens (\(config.maxNumBatchedTokens)) without chunked prefill"))
+            } else if !config.chunkedPrefill, r.inputTokens + r.outputTokens - 1 > config.maxNumBatchedTokens {
+                rejected.append((r.id, "its prefill after a preemption could reach \(r.inputTokens + r.outputTokens - 1) tokens, over maxNumBatchedTokens (\(config.maxNumBatchedTokens)) without chunked prefill"))
             } else {
                 live.append(Live(req: r))
             }
@@ -215,9 +215,11 @@ public enum ServingSimulator {
             // Swapped sequences come back first come first served.
             func scheduleSwapped() {
                 while let s = swapped.first, running.count < config.maxNumSeqs {
-                    let tokens = live[s].context - live[s].computed
+                    var tokens = live[s].context - live[s].computed
+                    // A sequence swapped out in the middle of a chunked prefill resumes with a chunk.
+                    if config.chunkedPrefill { tokens = min(tokens, budget) }
                     let need = blocksFor(live[s].computed + tokens)
-                    guard need <= free, tokens <= budget else { break }
+                    guard need <= free, tokens >= 1, tokens <= budget else { break }
                     swapped.removeFirst()
                     free -= need
                     swapFree += live[s].swappedBlocks
@@ -361,11 +363,22 @@ public enum ServingSimulator {
         let makespan = max(t, 1e-12)
         let outputTokens = finished.reduce(0) { $0 + $1.req.outputTokens }
         let inputTokens = finished.reduce(0) { $0 + $1.req.inputTokens }
-        let series = (0 ... (samples.keys.max() ?? 0)).map { sec -> ServingSample in
-            guard let s = samples[sec] else { return ServingSample(second: sec) }
-            let n = Double(s.n)
-            return ServingSample(second: sec, running: s.run / n, waiting: s.wait / n, swapped: s.swap / n, kvUsage: s.kv / n,
-                                 promptTokens: s.prompt, generatedTokens: s.gen)
+        // One row per second in which an iteration ended. A run of seconds with none (an idle gap, or
+        // one long iteration) is written as its first and last second, with no tokens and the state
+        // of the second before, so that the series stays as long as the iterations however far apart
+        // the arrivals are.
+        var series: [ServingSample] = []
+        for sec in samples.keys.sorted() {
+            if let last = series.last, sec > last.second + 1 {
+                var gap = last
+                gap.promptTokens = 0; gap.generatedTokens = 0
+                gap.second = last.second + 1
+                series.append(gap)
+                if sec - 1 > gap.second { gap.second = sec - 1; series.append(gap) }
+            }
+            let s = samples[sec]!, n = Double(s.n)
+            series.append(ServingSample(second: sec, running: s.run / n, waiting: s.wait / n, swapped: s.swap / n, kvUsage: s.kv / n,
+                                        promptTokens: s.prompt, generatedTokens: s.gen))
         }
         return ServingResult(
             completed: finished.count, rejected: rejected, makespanSeconds: makespan,
