@@ -253,6 +253,16 @@ public struct CPUProfileCapture {
         let stream = median((large.isEmpty ? decode : large).map { Double(2 * $0.batch * $0.context * $0.kvHeads * $0.headDim * 4) / $0.seconds })
         let prefill = attention.filter { $0.kind == .prefill }
         let prefillRate = prefill.map { 4 * Double($0.batch * $0.heads * $0.headDim * $0.queries) * (Double($0.context) - Double($0.queries) / 2) / $0.seconds }.max() ?? rate / 2
+        // Per-call overhead: the least any GEMM took beyond the larger of its FLOPs at the peak rate
+        // and its weight bytes at the weight-read rate.
+        var callOverhead = Double.infinity
+        for g in gemm {
+            let flops: Double = 2 * Double(g.m * g.n * g.k) / peak
+            let bytes: Double = Double(g.k * g.n * 4) / weightRead
+            callOverhead = Swift.min(callOverhead, g.seconds - Swift.max(flops, bytes))
+        }
+        callOverhead = callOverhead.isFinite ? Swift.max(0, callOverhead) : 0
+        let total = MachineMemory.totalBytes().map { formatBytes($0) } ?? "unknown"
         let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, median of \(repeats) runs, \(date) (this profile)"
         let gib = HardwareCatalog.GiB
         let spec: [String: Any] = [
@@ -261,27 +271,27 @@ public struct CPUProfileCapture {
                 "name": "\(deviceName): one core running OpenBLAS (the compute stream)", "memoryBytes": 8 * gib,
                 "memoryBandwidthBytesPerSecond": 2 * h2d["bytesPerSecond"]!, "peakMatmulFlops": ["fp32": peak], "achievedMatmulFlops": ["fp32": rate],
                 "gemmBytesPerSecond": weightRead, "streamBytesPerSecond": stream, "attentionFlopsFraction": Swift.min(1, prefillRate / rate),
-                "kernelSeconds": 1e-6, "reservedBytes": 0, "attentionKernelSeconds": floor,
+                "kernelSeconds": callOverhead, "reservedBytes": 0, "attentionKernelSeconds": floor,
             ] as [String: Any],
             "link": ["name": "copy threads (memcpy between the engine's host and device tiers)", "h2dPinned": h2d, "h2dPageable": h2d,
                      "d2hPinned": d2h, "d2hPageable": d2h] as [String: Any],
             "host": ["memoryBytes": 12 * gib],
             "sources": [
-                "gpu.memoryBytes": "budget: the CPU engine's device tier is given 8 GiB of this machine's memory (the rest of the 23.5 GiB: 12 GiB host tier, the system)",
+                "gpu.memoryBytes": "budget: the CPU engine's device tier is given 8 GiB of this machine's memory (the rest of its \(total), MemTotal in /proc/meminfo: 12 GiB host tier, the system)",
                 "gpu.memoryBandwidthBytesPerSecond": "memcpy reads and writes: twice the copy rate fitted to link.h2dPinned, \(src)",
                 "gpu.peakMatmulFlops": "fastest GEMM of gemm.csv (measured, not a datasheet figure), \(src)",
                 "gpu.achievedMatmulFlops": "median rate of the GEMMs of gemm.csv with m >= 1024, \(src)",
                 "gpu.gemmBytesPerSecond": "median weight-read rate of the GEMMs of gemm.csv with m = 1, \(src)",
                 "gpu.streamBytesPerSecond": "median K/V read rate of decode attention with batch x context >= 4096, attention.csv, \(src)",
                 "gpu.attentionFlopsFraction": "fastest prefill attention of attention.csv over the GEMM rate, \(src)",
-                "gpu.kernelSeconds": "estimate: 1 us per call (an OpenBLAS call and a loop over rows)",
+                "gpu.kernelSeconds": "per-call overhead: the least time any GEMM of gemm.csv took beyond the larger of its FLOPs at peakMatmulFlops and its weight bytes at gemmBytesPerSecond, \(src)",
                 "gpu.attentionKernelSeconds": "fastest decode attention of attention.csv (batch 1, shortest context), \(src)",
                 "gpu.reservedBytes": "none: the device tier is process memory",
                 "link.h2dPinned": "bandwidth of the largest h2d copy of link.csv (256 MiB); latency: the smallest copy's time beyond its bytes at that bandwidth, \(src)",
                 "link.d2hPinned": "fit as for h2dPinned to the d2h copies, \(src)",
                 "link.h2dPageable": "as h2dPinned: both tiers are ordinary process memory, there is no pinned or pageable distinction",
                 "link.d2hPageable": "as d2hPinned: both tiers are ordinary process memory",
-                "host.memoryBytes": "budget: the CPU engine's host tier is given 12 GiB of this machine's 23.5 GiB",
+                "host.memoryBytes": "budget: the CPU engine's host tier is given 12 GiB of this machine's \(total) (MemTotal in /proc/meminfo)",
             ],
         ]
         return try HardwareCatalog.decode(try JSONSerialization.data(withJSONObject: spec), field: "\(name).json")

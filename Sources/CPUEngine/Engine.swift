@@ -36,6 +36,9 @@ import PlannerCore
 ///
 /// ACT checkpoints are the layer's input hidden state before the norm (the residual stream), so that
 /// `K, V = norm(ACT) W_kv (+ bias, + rotary)` is exactly what the layer computed for that token.
+///
+/// Not thread safe: one caller drives an engine at a time (its copy threads synchronise with the
+/// caller through their own counters). It is `Sendable` only so that a caller may hand it over.
 public final class CPUDecoder: @unchecked Sendable {
     public let shape: EngineShape
     let seed: UInt64
@@ -77,8 +80,9 @@ public final class CPUDecoder: @unchecked Sendable {
     let hostKV: FloatBuffer, hostAct: FloatBuffer
 
     // Copy engines and events.
-    let h2d = CopyEngine(name: "h2d copy")
-    let d2h = CopyEngine(name: "d2h copy")
+    // Started once the memory check has passed, so that a refused engine leaves no thread behind.
+    let h2d: CopyEngine
+    let d2h: CopyEngine
     let cacheReleased = Counter()
     let weightsReleased = Counter()
     /// Layer executions so far (every layer of every pass counts one).
@@ -106,6 +110,8 @@ public final class CPUDecoder: @unchecked Sendable {
             throw InputError(field: "model.headDim", "must be even for rotary positions, got \(shape.model.headDim)")
         }
         try MachineMemory.check(shape, available: availableMemory)
+        h2d = CopyEngine(name: "h2d copy")
+        d2h = CopyEngine(name: "d2h copy")
         self.shape = shape
         self.seed = seed
         let m = shape.model

@@ -42,6 +42,14 @@ public struct EngineShape: Sendable, Equatable {
         return min(n, Int((weightsGPUFraction * Double(n) / 16).rounded()) * 16)
     }
 
+    /// The share of a layer's weight-matrix elements actually resident after the rounding of
+    /// `residentColumns`: what the simulator should be told, since it is what the engine streams.
+    public var effectiveWeightsGPUFraction: Double {
+        let ms = attentionMatrices + ffnMatrices
+        let total = ms.reduce(0) { $0 + $1.0 * $1.1 }
+        return total == 0 ? weightsGPUFraction : Double(residentElements(ms)) / Double(total)
+    }
+
     /// The four weight matrices of a layer, `(k, n)`.
     var attentionMatrices: [(Int, Int)] { [(hidden, qkvWidth), (qDim, hidden)] }
     var ffnMatrices: [(Int, Int)] { [(hidden, upWidth), (model.ffnSize, hidden)] }
@@ -78,7 +86,8 @@ public struct EngineShape: Sendable, Equatable {
             ("device", "working set", f * (rows * Double(3 * hidden + qkvWidth + qDim + upWidth + model.ffnSize)
                 + Double(max(capacity.gpuAct, capacity.hostAct)) * B * actRow
                 + Double(max(maxRows, model.heads / model.kvHeads)) * Double(maxPositions) + Double(capacity.recompute) * B * actRow
-                + (includeHead ? B * Double(model.vocab) : 0))),
+                + (includeHead ? B * Double(model.vocab) : 0)
+                + (model.ffnKind == .gated3 ? Double(maxPositions * model.headDim) : 0))),  // rotary table
             ("host", "streamed weights", f * L * Double(streamedElements(attentionMatrices) + streamedElements(ffnMatrices))),
             ("host", "host KV cache", f * L * Double(capacity.hostKV) * B * kvRow),
             ("host", "host ACT cache", f * L * Double(capacity.hostAct) * B * actRow),
@@ -95,9 +104,14 @@ public struct EngineShape: Sendable, Equatable {
 /// This machine's memory, from /proc/meminfo.
 public enum MachineMemory {
     /// `MemAvailable` in bytes, or nil where /proc/meminfo cannot be read.
-    public static func availableBytes() -> Double? {
+    public static func availableBytes() -> Double? { meminfo("MemAvailable:") }
+
+    /// `MemTotal` in bytes, or nil where /proc/meminfo cannot be read.
+    public static func totalBytes() -> Double? { meminfo("MemTotal:") }
+
+    static func meminfo(_ key: String) -> Double? {
         guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+        for line in text.split(separator: "\n") where line.hasPrefix(key) {
             let parts = line.split(separator: " ")
             if parts.count >= 2, let kb = Double(parts[1]) { return kb * 1024 }
         }

@@ -30,7 +30,9 @@ public enum PlanRunner {
             throw InputError(field: "policy", "FlexGen's block schedule (numGpuBatches > 1, or activations on the CPU) is not executed by the CPU engine; use an explicit placement or another policy")
         }
         let growth = TokenGrowth(plan: plan)
-        var peak = growth.peak
+        // The repeated decode steps of a decode-step plan overwrite one entry of the new token's
+        // class, so the growth's peak is also what they need.
+        let peak = growth.peak
         let positions: Int
         var rows = max(peak.recompute, 1)
         switch plan.phase {
@@ -40,8 +42,6 @@ public enum PlanRunner {
             positions = p + t
             rows = max(rows, p)
         }
-        // The repeated decode steps of a decode-step plan overwrite one entry of the new token's class.
-        peak = TokenPlacement(gpuKV: peak.gpuKV, gpuAct: peak.gpuAct, hostKV: peak.hostKV, hostAct: peak.hostAct, recompute: peak.recompute)
         return EngineShape(model: plan.model, batch: plan.batch, weightsGPUFraction: plan.weights.gpuFraction, capacity: peak,
                            maxPositions: positions, maxRows: rows, includeHead: includeHead ?? plan.includeHead)
     }

@@ -64,14 +64,27 @@ struct RunCommand: ParsableCommand {
             try plan.validate()
             let shape = try PlanRunner.shape(plan)
             // Refused here, before any buffer exists, when the machine cannot hold it.
-            let engine = try CPUDecoder(shape: shape)
-            let result = PlanRunner.run(plan, on: engine, warmup: 2, repeats: repeats, keepLogits: false)
-
+            try MachineMemory.check(shape, available: MachineMemory.availableBytes())
+            // The engine keeps whole 16-column blocks of each matrix resident: predict what it runs.
+            let runPlan = plan
+            var weightsNote: String?
+            let effective = shape.effectiveWeightsGPUFraction
+            if abs(effective - plan.weights.gpuFraction) > 1e-9 {
+                weightsNote = String(format: "the engine keeps whole 16-column blocks resident: %.1f%% of the weights instead of %.1f%%; the prediction uses %.1f%%",
+                                     effective * 100, plan.weights.gpuFraction * 100, effective * 100)
+                plan.weights = WeightPlacement(gpuFraction: effective)
+            }
+            // Simulate first, so that the simulations' task graphs never coexist with the engine's buffers.
             let cost = try ProfileCostModel(profile: measured, hardware: hw)
             let predicted = try Simulator.run(plan, cost: cost, checkMemory: false)
             let analytic = try Simulator.run(plan, cost: try AnalyticCostModel(hardware: hw, dtype: .fp32), checkMemory: false)
             var memoryNote: String?
             do { try predicted.memory.check() } catch { memoryNote = "\(error)" }
+            let result: PlanRunner.Result
+            do {
+                let engine = try CPUDecoder(shape: shape)
+                result = PlanRunner.run(runPlan, on: engine, warmup: 2, repeats: repeats, keepLogits: false)
+            }
 
             let measuredStep: Double, predictedStep: Double, analyticStep: Double
             switch plan.phase {
@@ -85,6 +98,9 @@ struct RunCommand: ParsableCommand {
                 predictedStep = (predicted.seconds - (predicted.prefillSeconds ?? 0)) / steps
                 analyticStep = (analytic.seconds - (analytic.prefillSeconds ?? 0)) / steps
             }
+            // A generation of one token has no decode step to compare.
+            let hasDecode: Bool
+            if case .generate(_, let t) = plan.phase { hasDecode = t > 1 } else { hasDecode = true }
             let error = measuredStep > 0 ? predictedStep / measuredStep - 1 : 0
             if json {
                 var doc: [String: Any] = [
@@ -92,11 +108,13 @@ struct RunCommand: ParsableCommand {
                     "kvHeads": model.kvHeads, "ffnSize": model.ffnSize, "vocab": model.vocab, "batch": plan.batch, "scaled": note,
                     "placement": TokenClass.allCases.reduce(into: [String: Int]()) { $0[$1.key] = plan.placement[$1] },
                     "weightsGPUFraction": plan.weights.gpuFraction, "engineBytes": shape.bytes,
-                    "measured": ["stepSeconds": measuredStep, "steps": result.stepSeconds, "prefillSeconds": result.prefillSeconds as Any, "h2dBusySeconds": result.h2dBusySeconds],
-                    "predicted": ["stepSeconds": predictedStep, "prefillSeconds": predicted.prefillSeconds as Any, "analyticStepSeconds": analyticStep],
-                    "error": error, "profile": measured.name, "device": hw.name,
+                    "measured": ["stepSeconds": hasDecode ? measuredStep as Any : NSNull(), "steps": result.stepSeconds, "prefillSeconds": result.prefillSeconds as Any, "h2dBusySeconds": result.h2dBusySeconds],
+                    "predicted": ["stepSeconds": hasDecode ? predictedStep as Any : NSNull(), "prefillSeconds": predicted.prefillSeconds as Any,
+                                  "analyticStepSeconds": hasDecode ? analyticStep as Any : NSNull()],
+                    "error": hasDecode ? error as Any : NSNull(), "profile": measured.name, "device": hw.name,
                 ]
                 if let memoryNote { doc["memoryNote"] = memoryNote }
+                if let weightsNote { doc["weightsNote"] = weightsNote }
                 FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]))
                 print()
                 return
@@ -111,14 +129,21 @@ struct RunCommand: ParsableCommand {
             }
             print()
             print("                          measured   predicted (profile)   error    predicted (analytic)")
-            print(String(format: "  decode step ms      %12.3f %14.3f %13.1f%% %14.3f", measuredStep * 1e3, predictedStep * 1e3, error * 100, analyticStep * 1e3))
+            if hasDecode {
+                print(String(format: "  decode step ms      %12.3f %14.3f %13.1f%% %14.3f", measuredStep * 1e3, predictedStep * 1e3, error * 100, analyticStep * 1e3))
+            } else {
+                print("  decode step ms      none: the scenario generates one token, in its prefill")
+            }
             if let mp = result.prefillSeconds, let pp = predicted.prefillSeconds {
                 print(String(format: "  prefill ms          %12.3f %14.3f %13.1f%% %14.3f", mp * 1e3, pp * 1e3, (pp / mp - 1) * 100, (analytic.prefillSeconds ?? 0) * 1e3))
                 print(String(format: "  total s             %12.4f %14.4f %13.1f%%", result.totalSeconds, predicted.seconds, (predicted.seconds / result.totalSeconds - 1) * 100))
             }
-            print(String(format: "  tokens/s            %12.1f %14.1f", Double(plan.batch) / measuredStep, Double(plan.batch) / predictedStep))
+            if hasDecode {
+                print(String(format: "  tokens/s            %12.1f %14.1f", Double(plan.batch) / measuredStep, Double(plan.batch) / predictedStep))
+            }
             print(String(format: "  copy thread (H2D) busy %.1f%% of the timed steps", result.h2dBusySeconds / max(result.stepSeconds.reduce(0, +), 1e-12) * 100))
             print("prediction: the simulator on device \(hw.name) with profile \(measured.name) (\(measured.meta.capturedAt))")
+            if let weightsNote { print("note: \(weightsNote)") }
             if let memoryNote { print("note: the planner's memory model for \(hw.name) would refuse this placement (\(memoryNote)); the engine ran it in this machine's memory") }
         }
     }

@@ -7,11 +7,31 @@ import Testing
     /// A run whose buffers exceed the memory available is refused before anything is allocated, with
     /// the size it needs and its largest items. The host KV cache here: 2 layers x 10,000 tokens x
     /// batch 8 x (K and V of 4 heads of 16 = 128 values) x 4 bytes = 81,920,000 bytes = 78.12 MiB.
+    /// A gated (Llama-like) model keeps a rotary table of positions x head dimension floats, which the
+    /// memory check must count: against the same shape with a two-matrix FFN (no rotary positions),
+    /// its working set is larger by 100,000 positions x 16 x 4 bytes = 6,400,000 bytes, plus the
+    /// gate's share of the FFN buffer (one row of 128 floats, 512 bytes).
+    @Test func rotaryTableIsCounted() throws {
+        let gated = ModelSpec(name: "g", layers: 1, hidden: 64, heads: 4, kvHeads: 4, headDim: 16, ffnSize: 128, ffnKind: .gated3, vocab: 50,
+                              dtype: .fp32, maxContext: 200_000, bias: false, tiedEmbeddings: true, learnedPositions: false, source: "test")
+        var relu = gated
+        relu.ffnKind = .relu2
+        func working(_ m: ModelSpec) -> Double {
+            EngineShape(model: m, batch: 1, weightsGPUFraction: 1, capacity: TokenPlacement(gpuKV: 100_000), maxPositions: 100_000, maxRows: 1)
+                .items.first { $0.name == "working set" }!.bytes
+        }
+        #expect(working(gated) - working(relu) == 6_400_000 + 512)
+    }
+
     @Test func refusesWhatDoesNotFit() throws {
         let model = ModelSpec(name: "m", layers: 2, hidden: 64, heads: 4, kvHeads: 4, headDim: 16, ffnSize: 128, ffnKind: .relu2, vocab: 50,
                               dtype: .fp32, maxContext: 20000, bias: true, tiedEmbeddings: true, learnedPositions: true, source: "test")
         let shape = EngineShape(model: model, batch: 8, weightsGPUFraction: 1, capacity: TokenPlacement(hostKV: 10000), maxPositions: 10001, maxRows: 1)
+        // Threads of this process (/proc/self/task) before and after: a refused engine starts none.
+        func threads() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count }
+        let before = try threads()
         let e = try #require(throws: InputError.self) { try CPUDecoder(shape: shape, availableMemory: 64 * 1024 * 1024) }
+        #expect(try threads() == before)
         #expect(e.field == "model")
         #expect(e.message.contains("host KV cache 78.12 MiB"))
         #expect(e.message.contains("would need \(formatBytes(shape.bytes))"))

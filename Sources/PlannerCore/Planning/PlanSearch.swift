@@ -92,7 +92,7 @@ public enum PlanSearch {
             "expected": [
                 "stepSeconds": o.stepSeconds, "tokensPerSecond": o.tokensPerSecond, "totalSeconds": o.totalSeconds,
                 "prefillSeconds": o.prefillSeconds, "gpuMemoryBytes": o.gpuBytes, "hostMemoryBytes": o.hostBytes,
-                "gpuBusy": o.busy[.compute] ?? 0, "pcieBusy": o.busy[.hostToDevice] ?? 0,
+                "gpuBusy": (o.busy[.compute] ?? 0) as Double, "pcieBusy": (o.busy[.hostToDevice] ?? 0) as Double,
             ],
             "searched": ["simulations": result.simulations, "seconds": result.seconds],
         ]
