@@ -68,6 +68,23 @@ import Testing
         #expect(loaded.meta == folder.meta)
     }
 
+    /// A folder that measures the same GEMM twice (100 us and 300 us) is stored with their mean,
+    /// 200 us, as the cost model reading the folder uses: the store and the folder predict alike.
+    @Test func storeAveragesRepeatedMeasurements() throws {
+        let copy = try Self.temporaryCopy(of: Self.h100)
+        defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
+        try "m,n,k,seconds\n7,4096,4096,100e-6\n7,4096,4096,300e-6\n8,4096,4096,250e-6\n"
+            .write(to: copy.appendingPathComponent("gemm.csv"), atomically: true, encoding: .utf8)
+        let store = try ProfileStore(path: copy.deletingLastPathComponent().appendingPathComponent("p.sqlite").path)
+        try store.importProfile(from: copy)
+        let loaded = try store.load(name: copy.lastPathComponent)
+        #expect(loaded.gemm.count == 2)
+        #expect(abs(try #require(loaded.gemm.first { $0.m == 7 }).seconds - 200e-6) < 1e-15)
+        let fromFolder = try ProfileCostModel(profile: try ProfileReader.read(copy), hardware: HardwareCatalog.h100sxm)
+        let fromStore = try ProfileCostModel(profile: loaded, hardware: HardwareCatalog.h100sxm)
+        #expect(fromFolder.seconds(.gemm(m: 7, n: 4096, k: 4096)) == fromStore.seconds(.gemm(m: 7, n: 4096, k: 4096)))
+    }
+
     /// Between two measured sizes the profile-backed model interpolates linearly: the H100's QKV
     /// GEMM of OPT-6.7B (n = 12288, k = 4096) measured 53.76 us at m = 256 and 83.84 us at m = 512, so
     /// m = 384 is their mean. Beyond the largest m it scales by the roofline (about 2x for twice the

@@ -129,7 +129,26 @@ public final class ProfileStore {
         return p
     }
 
+    /// Rows of one table with repeated keys merged into one whose time is their mean, as the
+    /// profile-backed cost model merges them when it reads a folder (first appearance kept in order).
+    static func averaged<Row, Key: Hashable>(_ rows: [Row], key: (Row) -> Key, seconds: WritableKeyPath<Row, Double>) -> [Row] {
+        var order: [Key] = [], sums: [Key: (row: Row, total: Double, count: Int)] = [:]
+        for r in rows {
+            let k = key(r)
+            if let s = sums[k] { sums[k] = (s.row, s.total + r[keyPath: seconds], s.count + 1) } else { order.append(k); sums[k] = (r, r[keyPath: seconds], 1) }
+        }
+        return order.map { k in
+            var (row, total, count) = sums[k]!
+            row[keyPath: seconds] = total / Double(count)
+            return row
+        }
+    }
+
     public func save(_ p: Profile) throws {
+        let link = Self.averaged(p.link, key: { "\($0.direction.rawValue) \($0.memory.rawValue) \($0.bytes)" }, seconds: \.seconds)
+        let gemm = Self.averaged(p.gemm, key: { [$0.m, $0.n, $0.k] }, seconds: \.seconds)
+        let attention = Self.averaged(p.attention, key: { "\($0.kind.rawValue) \($0.batch) \($0.heads) \($0.kvHeads) \($0.headDim) \($0.queries) \($0.context)" },
+                                      seconds: \.seconds)
         let libraries = String(data: try JSONSerialization.data(withJSONObject: p.meta.libraries, options: [.sortedKeys]), encoding: .utf8) ?? "{}"
         let now = ISO8601DateFormatter().string(from: Date())
         try db.write { db in
@@ -140,15 +159,15 @@ public final class ProfileStore {
                 """, arguments: [p.name, p.meta.device, p.meta.hardware, p.meta.dtype.rawValue, p.meta.capturedAt, p.meta.driver, p.meta.cuda,
                                  libraries, p.meta.repeats, p.meta.warmup, p.meta.source, p.meta.licence, now])
             let id = db.lastInsertedRowID
-            for r in p.link {
-                try db.execute(sql: "INSERT OR REPLACE INTO link VALUES (?, ?, ?, ?, ?)",
+            for r in link {
+                try db.execute(sql: "INSERT INTO link VALUES (?, ?, ?, ?, ?)",
                                arguments: [id, r.direction.rawValue, r.memory.rawValue, r.bytes, r.seconds])
             }
-            for r in p.gemm {
-                try db.execute(sql: "INSERT OR REPLACE INTO gemm VALUES (?, ?, ?, ?, ?)", arguments: [id, r.m, r.n, r.k, r.seconds])
+            for r in gemm {
+                try db.execute(sql: "INSERT INTO gemm VALUES (?, ?, ?, ?, ?)", arguments: [id, r.m, r.n, r.k, r.seconds])
             }
-            for r in p.attention {
-                try db.execute(sql: "INSERT OR REPLACE INTO attention VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            for r in attention {
+                try db.execute(sql: "INSERT INTO attention VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                arguments: [id, r.kind.rawValue, r.batch, r.heads, r.kvHeads, r.headDim, r.queries, r.context, r.seconds])
             }
             for r in p.e2e {
