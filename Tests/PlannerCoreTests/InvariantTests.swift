@@ -131,6 +131,15 @@ import Testing
                     if report.hostUsed <= report.hostCapacity {
                         #expect(report.gpuUsed <= report.gpuCapacity, "\(name) batch \(batch) \(policy.name)")
                     }
+                    // And the GPU ACT cache is as large as fits: what the GPU leaves unused is less
+                    // than three tokens of every layer and sequence (one is the margin the policies
+                    // keep, one the rounding down to whole tokens, the last the load buffers that a
+                    // token moved to the GPU frees).
+                    if plan.placement.hostAct > 0 {
+                        let perToken = Double(model.layers * batch) * model.actBytesPerToken
+                        #expect(report.gpuCapacity - report.gpuUsed < 3 * perToken,
+                                "\(name) batch \(batch) \(policy.name): \((report.gpuCapacity - report.gpuUsed) / perToken) tokens unused")
+                    }
                 }
             }
         }

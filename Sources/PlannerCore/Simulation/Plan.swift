@@ -134,18 +134,23 @@ extension PolicySpec {
             }
             return fixed
         }
-        /// Tokens per sequence of `bytesPerToken` (per layer) that fit in the GPU memory `base` leaves.
-        func gpuCapacity(_ base: ExecutionPlan, bytesPerToken: Double, limit: Int) -> Int {
-            let usage = MemoryModel.report(base)
-            let free = usage.gpuCapacity - usage.gpuUsed
+        /// Tokens per sequence that fit on the GPU: `n` up to `limit` such that the plan `make(n)`
+        /// leaves room for one more token of `bytesPerToken` per layer (a generation's per-token
+        /// assignment follows the split within one token). The free memory of `make(0)` gives a first
+        /// count; since GPU tokens shrink the host-cache load buffers, the free memory of `make(n)`
+        /// then admits more, and a few such steps leave less than two tokens of GPU memory unused.
+        /// Each step only adds tokens that fit, so the result always fits.
+        func gpuCapacity(bytesPerToken: Double, limit: Int, _ make: (Int) -> ExecutionPlan) -> Int {
             let perToken = Double(model.layers * batch) * bytesPerToken
-            // One token of margin: a generation's per-token assignment follows the split within one token.
-            let fits = (free / perToken).rounded(.down) - 1
-            guard fits.isFinite, fits < Double(limit) else { return limit }
-            return max(0, Int(fits))
-        }
-        func gpuActCapacity(_ base: ExecutionPlan) -> Int {
-            gpuCapacity(base, bytesPerToken: model.actBytesPerToken, limit: base.placement.hostKV + base.placement.hostAct)
+            var n = 0
+            for _ in 0 ..< 8 {
+                let usage = MemoryModel.report(make(n))
+                let extra = ((usage.gpuCapacity - usage.gpuUsed) / perToken).rounded(.down) - 1
+                guard extra.isFinite, extra >= 1 else { break }
+                n = min(limit, n + Int(min(extra, Double(limit))))
+                if n == limit { break }
+            }
+            return n
         }
         switch self {
         case .allGPU:
@@ -161,7 +166,7 @@ extension PolicySpec {
                         micro: s.numGpuBatches, hidden: s.activationsOnHost)
         case .kvOffload(let given):
             let w = weights ?? .host
-            let gpuKV = given ?? gpuCapacity(plan(w, TokenPlacement(hostKV: context)), bytesPerToken: model.kvBytesPerToken, limit: context)
+            let gpuKV = given ?? gpuCapacity(bytesPerToken: model.kvBytesPerToken, limit: context) { plan(w, TokenPlacement(gpuKV: $0, hostKV: context - $0)) }
             guard gpuKV <= context else {
                 throw InputError(field: "policy.gpuKVTokens", "must be from 0 to the context (\(context)), got \(gpuKV)")
             }
@@ -171,7 +176,7 @@ extension PolicySpec {
             return plan(weights ?? .host, TokenPlacement(hostKV: context - r, recompute: r))
         case .actOnly(let given):
             let w = weights ?? .host
-            let gpuAct = given ?? gpuActCapacity(plan(w, TokenPlacement(hostAct: context)))
+            let gpuAct = given ?? gpuCapacity(bytesPerToken: model.actBytesPerToken, limit: context) { plan(w, TokenPlacement(gpuAct: $0, hostAct: context - $0)) }
             guard gpuAct <= context else {
                 throw InputError(field: "policy.gpuActTokens", "must be from 0 to the context (\(context)), got \(gpuAct)")
             }
@@ -184,7 +189,7 @@ extension PolicySpec {
                 let kv = Int((kvFraction * Double(host)).rounded())
                 return TokenPlacement(gpuAct: gpuAct, hostKV: kv, hostAct: host - kv, recompute: recompute)
             }
-            let gpuAct = given ?? gpuActCapacity(plan(w, split(0)))
+            let gpuAct = given ?? gpuCapacity(bytesPerToken: model.actBytesPerToken, limit: context - recompute) { plan(w, split($0)) }
             guard gpuAct + recompute <= context else {
                 throw InputError(field: "policy.gpuActTokens", "must be from 0 to the context less the recomputed tokens (\(context - recompute)), got \(gpuAct)")
             }
