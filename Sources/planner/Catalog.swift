@@ -15,8 +15,7 @@ struct Catalog: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             struct Both: Encodable { let models: [ModelSpec]; let hardware: [HardwareSpec] }
-            FileHandle.standardOutput.write(try encoder.encode(Both(models: ModelCatalog.all, hardware: HardwareCatalog.all)))
-            print()
+            printJSON(try encoder.encode(Both(models: ModelCatalog.all, hardware: HardwareCatalog.all)))
             return
         }
         print("models:")

@@ -33,8 +33,7 @@ struct PlanCommand: ParsableCommand {
                 throw ExitCode.failure
             }
             let doc = try PlanSearch.configuration(best, setup: sweep.setup, result: result)
-            FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]))
-            print()
+            try printJSONObject(doc)
             if let flexgen = (doc["planner"] as? [String: Any])?["flexgen"] as? [String: Any], let flags = flexgen["flags"] as? String {
                 FileHandle.standardError.write(Data("FlexGen flags: \(flags)\n".utf8))
             }

@@ -11,6 +11,17 @@ struct Planner: ParsableCommand {
     )
 }
 
+/// Writes a JSON document to standard output, followed by a newline.
+func printJSON(_ data: Data) {
+    FileHandle.standardOutput.write(data)
+    print()
+}
+
+/// Writes a JSON object to standard output, pretty-printed with sorted keys.
+func printJSONObject(_ object: Any) throws {
+    printJSON(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]))
+}
+
 /// Runs a body and turns the planner's own errors into one line on standard error and exit code 1.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {

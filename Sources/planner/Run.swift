@@ -115,8 +115,7 @@ struct RunCommand: ParsableCommand {
                 ]
                 if let memoryNote { doc["memoryNote"] = memoryNote }
                 if let weightsNote { doc["weightsNote"] = weightsNote }
-                FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]))
-                print()
+                try printJSONObject(doc)
                 return
             }
             print("planner run: \(scenario) on the CPU engine (\(measured.meta.device); OpenBLAS \(BLAS.version), 1 compute thread, copy threads for H2D and D2H)")

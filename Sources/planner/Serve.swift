@@ -33,8 +33,7 @@ struct ServeCommand: ParsableCommand {
             if let trace { try writeAtomically(try ServingReport.chromeTrace(result, config), to: trace) }
             if let chart { try writeAtomically(Data(ServingReport.chart(result, config).utf8), to: chart) }
             if json {
-                FileHandle.standardOutput.write(try ServingReport.json(result))
-                print()
+                printJSON(try ServingReport.json(result))
             } else {
                 print(ServingReport.text(result, config), terminator: "")
             }

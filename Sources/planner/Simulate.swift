@@ -32,8 +32,7 @@ struct Simulate: ParsableCommand {
             let result = try Simulator.run(plan, cost: cost)
             if let trace { try writeAtomically(Report.chromeTrace(result), to: trace) }
             if json {
-                FileHandle.standardOutput.write(try Report.json(result))
-                print()
+                printJSON(try Report.json(result))
             } else {
                 print(Report.text(result), terminator: "")
                 if let measured { print("\n" + describeProfile(measured), terminator: "") }

@@ -175,8 +175,7 @@ struct SweepCommand: ParsableCommand {
             if csv {
                 print(SweepReport.csv(result), terminator: "")
             } else if json {
-                FileHandle.standardOutput.write(try SweepReport.json(result))
-                print()
+                printJSON(try SweepReport.json(result))
             } else {
                 print(SweepReport.text(result, all: all), terminator: "")
             }

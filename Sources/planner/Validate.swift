@@ -42,8 +42,7 @@ struct ValidateCommand: ParsableCommand {
                                             "best": $0.best, "measuredBest": $0.measuredBest, "regret": $0.regret] },
                     "maxRegret": groups.map(\.regret).max() as Any? ?? NSNull(),
                 ]
-                FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]))
-                print()
+                try printJSONObject(doc)
                 return
             }
             print("profile \(profile.name): \(profile.meta.device), \(profile.meta.dtype.rawValue), captured \(profile.meta.capturedAt); machine \(hw.name)")
