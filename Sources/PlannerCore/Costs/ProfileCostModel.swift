@@ -112,9 +112,9 @@ public struct ProfileCostModel: CostModel {
 
     /// Checks that a profile measured the machine and element type a simulation asks for.
     public static func check(_ profile: Profile, hardware: HardwareSpec, dtype: DType) throws {
-        // The catalog entry the profile names, or the name inside the device file it names.
-        var measured = profile.meta.hardware
-        if measured.hasSuffix(".json") || measured.contains("/"), let spec = try? profile.hardware(in: profile.folder) { measured = spec.name }
+        // The catalog entry the profile names, or the name inside the device file it names (as written
+        // where the entry cannot be resolved, e.g. a stored profile without its folder).
+        let measured = (try? profile.hardware(in: profile.folder).name) ?? profile.meta.hardware
         guard measured == hardware.name else {
             throw InputError(field: "profile", "\(profile.name) was measured on \(measured) (\(profile.meta.device)), but the scenario runs on \(hardware.name); use a profile of that device, or none")
         }

@@ -84,8 +84,10 @@ public enum SVGChart {
     static func fmtTick(_ v: Double) -> String {
         if abs(v) >= 1e6 { return String(format: "%.3g", v) }
         if abs(v - v.rounded()) < 1e-9 * max(1, abs(v)) { return String(Int(v.rounded())) }
-        let text = String(format: abs(v) >= 10 ? "%.1f" : "%.3g", v)
-        return text.contains(".") && !text.contains("e") ? String(text.reversed().drop(while: { $0 == "0" }).reversed()) : text
+        // One decimal from 10 up (no trailing ".0"), three significant digits below.
+        guard abs(v) >= 10 else { return String(format: "%.3g", v) }
+        let text = String(format: "%.1f", v)
+        return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
     }
 
     /// Throughput against the KV fraction, one line per batch (hybrid grid of a sweep).

@@ -271,7 +271,9 @@ public enum ServingSimulator {
             // Cost of the iteration.
             let d2h = config.hardware.link.channel(.deviceToHost, config.hostMemory).seconds(bytes: copyBytes)
             let h2d = config.hardware.link.channel(.hostToDevice, config.hostMemory).seconds(bytes: copyBytes)
-            let swapSeconds = Double(swapOutBlocks) * copiesPerBlock * d2h + Double(swapInBlocks) * copiesPerBlock * h2d
+            let swapOutSeconds = Double(swapOutBlocks) * copiesPerBlock * d2h
+            let swapInSeconds = Double(swapInBlocks) * copiesPerBlock * h2d
+            let swapSeconds = swapOutSeconds + swapInSeconds
             var tokens = 0, decodeContext = 0, producing = 0, promptTokens = 0, recomputeTokens = 0, decodeTokens = 0
             var prefills: [(q: Int, c: Int, redo: Int)] = []
             var kinds: [(Int, String)] = []
@@ -314,10 +316,10 @@ public enum ServingSimulator {
             if trace != nil {
                 let t0 = t, t1 = t + swapSeconds, t2 = t1 + forward
                 if swapOutBlocks > 0 {
-                    trace!.link.append(.init(name: "swap-out \(swapOutBlocks) blocks", start: t0, end: t0 + Double(swapOutBlocks) * copiesPerBlock * d2h))
+                    trace!.link.append(.init(name: "swap-out \(swapOutBlocks) blocks", start: t0, end: t0 + swapOutSeconds))
                 }
                 if swapInBlocks > 0 {
-                    trace!.link.append(.init(name: "swap-in \(swapInBlocks) blocks", start: t1 - Double(swapInBlocks) * copiesPerBlock * h2d, end: t1))
+                    trace!.link.append(.init(name: "swap-in \(swapInBlocks) blocks", start: t1 - swapInSeconds, end: t1))
                 }
                 var state = [String?](repeating: nil, count: live.count)
                 for (r, kind) in kinds { state[r] = kind }

@@ -72,7 +72,7 @@ public enum ModelCatalog {
                 if o.has("hidden"), !o.has("hidden_size") {
                     return try inline(JSONFields(o.object, path: url.lastPathComponent))
                 }
-                return try HFConfig.parse(data, source: url.path, name: url.deletingLastPathComponent().lastPathComponent)
+                return try HFConfig.parse(o, source: url.path, name: url.deletingLastPathComponent().lastPathComponent)
             }
             return try model(named: s, field: field)
         }
@@ -121,7 +121,11 @@ public enum ModelCatalog {
 ///     let m = try HFConfig.parse(data, source: "opt-13b/config.json", name: "opt-13b")
 public enum HFConfig {
     public static func parse(_ data: Data, source: String, name: String) throws -> ModelSpec {
-        let o = try JSONFields.parse(data, source: source)
+        try parse(try JSONFields.parse(data, source: source), source: source, name: name)
+    }
+
+    /// The same, from a config already read as JSON.
+    public static func parse(_ o: JSONFields, source: String, name: String) throws -> ModelSpec {
         let type = try o.optionalString("model_type") ?? ""
         let dtypeText = try o.optionalString("torch_dtype") ?? "float16"
         let dtype: DType
