@@ -37,7 +37,9 @@ let package = Package(
         // OpenBLAS through pkg-config (Debian: libopenblas-dev); the module map includes <cblas.h>.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // An fp32 decoder on the CPU that executes the planner's placements (Sources/CPUEngine/Engine.swift).
-        .target(name: "CPUEngine", dependencies: ["PlannerCore", "CBLAS"]),
+        // Thread-to-core pinning (sched_setaffinity) for the engine's compute and copy threads.
+        .target(name: "CAffinity", path: "Sources/CAffinity"),
+        .target(name: "CPUEngine", dependencies: ["PlannerCore", "CBLAS", "CAffinity"]),
         .executableTarget(name: "CPUCapture", dependencies: ["PlannerCore", "CPUEngine"]),
         .testTarget(name: "CPUEngineTests", dependencies: ["CPUEngine", "PlannerCore"]),
     ]

@@ -11,7 +11,7 @@ import PlannerCore
 
 var args = Array(CommandLine.arguments.dropFirst())
 var outPath: String?
-var repeats = 5, warmup = 1, quick = false, swift = "unknown"
+var repeats = 5, warmup = 1, passes = 2, rounds = 3, quick = false, swift = "unknown"
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     exit(1)
@@ -26,12 +26,14 @@ while !args.isEmpty {
     case "--out": outPath = value()
     case "--repeats": guard let v = Int(value()), (1...100).contains(v) else { fail("--repeats: must be an integer from 1 to 100") }; repeats = v
     case "--warmup": guard let v = Int(value()), (0...100).contains(v) else { fail("--warmup: must be an integer from 0 to 100") }; warmup = v
+    case "--passes": guard let v = Int(value()), (1...20).contains(v) else { fail("--passes: must be an integer from 1 to 20") }; passes = v
+    case "--rounds": guard let v = Int(value()), (1...20).contains(v) else { fail("--rounds: must be an integer from 1 to 20") }; rounds = v
     case "--swift-version": swift = value()
     case "--quick": quick = true
     case "--help", "-h":
-        print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--swift-version TEXT] [--quick]")
+        print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--passes N (1-20, default 2)] [--rounds N (1-20, default 3)] [--swift-version TEXT] [--quick]")
         exit(0)
-    default: fail("\(a): unknown option; allowed are --out, --repeats, --warmup, --swift-version, --quick")
+    default: fail("\(a): unknown option; allowed are --out, --repeats, --warmup, --passes, --rounds, --swift-version, --quick")
     }
 }
 guard let outPath else { fail("--out: missing; name the profile folder to write (profiles/cpu-NAME)") }
@@ -39,6 +41,8 @@ let url = URL(fileURLWithPath: outPath)
 var capture = CPUProfileCapture(out: url, deviceName: CPUProfileCapture.cpuDescription())
 capture.repeats = repeats
 capture.warmup = warmup
+capture.passes = passes
+capture.rounds = rounds
 capture.quick = quick
 capture.swiftVersion = swift
 capture.log = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }

@@ -1,5 +1,6 @@
 import Foundation
 import PlannerCore
+import Synchronization
 
 /// The scaled-down models the CPU profile is captured on: an OPT-like multi-head shape and a
 /// Llama-like grouped-query shape, both run in fp32.
@@ -33,6 +34,16 @@ public struct CPUProfileCapture {
     public var out: URL
     public var repeats = 5
     public var warmup = 1
+    /// Times the end-to-end runs are played, interleaved (every run once per pass), and rounds per
+    /// pass over the placements of one group (each placement `repeats` timed steps per round, its
+    /// engine kept between rounds). A run's time is the median of its timed steps over all passes and
+    /// rounds, so that a slow spell of a shared machine touches every placement of a group alike:
+    /// choices within a group compare runs measured side by side.
+    public var passes = 2
+    public var rounds = 3
+    /// Pin the calling thread (which runs the kernels) to the first core for the capture, as the
+    /// engine's copy threads are pinned to the last (`CPUAffinity`); tests leave their thread free.
+    public var pinComputeThread = true
     /// Fewer points (for tests): small shapes and contexts.
     public var quick = false
     public var swiftVersion = "unknown"
@@ -69,11 +80,18 @@ public struct CPUProfileCapture {
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
-    /// Evicts the caches between timed runs: in the engine every layer reads its own weights and cache.
+    /// Evicts the caches between timed runs: in the engine every layer reads its own weights and
+    /// cache. The sweep only reads (64 MiB, twice the L3 cache of the machines we capture on), so it
+    /// leaves clean lines behind as the engine's previous layer does; a sweep that wrote left the
+    /// next kernel writing back dirty lines and measured the decode GEMMs up to 50% slower than the
+    /// engine runs them.
     let flushBuffer = FloatBuffer(count: 16 << 20)
+    let flushSink = FloatBuffer(count: 16)
     func flush() {
         let p = flushBuffer.p
-        for i in stride(from: 0, to: flushBuffer.count, by: 16) { p[i] += 1 }
+        var sum: Float = 0
+        for i in stride(from: 0, to: flushBuffer.count, by: 16) { sum += p[i] }
+        flushSink.p[0] = sum
     }
 
     func time(_ body: () -> Void) -> Double {
@@ -173,6 +191,147 @@ public struct CPUProfileCapture {
         return points
     }
 
+    // MARK: Contention
+
+    /// A thread that copies between two 32 MiB buffers for as long as it is switched on (what the
+    /// engine's H2D copy thread does while it streams a layer's weights or cache), counting bytes.
+    final class BackgroundCopy: @unchecked Sendable {
+        let src = FloatBuffer(count: 8 << 20), dst = FloatBuffer(count: 8 << 20)
+        let on = Atomic<Bool>(false), alive = Atomic<Bool>(true), idle = Atomic<Bool>(true)
+        let bytes = Atomic<Int>(0), nanos = Atomic<Int>(0)
+
+        init() {
+            let t = Thread { self.loop() }
+            t.name = "capture-copy"
+            t.start()
+        }
+
+        private func loop() {
+            CPUAffinity.pinCopyThread()
+            while alive.load(ordering: .acquiring) {
+                guard on.load(ordering: .acquiring) else { idle.store(true, ordering: .releasing); usleep(200); continue }
+                idle.store(false, ordering: .releasing)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                dst.p.update(from: src.p, count: src.count)
+                nanos.add(Int(DispatchTime.now().uptimeNanoseconds - t0), ordering: .relaxed)
+                bytes.add(src.bytes, ordering: .relaxed)
+            }
+        }
+
+        /// Runs `body` with the copy running; returns the copy rate (bytes per second) meanwhile.
+        func during(_ body: () -> Void) -> Double {
+            bytes.store(0, ordering: .relaxed); nanos.store(0, ordering: .relaxed)
+            on.store(true, ordering: .releasing)
+            while idle.load(ordering: .acquiring) { usleep(50) }
+            body()
+            on.store(false, ordering: .releasing)
+            while !idle.load(ordering: .acquiring) { usleep(50) }
+            return Double(bytes.load(ordering: .relaxed)) / max(Double(nanos.load(ordering: .relaxed)) * 1e-9, 1e-12)
+        }
+
+        func stop() { alive.store(false, ordering: .releasing) }
+    }
+
+    /// How much a kernel slows down while a copy runs on the other core, and a copy while a kernel
+    /// runs (`MemoryContention`): GEMMs of the decode shapes over rows, decode attention, and the
+    /// copy's rate beside the memory-bound GEMMs against its rate alone. Each kernel is timed over
+    /// distinct weight matrices (64 MiB or more in all, as the engine's layers are), alone and with
+    /// the copy, the median of each; the factor is their ratio, at least 1.
+    public struct ContentionPoint: Sendable {
+        public var kind: String
+        public var m: Int, n: Int, k: Int
+        public var aloneSeconds: Double, sharedSeconds: Double
+        public var factor: Double { max(1, sharedSeconds / aloneSeconds) }
+    }
+
+    public func contentionShapes() -> [(n: Int, k: Int)] {
+        var shapes: [(Int, Int)] = []
+        for m in models {
+            let up = m.ffnKind == .gated3 ? 2 * m.ffnSize : m.ffnSize
+            shapes += [(m.qDim + 2 * m.kvDim, m.hidden), (m.hidden, m.ffnSize), (up, m.hidden)]
+        }
+        var seen = Set<[Int]>()
+        return shapes.filter { seen.insert([$0.0, $0.1]).inserted }
+    }
+
+    public var contentionRows: [Int] { quick ? [1, 4, 16] : [1, 4, 16, 64, 256, 1024] }
+
+    func contention() -> (points: [ContentionPoint], copyAlone: Double, copyShared: Double) {
+        let copy = BackgroundCopy()
+        defer { copy.stop() }
+        var points: [ContentionPoint] = []
+        var sharedRates: [Double] = []
+        let copyAlone = copy.during { usleep(quick ? 20_000 : 300_000) }
+        let maxM = contentionRows.max()!
+        for (n, k) in contentionShapes() {
+            let count = max(2, min(16, (64 << 20) / (n * k * 4) + 1))
+            let mats = (0 ..< count).map { i -> FloatBuffer in let b = FloatBuffer(count: k * n); fill(b.p, b.count, scale: 0.05, seed: 4, stream: UInt64(i)); return b }
+            let a = FloatBuffer(count: maxM * k), c = FloatBuffer(count: maxM * n)
+            fill(a.p, a.count, scale: 1, seed: 4, stream: 99)
+            for m in contentionRows {
+                // One sweep: every matrix once (three times for the short calls of m < 256).
+                func sweep() -> [Double] {
+                    var t: [Double] = []
+                    for _ in 0 ..< (m < 256 ? 3 : 1) {
+                        for w in mats {
+                            let t0 = now()
+                            Kernels.gemm(m: m, n: n, k: k, a.p, lda: k, w.p, ldb: n, c.p, ldc: n)
+                            t.append(now() - t0)
+                        }
+                    }
+                    return t
+                }
+                // Alone and beside the copy, alternated three times, so that a slow spell of the
+                // machine does not fall on one side only.
+                _ = sweep()
+                var alone: [Double] = [], shared: [Double] = []
+                for _ in 0 ..< 3 {
+                    alone += sweep()
+                    let rate = copy.during { shared += sweep() }
+                    if m <= 16 { sharedRates.append(rate) }
+                }
+                points.append(ContentionPoint(kind: "gemm", m: m, n: n, k: k, aloneSeconds: median(alone), sharedSeconds: median(shared)))
+            }
+            log(String(format: "contention gemm n=%d k=%d: x%.2f at m=1, x%.2f at m=%d", n, k, points[points.count - contentionRows.count].factor, maxM, points.last!.factor))
+        }
+        // Decode attention over a cache of 64 MiB or more (the model's heads, batch 16).
+        let model = models[0], d = model.headDim, h = model.heads, kvh = model.kvHeads, b = 16
+        let context = quick ? 64 : 2048
+        let kv = FloatBuffer(count: context * b * 2 * kvh * d), q = FloatBuffer(count: b * h * d), out = FloatBuffer(count: b * h * d)
+        let scores = FloatBuffer(count: context * h)
+        fill(kv.p, kv.count, scale: 1, seed: 4, stream: 7)
+        fill(q.p, q.count, scale: 1, seed: 4, stream: 8)
+        func attention() -> Double {
+            var t: [Double] = []
+            for _ in 0 ..< max(repeats, 3) {
+                let t0 = now()
+                Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: [context - 1], batch: b, heads: h, kvHeads: kvh, d: d, scores: scores.p)
+                t.append(now() - t0)
+            }
+            return median(t)
+        }
+        _ = attention()
+        var alone: [Double] = [], shared: [Double] = []
+        for _ in 0 ..< 3 {
+            alone.append(attention())
+            sharedRates.append(copy.during { shared.append(attention()) })
+        }
+        points.append(ContentionPoint(kind: "decode-attention", m: b, n: context, k: h, aloneSeconds: median(alone), sharedSeconds: median(shared)))
+        let copyShared = median(sharedRates)
+        log(String(format: "contention: decode attention x%.2f; copy %.2f GB/s alone, %.2f GB/s beside memory-bound kernels", points.last!.factor, copyAlone / 1e9, copyShared / 1e9))
+        return (points, copyAlone, copyShared)
+    }
+
+    /// The device's `MemoryContention`: per GEMM row count the median factor over the shapes, the
+    /// decode attention's factor for the other kernels, and the copy's rate alone over its rate beside
+    /// memory-bound kernels.
+    public func memoryContention(_ points: [ContentionPoint], copyAlone: Double, copyShared: Double) -> MemoryContention {
+        let gemm = points.filter { $0.kind == "gemm" }
+        let rows = Set(gemm.map(\.m)).sorted().map { m in [Double(m), median(gemm.filter { $0.m == m }.map(\.factor))] }
+        let stream = points.first { $0.kind == "decode-attention" }?.factor ?? 1
+        return MemoryContention(gemmSlowdown: rows, streamSlowdown: stream, copySlowdown: max(1, copyAlone / max(copyShared, 1)))
+    }
+
     // MARK: End to end
 
     public struct E2EPlanEntry: Sendable {
@@ -215,26 +374,44 @@ public struct CPUProfileCapture {
     }
 
     func e2e() throws -> [Profile.E2ERun] {
-        var runs: [Profile.E2ERun] = []
-        for entry in e2ePlan() {
-            var r = entry.run
-            let plan = ExecutionPlan(model: entry.model.withLayers(r.layers), hardware: HardwareCatalog.h100sxm, batch: r.batch,
-                                     weights: WeightPlacement(gpuFraction: r.weightsGPUFraction), placement: r.placement,
-                                     phase: .decodeStep(context: r.context), policyName: "e2e")
-            let engine = try CPUDecoder(shape: try PlanRunner.shape(plan, includeHead: false))
-            let result = PlanRunner.run(plan, on: engine, warmup: max(warmup, 1), repeats: repeats, keepLogits: false)
-            r.stepSeconds = result.medianStepSeconds
-            runs.append(r)
-            log(String(format: "e2e %@: %.2f ms", r.run, r.stepSeconds * 1e3))
+        let entries = e2ePlan()
+        var steps = [[Double]](repeating: [], count: entries.count)
+        var groups: [[Int]] = []
+        for (i, e) in entries.enumerated() {
+            if let g = groups.last, entries[g[0]].run.group == e.run.group { groups[groups.count - 1].append(i) } else { groups.append([i]) }
         }
-        return runs
+        for pass in 0 ..< passes {
+            for group in groups {
+                let runs = try group.map { i -> (Int, ExecutionPlan, CPUDecoder) in
+                    let r = entries[i].run
+                    let plan = ExecutionPlan(model: entries[i].model.withLayers(r.layers), hardware: HardwareCatalog.h100sxm, batch: r.batch,
+                                             weights: WeightPlacement(gpuFraction: r.weightsGPUFraction), placement: r.placement,
+                                             phase: .decodeStep(context: r.context), policyName: "e2e")
+                    return (i, plan, try CPUDecoder(shape: try PlanRunner.shape(plan, includeHead: false)))
+                }
+                for _ in 0 ..< rounds {
+                    for (i, plan, engine) in runs {
+                        steps[i] += PlanRunner.run(plan, on: engine, warmup: max(warmup, 1), repeats: repeats, keepLogits: false).stepSeconds
+                    }
+                }
+                if pass == passes - 1 {
+                    for i in group { log(String(format: "e2e %@: %.2f ms", entries[i].run.run, median(steps[i]) * 1e3)) }
+                }
+            }
+            if passes > 1 { log("e2e pass \(pass + 1) of \(passes) done") }
+        }
+        return entries.enumerated().map { i, entry in
+            var r = entry.run
+            r.stepSeconds = median(steps[i])
+            return r
+        }
     }
 
     // MARK: Device
 
     /// The CPU as a device of the planner, every number derived from this capture's tables.
     public func device(name: String, gemm: [Profile.GemmPoint], attention: [Profile.AttentionPoint], link: [Profile.LinkPoint],
-                       date: String) throws -> HardwareSpec {
+                       contention: MemoryContention, date: String) throws -> HardwareSpec {
         let big = gemm.filter { $0.m >= 1024 }.map { 2 * Double($0.m * $0.n * $0.k) / $0.seconds }
         let rate = big.isEmpty ? gemm.map { 2 * Double($0.m * $0.n * $0.k) / $0.seconds }.max()! : median(big)
         let peak = gemm.map { 2 * Double($0.m * $0.n * $0.k) / $0.seconds }.max()!
@@ -269,16 +446,22 @@ public struct CPUProfileCapture {
             "name": name,
             "gpu": [
                 "name": "\(deviceName): one core running OpenBLAS (the compute stream)", "memoryBytes": 8 * gib,
-                "memoryBandwidthBytesPerSecond": 2 * h2d["bytesPerSecond"]!, "peakMatmulFlops": ["fp32": peak], "achievedMatmulFlops": ["fp32": rate],
+                "memoryBandwidthBytesPerSecond": 2 * h2d["bytesPerSecond"]!, "copyBytesPerSecond": 2 * h2d["bytesPerSecond"]!, "peakMatmulFlops": ["fp32": peak], "achievedMatmulFlops": ["fp32": rate],
                 "gemmBytesPerSecond": weightRead, "streamBytesPerSecond": stream, "attentionFlopsFraction": Swift.min(1, prefillRate / rate),
                 "kernelSeconds": callOverhead, "reservedBytes": 0, "attentionKernelSeconds": floor,
             ] as [String: Any],
             "link": ["name": "copy threads (memcpy between the engine's host and device tiers)", "h2dPinned": h2d, "h2dPageable": h2d,
                      "d2hPinned": d2h, "d2hPageable": d2h] as [String: Any],
             "host": ["memoryBytes": 12 * gib],
+            "contention": ["gemmSlowdown": contention.gemmSlowdown, "streamSlowdown": contention.streamSlowdown,
+                           "copySlowdown": contention.copySlowdown] as [String: Any],
             "sources": [
+                "contention.gemmSlowdown": "per row count m, the median over the decode GEMM shapes (QKV, FFN up and down of both models) of the GEMM's median time while a second thread copies 32 MiB buffers on the other core over its median time alone (timed over distinct weight matrices, 64 MiB or more in all, alone and beside the copy alternated three times; at least 1), contention.csv, \(src)",
+                "contention.streamSlowdown": "decode attention (batch 16, context \(quick ? 64 : 2048)) while the copy runs over alone, contention.csv, \(src)",
+                "contention.copySlowdown": "the copy thread's rate alone over its median rate beside the GEMMs of m <= 16 and the decode attention, contention.csv, \(src)",
                 "gpu.memoryBytes": "budget: the CPU engine's device tier is given 8 GiB of this machine's memory (the rest of its \(total), MemTotal in /proc/meminfo: 12 GiB host tier, the system)",
                 "gpu.memoryBandwidthBytesPerSecond": "memcpy reads and writes: twice the copy rate fitted to link.h2dPinned, \(src)",
+                "gpu.copyBytesPerSecond": "device copies are the same memcpy: twice the copy rate fitted to link.h2dPinned (bytes read and written), \(src)",
                 "gpu.peakMatmulFlops": "fastest GEMM of gemm.csv (measured, not a datasheet figure), \(src)",
                 "gpu.achievedMatmulFlops": "median rate of the GEMMs of gemm.csv with m >= 1024, \(src)",
                 "gpu.gemmBytesPerSecond": "median weight-read rate of the GEMMs of gemm.csv with m = 1, \(src)",
@@ -311,21 +494,29 @@ public struct CPUProfileCapture {
     public func run(folderName: String) throws {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         BLAS.setThreads(1)
+        if pinComputeThread { CPUAffinity.pinComputeThread() }
         let date = ISO8601DateFormatter().string(from: Date())
         let started = now()
         log("capturing into \(out.path) on \(deviceName), OpenBLAS \(BLAS.version) \(BLAS.coreName), 1 thread")
         let linkPoints = link()
         let gemmPoints = gemm()
         let attentionPoints = attention()
+        let shared = contention()
         let e2eRuns = try e2e()
         let hwName = folderName
-        let hw = try device(name: hwName, gemm: gemmPoints, attention: attentionPoints, link: linkPoints, date: String(date.prefix(10)))
+        let hw = try device(name: hwName, gemm: gemmPoints, attention: attentionPoints, link: linkPoints,
+                            contention: memoryContention(shared.points, copyAlone: shared.copyAlone, copyShared: shared.copyShared), date: String(date.prefix(10)))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try Self.write(String(data: try enc.encode(hw), encoding: .utf8)! + "\n", out.appendingPathComponent("\(hwName).json"))
         for m in models { try Self.write(CPUModels.json(m), out.appendingPathComponent("\(m.name).json")) }
         try Self.write("direction,memory,bytes,seconds\n" + linkPoints.map { "\($0.direction.rawValue),\($0.memory.rawValue),\(Int($0.bytes)),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
                        out.appendingPathComponent("link.csv"))
+        let copyBytes = 32 << 20
+        try Self.write("kind,m,n,k,alone_seconds,shared_seconds\n" + shared.points.map {
+            "\($0.kind),\($0.m),\($0.n),\($0.k),\(Self.g($0.aloneSeconds)),\(Self.g($0.sharedSeconds))" }.joined(separator: "\n")
+            + "\ncopy,0,\(copyBytes),0,\(Self.g(Double(copyBytes) / shared.copyAlone)),\(Self.g(Double(copyBytes) / shared.copyShared))\n",
+                       out.appendingPathComponent("contention.csv"))
         try Self.write("m,n,k,seconds\n" + gemmPoints.map { "\($0.m),\($0.n),\($0.k),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
                        out.appendingPathComponent("gemm.csv"))
         try Self.write("kind,batch,heads,kv_heads,head_dim,queries,context,seconds\n" + attentionPoints.map {
@@ -342,7 +533,7 @@ public struct CPUProfileCapture {
             "libraries": ["openblas": BLAS.version, "openblas.config": BLAS.config, "openblas.core": BLAS.coreName, "openblas.threads": "1",
                           "swift": swiftVersion],
             "repeats": repeats, "warmup": warmup,
-            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels and the engine itself, \(String(format: "%.0f", now() - started)) s",
+            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels, their contention with a copy, and the engine itself (end-to-end runs: \(passes) passes, each \(rounds) rounds over a group's placements of \(repeats) timed steps), \(String(format: "%.0f", now() - started)) s",
         ]
         try Self.write(String(data: try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), encoding: .utf8)! + "\n",
                        out.appendingPathComponent("profile.json"))

@@ -36,6 +36,15 @@ do {
     var events = 0
     let engine = try best(of: 5) { events = try EventEngine.run(graph).events }
     print(String(format: "event engine: %d events (tasks) in %.4f s = %.2f million events/s", events, engine, Double(events) / engine / 1e6))
+    // The same generation on a device whose kernels and copies contend for memory (the CPU's
+    // `contention`, factors of the CPU profile's order): the engine then plays out rates piece by piece.
+    var contended = gen30
+    contended.hardware.contention = MemoryContention(gemmSlowdown: [[1, 2.0], [64, 1.2], [1024, 1.0]], streamSlowdown: 1.1, copySlowdown: 1.1)
+    let sharedGraph = try Simulator.run(contended, cost: try AnalyticCostModel(hardware: contended.hardware, dtype: contended.model.dtype)).graph
+    var sharedEvents = 0
+    let sharedEngine = try best(of: 5) { sharedEvents = try EventEngine.run(sharedGraph).events }
+    print(String(format: "event engine with memory contention: %d events in %.4f s = %.2f million events/s", sharedEvents, sharedEngine,
+                 Double(sharedEvents) / sharedEngine / 1e6))
 
     let step175 = try plan("opt-175b", batch: 32, phase: .decodeStep(context: 2048), policy: .hybrid(kvFraction: 0.5, gpuActTokens: nil))
     let cost175 = try AnalyticCostModel(hardware: step175.hardware, dtype: step175.model.dtype)

@@ -83,6 +83,7 @@ struct RunCommand: ParsableCommand {
             let result: PlanRunner.Result
             do {
                 let engine = try CPUDecoder(shape: shape)
+                CPUAffinity.pinComputeThread()   // as the capture runs it: kernels on the first core, copies on the last
                 result = PlanRunner.run(runPlan, on: engine, warmup: 2, repeats: repeats, keepLogits: false)
             }
 

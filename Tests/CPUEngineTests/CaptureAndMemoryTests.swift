@@ -49,6 +49,9 @@ import Testing
         c.quick = true
         c.repeats = 1
         c.warmup = 0
+        c.passes = 1
+        c.rounds = 1
+        c.pinComputeThread = false
         try c.run(folderName: "cpu-test")
         let p = try ProfileReader.read(dir)
         #expect(p.meta.dtype == .fp32 && p.meta.hardware == "cpu-test.json")
@@ -58,6 +61,15 @@ import Testing
         #expect(Set(p.models.keys) == ["cpu-opt-small.json", "cpu-llama-small.json"])
         let hw = try p.hardware(in: URL(fileURLWithPath: dir.path, isDirectory: true))
         #expect(hw.gpu.achievedMatmulFlops["fp32"]! > 1e8)
+        // The contention the capture measured: one factor per GEMM row count of the sweep, each at
+        // least 1, from the rows of contention.csv (6 shapes x 3 row counts, the attention, the copy).
+        let contention = try #require(hw.contention)
+        #expect(contention.gemmSlowdown.map { $0[0] } == c.contentionRows.map(Double.init))
+        #expect(contention.gemmSlowdown.allSatisfy { $0[1] >= 1 } && contention.copySlowdown >= 1 && contention.streamSlowdown >= 1)
+        let rows = try String(contentsOf: dir.appendingPathComponent("contention.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(rows.first == "kind,m,n,k,alone_seconds,shared_seconds")
+        #expect(rows.count == 1 + c.contentionShapes().count * c.contentionRows.count + 2)
+        #expect(hw.gpu.copyBytesPerSecond == 2 * hw.link.h2dPinned.bytesPerSecond)
         let (predictions, groups) = try Validation.replay(p, hardware: hw, cost: try ProfileCostModel(profile: p, hardware: hw))
         #expect(predictions.count == p.e2e.count && predictions.allSatisfy { $0.predictedSeconds > 0 })
         #expect(groups.count == 4)

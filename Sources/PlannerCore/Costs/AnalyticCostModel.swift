@@ -12,7 +12,8 @@
 ///   `t = kernel_att + (2 b c kvHeads d + 2 b heads d) e / B_stream`, `kernel_att` the attention call's
 ///   fixed cost (`attentionKernelSeconds`, else `kernelSeconds`).
 /// - Prefill attention (flash, causal): `F = 4 b heads d q (c - q/2)`; `t = kernel_att + max(F / (R f_att), bytes / B_stream)`.
-/// - Element-wise: `t = kernel + bytes / B_stream`; device copy reads and writes: `t = kernel + 2 bytes / B_stream`.
+/// - Element-wise: `t = kernel + bytes / B_stream`; device copy reads and writes: `t = kernel + 2 bytes / B_copy`,
+///   `B_copy` the device's `copyBytesPerSecond`, else `B_stream`.
 /// - Link: `t = latency + bytes / bandwidth` of the direction and host-memory kind (see `LinkChannel`).
 public struct AnalyticCostModel: CostModel {
     public let hardware: HardwareSpec
@@ -33,6 +34,11 @@ public struct AnalyticCostModel: CostModel {
     @inline(__always) static func tileRounded(_ m: Int) -> Int {
         let tile = m >= 64 ? 64 : 16
         return (m + tile - 1) / tile * tile
+    }
+
+    /// The device's contention factor for `op` (`MemoryContention.factor`); 1 without contention.
+    public func contentionFactor(_ op: Operation) -> Double {
+        hardware.contention?.factor(op) ?? 1
     }
 
     public func seconds(_ op: Operation) -> Double {
@@ -57,7 +63,7 @@ public struct AnalyticCostModel: CostModel {
         case let .elementwise(bytes):
             return bytes <= 0 ? 0 : gpu.kernelSeconds + bytes / gpu.streamBytesPerSecond
         case let .deviceCopy(bytes):
-            return bytes <= 0 ? 0 : gpu.kernelSeconds + 2 * bytes / gpu.streamBytesPerSecond
+            return bytes <= 0 ? 0 : gpu.kernelSeconds + 2 * bytes / (gpu.copyBytesPerSecond ?? gpu.streamBytesPerSecond)
         case let .transfer(bytes, direction, memory):
             return hardware.link.channel(direction, memory).seconds(bytes: bytes)
         }

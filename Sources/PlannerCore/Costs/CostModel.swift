@@ -25,4 +25,12 @@ public enum Operation: Sendable, Equatable {
 ///     cost.seconds(.gemm(m: 64, n: 3 * 5120, k: 5120))
 public protocol CostModel: Sendable {
     func seconds(_ op: Operation) -> Double
+    /// How many times longer `op` takes while a task of the other kind overlaps it on a device whose
+    /// kernels and copies share one memory system (`HardwareSpec.contention`): a kernel while a copy
+    /// runs, a copy while a kernel runs. Without contention, 1.
+    func contentionFactor(_ op: Operation) -> Double
+}
+
+extension CostModel {
+    public func contentionFactor(_ op: Operation) -> Double { 1 }
 }

@@ -157,6 +157,11 @@ public struct ProfileCostModel: CostModel {
         return v.y
     }
 
+    /// The device's contention factor (the device file's `contention`, measured by the same capture).
+    public func contentionFactor(_ op: Operation) -> Double {
+        analytic.contentionFactor(op)
+    }
+
     public func seconds(_ op: Operation) -> Double {
         switch op {
         case let .gemm(m, n, k):

@@ -299,7 +299,7 @@ public enum ServingSimulator {
                 let plan = ExecutionPlan(model: m, hardware: config.hardware, batch: max(producing, 1), weights: .gpu,
                                          placement: TokenPlacement(gpuKV: 1), phase: .decodeStep(context: 1))
                 let b = ScheduleBuilder(plan: plan, cost: cost, expectedTasks: 0)
-                let linear = b.qkvSeconds(tokens) + b.outSeconds(tokens) + b.ffnSeconds(tokens)
+                let linear = (b.qkvSeconds(tokens) + b.outSeconds(tokens) + b.ffnSeconds(tokens)).alone
                 var layer = linear
                 var redoLayer = linear * Double(recomputeTokens) / Double(tokens)
                 if decodeContext > 0 {
@@ -310,7 +310,7 @@ public enum ServingSimulator {
                     layer += a
                     redoLayer += a * Double(p.redo) / Double(p.q)
                 }
-                forward = Double(m.layers) * layer + (producing > 0 ? b.headSeconds() : 0)
+                forward = Double(m.layers) * layer + (producing > 0 ? b.headSeconds().alone : 0)
                 redoSeconds = Double(m.layers) * redoLayer
             }
             if trace != nil {

@@ -38,40 +38,52 @@ struct ScheduleBuilder {
     var m: ModelSpec { plan.model }
     var e: Double { Double(m.bytesPerElement) }
 
-    func h2d(_ bytes: Double) -> Double { cost.seconds(.transfer(bytes: bytes, direction: .hostToDevice, memory: plan.hostMemory)) }
-    func d2h(_ bytes: Double) -> Double { cost.seconds(.transfer(bytes: bytes, direction: .deviceToHost, memory: plan.hostMemory)) }
-    func norm(_ tokens: Int) -> Double { cost.seconds(.elementwise(bytes: 2 * Double(tokens * m.hidden) * e)) }
+    /// A task's duration alone and while a task of the other kind overlaps it (`CostModel.contentionFactor`).
+    struct Cost {
+        var alone: Double
+        var shared: Double
+        static let zero = Cost(alone: 0, shared: 0)
+        static func + (a: Cost, b: Cost) -> Cost { Cost(alone: a.alone + b.alone, shared: a.shared + b.shared) }
+    }
+
+    func cost(_ op: Operation) -> Cost {
+        let alone = cost.seconds(op)
+        return Cost(alone: alone, shared: alone * cost.contentionFactor(op))
+    }
+    func h2d(_ bytes: Double) -> Cost { cost(.transfer(bytes: bytes, direction: .hostToDevice, memory: plan.hostMemory)) }
+    func d2h(_ bytes: Double) -> Cost { cost(.transfer(bytes: bytes, direction: .deviceToHost, memory: plan.hostMemory)) }
+    func norm(_ tokens: Int) -> Cost { cost(.elementwise(bytes: 2 * Double(tokens * m.hidden) * e)) }
 
     /// Norm and Q/K/V projection of `tokens` rows.
-    func qkvSeconds(_ tokens: Int) -> Double {
-        norm(tokens) + cost.seconds(.gemm(m: tokens, n: m.qDim + 2 * m.kvDim, k: m.hidden))
+    func qkvSeconds(_ tokens: Int) -> Cost {
+        norm(tokens) + cost(.gemm(m: tokens, n: m.qDim + 2 * m.kvDim, k: m.hidden))
     }
 
     /// Output projection and residual add.
-    func outSeconds(_ tokens: Int) -> Double {
-        cost.seconds(.gemm(m: tokens, n: m.hidden, k: m.qDim)) + cost.seconds(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+    func outSeconds(_ tokens: Int) -> Cost {
+        cost(.gemm(m: tokens, n: m.hidden, k: m.qDim)) + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
     }
 
     /// Norm, FFN matrices, activation, residual add.
-    func ffnSeconds(_ tokens: Int) -> Double {
-        let up: Double
+    func ffnSeconds(_ tokens: Int) -> Cost {
+        let up: Cost
         switch m.ffnKind {
         case .relu2:
-            up = cost.seconds(.gemm(m: tokens, n: m.ffnSize, k: m.hidden)) + cost.seconds(.elementwise(bytes: 2 * Double(tokens * m.ffnSize) * e))
+            up = cost(.gemm(m: tokens, n: m.ffnSize, k: m.hidden)) + cost(.elementwise(bytes: 2 * Double(tokens * m.ffnSize) * e))
         case .gated3:
-            up = cost.seconds(.gemm(m: tokens, n: 2 * m.ffnSize, k: m.hidden)) + cost.seconds(.elementwise(bytes: 3 * Double(tokens * m.ffnSize) * e))
+            up = cost(.gemm(m: tokens, n: 2 * m.ffnSize, k: m.hidden)) + cost(.elementwise(bytes: 3 * Double(tokens * m.ffnSize) * e))
         }
-        return norm(tokens) + up + cost.seconds(.gemm(m: tokens, n: m.hidden, k: m.ffnSize))
-            + cost.seconds(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+        return norm(tokens) + up + cost(.gemm(m: tokens, n: m.hidden, k: m.ffnSize))
+            + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
     }
 
     /// K/V projection (after the norm) of `tokens` activation checkpoints.
-    func actRecomputeSeconds(_ tokens: Int) -> Double {
-        tokens == 0 ? 0 : norm(tokens) + cost.seconds(.gemm(m: tokens, n: 2 * m.kvDim, k: m.hidden))
+    func actRecomputeSeconds(_ tokens: Int) -> Cost {
+        tokens == 0 ? .zero : norm(tokens) + cost(.gemm(m: tokens, n: 2 * m.kvDim, k: m.hidden))
     }
 
-    func headSeconds() -> Double {
-        norm(plan.batch) + cost.seconds(.gemm(m: plan.batch, n: m.vocab, k: m.hidden))
+    func headSeconds() -> Cost {
+        norm(plan.batch) + cost(.gemm(m: plan.batch, n: m.vocab, k: m.hidden))
     }
 
     /// What a layer needs the GPU to have before a kernel may start.
@@ -86,7 +98,7 @@ struct ScheduleBuilder {
 
     struct Kernel {
         var kind: TaskKind
-        var seconds: Double
+        var seconds: Cost
         var needs: Needs
     }
 
@@ -118,23 +130,23 @@ struct ScheduleBuilder {
             // of the layer (the D2H engine is in order, so every earlier store is done too).
             let written: Int32 = lastStore[layer] ?? -1
             if w.actLoadBytes > 0 {
-                actLoad = graph.add(.hostToDevice, .actLoad, seconds: h2d(w.actLoadBytes), bytes: w.actLoadBytes, layer: layer, step: step, deps: [cDep, written])
+                actLoad = graph.add(.hostToDevice, .actLoad, cost: h2d(w.actLoadBytes), bytes: w.actLoadBytes, layer: layer, step: step, deps: [cDep, written])
             }
             if j == 0, streamed > 0 {
                 let bytes = streamed * m.attentionWeightBytes
-                attentionWeights = graph.add(.hostToDevice, .weightLoad, seconds: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [wDep])
+                attentionWeights = graph.add(.hostToDevice, .weightLoad, cost: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [wDep])
             }
             if w.kvLoadBytes > 0 {
-                kvLoad = graph.add(.hostToDevice, .kvLoad, seconds: h2d(w.kvLoadBytes), bytes: w.kvLoadBytes, layer: layer, step: step, deps: [cDep, written])
+                kvLoad = graph.add(.hostToDevice, .kvLoad, cost: h2d(w.kvLoadBytes), bytes: w.kvLoadBytes, layer: layer, step: step, deps: [cDep, written])
             }
             if j == 0, streamed > 0 {
                 let bytes = streamed * m.ffnWeightBytes
-                ffnWeights = graph.add(.hostToDevice, .weightLoad, seconds: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [wDep])
+                ffnWeights = graph.add(.hostToDevice, .weightLoad, cost: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [wDep])
             }
             // The hidden state waits for the previous layer to finish; queued after the weights so that
             // they still prefetch while that layer computes (FlexGen loads weights ahead of activations).
             if plan.hiddenOnHost, hiddenStored[j] >= 0 {
-                hiddenLoad = graph.add(.hostToDevice, .hiddenLoad, seconds: h2d(w.hiddenBytes), bytes: w.hiddenBytes, layer: layer, step: step, deps: [hiddenStored[j]])
+                hiddenLoad = graph.add(.hostToDevice, .hiddenLoad, cost: h2d(w.hiddenBytes), bytes: w.hiddenBytes, layer: layer, step: step, deps: [hiddenStored[j]])
             }
             var qkv: Int32 = -1
             var release: Int32 = -1
@@ -145,16 +157,16 @@ struct ScheduleBuilder {
                 if k.needs.contains(.actLoad) { deps.append(actLoad) }
                 if k.needs.contains(.kvLoad) { deps.append(kvLoad) }
                 if k.needs.contains(.hiddenLoad) { deps.append(hiddenLoad) }
-                last = graph.add(.compute, k.kind, seconds: k.seconds, bytes: 0, layer: layer, step: step, deps: deps)
+                last = graph.add(.compute, k.kind, cost: k.seconds, bytes: 0, layer: layer, step: step, deps: deps)
                 if k.kind == .qkv { qkv = last }
                 if k.kind == .attention || k.needs.contains(.actLoad) || k.needs.contains(.kvLoad) { release = last }
             }
             cacheRelease.append(release)
             for s in w.stores where s.bytes > 0 {
-                lastStore[layer] = graph.add(.deviceToHost, s.kind, seconds: d2h(s.bytes), bytes: s.bytes, layer: layer, step: step, deps: [qkv])
+                lastStore[layer] = graph.add(.deviceToHost, s.kind, cost: d2h(s.bytes), bytes: s.bytes, layer: layer, step: step, deps: [qkv])
             }
             if plan.hiddenOnHost {
-                hiddenStored[j] = graph.add(.deviceToHost, .hiddenStore, seconds: d2h(w.hiddenBytes), bytes: w.hiddenBytes,
+                hiddenStored[j] = graph.add(.deviceToHost, .hiddenStore, cost: d2h(w.hiddenBytes), bytes: w.hiddenBytes,
                                             layer: layer, step: step, deps: [last])
             }
         }
@@ -162,7 +174,7 @@ struct ScheduleBuilder {
     }
 
     mutating func addHead(step: Int) {
-        heads.append(graph.add(.compute, .head, seconds: plan.includeHead ? headSeconds() : 0, bytes: 0, layer: -1, step: step, deps: []))
+        heads.append(graph.add(.compute, .head, cost: plan.includeHead ? headSeconds() : .zero, bytes: 0, layer: -1, step: step, deps: []))
     }
 
     /// Most prompt rows one group of prefill kernels processes: the prefill runs in chunks of whole
@@ -195,7 +207,7 @@ struct ScheduleBuilder {
                 w.hiddenBytes = Double(rows * m.hidden) * e
                 w.kernels = [
                     Kernel(kind: .qkv, seconds: qkvSeconds(rows), needs: [.attentionWeights, .hiddenLoad]),
-                    Kernel(kind: .attention, seconds: cost.seconds(.prefillAttention(batch: seqs, heads: m.heads, kvHeads: m.kvHeads,
+                    Kernel(kind: .attention, seconds: cost(.prefillAttention(batch: seqs, heads: m.heads, kvHeads: m.kvHeads,
                                                                                      headDim: m.headDim, queries: prompt, context: prompt)),
                            needs: []),
                     Kernel(kind: .outProjection, seconds: outSeconds(rows), needs: []),
@@ -229,7 +241,7 @@ struct ScheduleBuilder {
         let r = cached.recompute
         if r > 0 {
             let seconds = qkvSeconds(gb * r)
-                + cost.seconds(.prefillAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, queries: r, context: r))
+                + cost(.prefillAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, queries: r, context: r))
                 + outSeconds(gb * r) + ffnSeconds(gb * r)
             w.kernels.append(Kernel(kind: .tokenRecompute, seconds: seconds, needs: [.attentionWeights, .ffnWeights]))
         }
@@ -241,9 +253,9 @@ struct ScheduleBuilder {
         }
         w.kernels.append(Kernel(kind: .qkv, seconds: qkvSeconds(gb), needs: [.attentionWeights, .hiddenLoad]))
         if cached.gpuKV > 0, cached.gpuKV < context {
-            w.kernels.append(Kernel(kind: .concat, seconds: cost.seconds(.deviceCopy(bytes: Double(gb * cached.gpuKV) * m.kvBytesPerToken)), needs: []))
+            w.kernels.append(Kernel(kind: .concat, seconds: cost(.deviceCopy(bytes: Double(gb * cached.gpuKV) * m.kvBytesPerToken)), needs: []))
         }
-        w.kernels.append(Kernel(kind: .attention, seconds: cost.seconds(.decodeAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads,
+        w.kernels.append(Kernel(kind: .attention, seconds: cost(.decodeAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads,
                                                                                          headDim: m.headDim, context: context + 1)),
                                 needs: w.kvLoadBytes > 0 ? [.kvLoad] : []))
         w.kernels.append(Kernel(kind: .outProjection, seconds: outSeconds(gb), needs: []))
@@ -262,9 +274,17 @@ struct ScheduleBuilder {
         let w = decodeWork(cached: cached, newToken: newToken)
         let streamed = plan.weights.streamedFraction
         let mb = Double(plan.microBatches)
-        let link = h2d(streamed * m.attentionWeightBytes) + h2d(streamed * m.ffnWeightBytes)
-            + mb * (h2d(w.actLoadBytes) + h2d(w.kvLoadBytes) + (plan.hiddenOnHost ? h2d(w.hiddenBytes) : 0))
-        let compute = mb * w.kernels.reduce(0) { $0 + $1.seconds }
+        let link = h2d(streamed * m.attentionWeightBytes).alone + h2d(streamed * m.ffnWeightBytes).alone
+            + mb * (h2d(w.actLoadBytes).alone + h2d(w.kvLoadBytes).alone + (plan.hiddenOnHost ? h2d(w.hiddenBytes).alone : 0))
+        let compute = mb * w.kernels.reduce(0) { $0 + $1.seconds.alone }
         return (link, compute)
+    }
+}
+
+extension TaskGraph {
+    /// Adds a task with both of its durations (alone and overlapped).
+    @discardableResult
+    mutating func add(_ r: Resource, _ k: TaskKind, cost c: ScheduleBuilder.Cost, bytes b: Double, layer l: Int, step st: Int, deps d: [Int32]) -> Int32 {
+        add(r, k, seconds: c.alone, shared: max(c.alone, c.shared), bytes: b, layer: l, step: st, deps: d)
     }
 }

@@ -76,6 +76,11 @@ public struct TaskGraph: Sendable {
     public private(set) var resource: [UInt8] = []
     public private(set) var kind: [UInt8] = []
     public private(set) var seconds: [Double] = []
+    /// Seconds the task takes while a task of the other kind overlaps it (a kernel beside a copy, a
+    /// copy beside a kernel) on a device with memory contention; equal to `seconds` otherwise.
+    public private(set) var shared: [Double] = []
+    /// Whether any task's `shared` differs from its `seconds` (the event engine then plays out rates).
+    public private(set) var hasContention = false
     public private(set) var bytes: [Double] = []
     public private(set) var layer: [Int32] = []
     public private(set) var step: [Int32] = []
@@ -88,21 +93,25 @@ public struct TaskGraph: Sendable {
     public var count: Int { seconds.count }
 
     public mutating func reserveCapacity(_ n: Int) {
-        resource.reserveCapacity(n); kind.reserveCapacity(n); seconds.reserveCapacity(n); bytes.reserveCapacity(n)
+        resource.reserveCapacity(n); kind.reserveCapacity(n); seconds.reserveCapacity(n); shared.reserveCapacity(n); bytes.reserveCapacity(n)
         layer.reserveCapacity(n); step.reserveCapacity(n); depStart.reserveCapacity(n + 1); deps.reserveCapacity(3 * n)
     }
 
     /// Adds a task; `deps` may hold -1 for "no dependency" (skipped). Returns the new task's id.
+    /// `shared` is its duration while a task of the other kind overlaps it (nil: `seconds`).
     @discardableResult
-    public mutating func add(_ r: Resource, _ k: TaskKind, seconds s: Double, bytes b: Double, layer l: Int, step st: Int,
+    public mutating func add(_ r: Resource, _ k: TaskKind, seconds s: Double, shared sh: Double? = nil, bytes b: Double, layer l: Int, step st: Int,
                              deps d: [Int32]) -> Int32 {
         precondition(s >= 0 && s.isFinite, "task duration must be finite and non-negative")
+        let sharedSeconds = sh ?? s
+        precondition(sharedSeconds >= s && sharedSeconds.isFinite, "a task's shared duration must be finite and at least its own")
         let id = Int32(seconds.count)
         for x in d where x >= 0 {
             precondition(x < id, "a dependency must be added before the task")
             deps.append(x)
         }
-        resource.append(UInt8(r.rawValue)); kind.append(UInt8(k.rawValue)); seconds.append(s); bytes.append(b)
+        resource.append(UInt8(r.rawValue)); kind.append(UInt8(k.rawValue)); seconds.append(s); shared.append(sharedSeconds); bytes.append(b)
+        if sharedSeconds != s { hasContention = true }
         layer.append(Int32(l)); step.append(Int32(st)); depStart.append(Int32(deps.count))
         return id
     }

@@ -172,11 +172,12 @@ public enum HardwareCatalog {
     /// error instead of being dropped by the decoder.
     static func rejectUnknownKeys(_ o: JSONFields, path: String) throws {
         let top = JSONFields(o.object, path: path)
-        try top.rejectUnknown(allowed: ["name", "gpu", "link", "host", "sources"])
+        try top.rejectUnknown(allowed: ["name", "gpu", "link", "host", "sources", "contention"])
+        if let c = try top.optionalObject("contention") { try c.rejectUnknown(allowed: ["gemmSlowdown", "streamSlowdown", "copySlowdown"]) }
         if let gpu = try top.optionalObject("gpu") {
             try gpu.rejectUnknown(allowed: ["name", "memoryBytes", "memoryBandwidthBytesPerSecond", "peakMatmulFlops", "achievedMatmulFlops",
                                             "gemmBytesPerSecond", "streamBytesPerSecond", "attentionFlopsFraction", "kernelSeconds", "reservedBytes",
-                                            "attentionKernelSeconds"])
+                                            "attentionKernelSeconds", "copyBytesPerSecond"])
         }
         if let link = try top.optionalObject("link") {
             let channels = ["h2dPinned", "h2dPageable", "d2hPinned", "d2hPageable"]

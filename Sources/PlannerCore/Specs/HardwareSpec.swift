@@ -80,8 +80,78 @@ public struct GPUSpec: Codable, Sendable, Equatable {
     /// Fixed cost of one attention call (its kernels and their launches), where it is larger than
     /// `kernelSeconds`; nil: `kernelSeconds`.
     public var attentionKernelSeconds: Double? = nil
+    /// Bytes read plus written per second by a device-to-device copy (concatenating cache pieces),
+    /// where it differs from `streamBytesPerSecond`; nil: `streamBytesPerSecond`. The CPU device sets
+    /// it to its memcpy rate: its decode attention, which sets `streamBytesPerSecond`, computes as
+    /// it reads and moves a quarter of the bytes per second a memcpy does.
+    public var copyBytesPerSecond: Double? = nil
 
     public func matmulFlops(_ dtype: DType) -> Double? { achievedMatmulFlops[dtype.rawValue] }
+}
+
+/// How kernels and host-link copies slow each other down when they run at the same time because
+/// they share one memory system. On a CPU the compute thread and the copy threads read and write the
+/// same DRAM and last-level cache: a memcpy running beside a decode GEMM makes the GEMM up to about
+/// 1.6 times slower (profiles/cpu-amd-epyc-2c). On a GPU a PCIe copy takes a few percent of HBM
+/// bandwidth at most, and the catalog's GPUs leave this out (no slowdown).
+///
+/// A task runs at its own speed while it is alone and at `1 / factor` of it while a task of the
+/// other kind is in flight (the event engine plays this out piece by piece, see `EventEngine`).
+public struct MemoryContention: Codable, Sendable, Equatable {
+    /// Factor on a GEMM's time while a copy runs, by the GEMM's rows `m`: `[[m, factor], ...]` with `m`
+    /// rising, interpolated linearly in `log m` and flat beyond the first and last rows.
+    public var gemmSlowdown: [[Double]]
+    /// Factor on the time of the other kernels (attention, norms, element-wise work, device copies)
+    /// while a copy runs; they stream memory like a decode GEMM.
+    public var streamSlowdown: Double
+    /// Factor on a copy's time while the compute stream runs a kernel.
+    public var copySlowdown: Double
+
+    public init(gemmSlowdown: [[Double]], streamSlowdown: Double, copySlowdown: Double) {
+        self.gemmSlowdown = gemmSlowdown
+        self.streamSlowdown = streamSlowdown
+        self.copySlowdown = copySlowdown
+    }
+
+    /// The factor for a GEMM of `m` rows.
+    public func gemmFactor(rows m: Int) -> Double {
+        guard let first = gemmSlowdown.first, let last = gemmSlowdown.last else { return 1 }
+        let x = Double(max(m, 1))
+        if x <= first[0] { return first[1] }
+        if x >= last[0] { return last[1] }
+        for i in 1 ..< gemmSlowdown.count where x <= gemmSlowdown[i][0] {
+            let a = gemmSlowdown[i - 1], b = gemmSlowdown[i]
+            let t = (log(x) - log(a[0])) / (log(b[0]) - log(a[0]))
+            return a[1] + t * (b[1] - a[1])
+        }
+        return last[1]
+    }
+
+    /// The factor for an operation: a copy's while compute runs, a kernel's while a copy runs.
+    public func factor(_ op: Operation) -> Double {
+        switch op {
+        case let .gemm(m, _, _): gemmFactor(rows: m)
+        case .transfer: copySlowdown
+        case .decodeAttention, .prefillAttention, .elementwise, .deviceCopy: streamSlowdown
+        }
+    }
+
+    func validate(path: String) throws {
+        let factors: ClosedRange<Double> = 1...10
+        guard !gemmSlowdown.isEmpty else { throw InputError(field: "\(path).gemmSlowdown", "must hold at least one [m, factor] pair") }
+        var lastM = 0.0
+        for (i, row) in gemmSlowdown.enumerated() {
+            guard row.count == 2 else { throw InputError(field: "\(path).gemmSlowdown[\(i)]", "must be a pair [m, factor], got \(row.count) numbers") }
+            guard row[0].isFinite, row[0] >= 1, row[0] <= 1e7, row[0] > lastM else {
+                throw InputError(field: "\(path).gemmSlowdown[\(i)][0]", "rows m must rise from 1 to 1e7, got \(fmt(row[0])) after \(fmt(lastM))")
+            }
+            guard factors.contains(row[1]) else { throw InputError(field: "\(path).gemmSlowdown[\(i)][1]", "must be a factor from 1 to 10, got \(fmt(row[1]))") }
+            lastM = row[0]
+        }
+        for (name, v) in [("streamSlowdown", streamSlowdown), ("copySlowdown", copySlowdown)] where !factors.contains(v) {
+            throw InputError(field: "\(path).\(name)", "must be a factor from 1 to 10, got \(fmt(v))")
+        }
+    }
 }
 
 /// The host: its memory for streamed weights and host caches.
@@ -100,6 +170,8 @@ public struct HardwareSpec: Codable, Sendable, Equatable {
     public var host: HostSpec
     /// Source of every number, keyed by the field's path (`gpu.memoryBytes`, `link.h2dPinned`).
     public var sources: [String: String]
+    /// How kernels and copies slow each other when they overlap; nil: they do not (the catalog's GPUs).
+    public var contention: MemoryContention? = nil
 
     /// Checks every number; throws naming the first out-of-range field.
     public func validate(path: String = "hardware") throws {
@@ -120,6 +192,7 @@ public struct HardwareSpec: Codable, Sendable, Equatable {
         guard gpu.kernelSeconds >= 0, gpu.kernelSeconds < 1 else {
             throw InputError(field: "\(path).gpu.kernelSeconds", "must be from 0 to 1, got \(fmt(gpu.kernelSeconds))")
         }
+        if let c = gpu.copyBytesPerSecond { try positive(c, "gpu.copyBytesPerSecond") }
         if let a = gpu.attentionKernelSeconds, !(a >= 0 && a < 1) {
             throw InputError(field: "\(path).gpu.attentionKernelSeconds", "must be from 0 to 1, got \(fmt(a))")
         }
@@ -143,5 +216,6 @@ public struct HardwareSpec: Codable, Sendable, Equatable {
             }
         }
         try positive(host.memoryBytes, "host.memoryBytes")
+        try contention?.validate(path: "\(path).contention")
     }
 }
