@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Recaptures the CPU profile (profiles/FORMAT.md) with the CPU engine: GEMMs by shape, decode and
 # prefill attention, the copy threads' bandwidth, and end-to-end decode steps over placements in
-# groups; then checks it with `planner validate`. About 3 minutes on the 2-core build machine.
+# groups, and how kernels and copies slow each other (contention.csv); then checks it with `planner
+# validate`. About 5.5 minutes on the 2-core build machine.
 # Run it on an otherwise idle machine: every number is a wall-clock time.
 #
-#     scripts/capture-cpu-profile.sh [profiles/cpu-NAME] [--repeats N]
+#     scripts/capture-cpu-profile.sh [profiles/cpu-NAME] [--repeats N] [--passes N] [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-profiles/cpu-amd-epyc-2c}"

@@ -120,15 +120,63 @@ public struct CPUProfileCapture {
 
     public var mValues: [Int] { quick ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] }
 
+    /// A decoder layer's weight GEMMs in the engine's order: Q/K/V, output, FFN up (with the gate),
+    /// FFN down.
+    func layerShapes(_ m: ModelSpec) -> [(n: Int, k: Int)] {
+        [(m.qDim + 2 * m.kvDim, m.hidden), (m.hidden, m.qDim), (m.ffnKind == .gated3 ? 2 * m.ffnSize : m.ffnSize, m.hidden), (m.hidden, m.ffnSize)]
+    }
+
+    /// Rows up to which a layer's GEMMs are timed in the engine's order (`layerGEMMs`): below it they
+    /// read their weights from memory, and the cache state the previous calls leave decides their time.
+    static let layerOrderRows = 256
+
+    /// The layer GEMMs of `m <= layerOrderRows` rows, timed as the engine runs them: over the model's
+    /// layers of distinct weights, each layer's GEMMs in order, so that every call finds the caches as
+    /// the previous layer's calls left them. Timing each call after a sweep over a buffer instead left
+    /// the small matrices (4 to 6 MiB) partly cached on the capture machine and measured them up to
+    /// 36% faster than the engine runs them. Returns the median call per shape and `m`.
+    func layerGEMMs() -> [[Int]: Double] {
+        var out: [[Int]: [Double]] = [:]
+        for model in models {
+            let shapes = layerShapes(model)
+            let layers = (0 ..< max(model.layers, 4)).map { l in
+                shapes.enumerated().map { i, s -> FloatBuffer in
+                    let b = FloatBuffer(count: s.k * s.n)
+                    fill(b.p, b.count, scale: 0.05, seed: 5, stream: UInt64(l * 8 + i))
+                    return b
+                }
+            }
+            let rows = mValues.filter { $0 <= Self.layerOrderRows }
+            let a = FloatBuffer(count: rows.max()! * shapes.map(\.k).max()!), c = FloatBuffer(count: rows.max()! * shapes.map(\.n).max()!)
+            fill(a.p, a.count, scale: 1, seed: 5, stream: 99)
+            for m in rows {
+                var times = [[Double]](repeating: [], count: shapes.count)
+                for pass in 0 ..< warmup + repeats {
+                    for weights in layers {
+                        for (i, s) in shapes.enumerated() {
+                            let t0 = now()
+                            Kernels.gemm(m: m, n: s.n, k: s.k, a.p, lda: s.k, weights[i].p, ldb: s.n, c.p, ldc: s.n)
+                            if pass >= warmup { times[i].append(now() - t0) }
+                        }
+                    }
+                }
+                for (i, s) in shapes.enumerated() { out[[m, s.n, s.k], default: []].append(median(times[i])) }
+            }
+            log("gemm \(model.name) layers in the engine's order: m = \(rows.first!) to \(rows.last!)")
+        }
+        return out.mapValues { $0.reduce(0, +) / Double($0.count) }
+    }
+
     func gemm() -> [Profile.GemmPoint] {
         var points: [Profile.GemmPoint] = []
+        let inLayerOrder = layerGEMMs()
         let maxM = mValues.max()!
         for (n, k) in gemmShapes() {
             let a = FloatBuffer(count: maxM * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: maxM * n)
             fill(a.p, a.count, scale: 1, seed: 1, stream: 1)
             fill(b.p, b.count, scale: 0.05, seed: 1, stream: 2)
             for m in mValues {
-                let t = time { Kernels.gemm(m: m, n: n, k: k, a.p, lda: k, b.p, ldb: n, c.p, ldc: n) }
+                let t = inLayerOrder[[m, n, k]] ?? time { Kernels.gemm(m: m, n: n, k: k, a.p, lda: k, b.p, ldb: n, c.p, ldc: n) }
                 points.append(Profile.GemmPoint(m: m, n: n, k: k, seconds: t))
             }
             log(String(format: "gemm n=%d k=%d: m=1 %.1f us, m=%d %.1f GFLOP/s", n, k, points[points.count - mValues.count].seconds * 1e6, maxM,
@@ -193,14 +241,23 @@ public struct CPUProfileCapture {
 
     // MARK: Contention
 
-    /// A thread that copies between two 32 MiB buffers for as long as it is switched on (what the
-    /// engine's H2D copy thread does while it streams a layer's weights or cache), counting bytes.
+    /// A thread that streams weights as the engine's H2D copy thread does while it is switched on:
+    /// per layer the attention weights, then the FFN weights, each one `memcpy` from its own region of
+    /// a host buffer (four layers of distinct weights) into one of two device slots in turn; it counts
+    /// the bytes and the time spent copying.
     final class BackgroundCopy: @unchecked Sendable {
-        let src = FloatBuffer(count: 8 << 20), dst = FloatBuffer(count: 8 << 20)
+        let chunks: [Int]
+        let src: FloatBuffer, dst: FloatBuffer
         let on = Atomic<Bool>(false), alive = Atomic<Bool>(true), idle = Atomic<Bool>(true)
         let bytes = Atomic<Int>(0), nanos = Atomic<Int>(0)
 
-        init() {
+        /// `chunks`: floats of each copy of one layer (attention weights, FFN weights).
+        init(chunks: [Int], layers: Int = 4) {
+            self.chunks = chunks
+            let layer = chunks.reduce(0, +)
+            src = FloatBuffer(count: layers * layer)
+            dst = FloatBuffer(count: 2 * layer)
+            fill(src.p, src.count, scale: 0.05, seed: 6, stream: 1)
             let t = Thread { self.loop() }
             t.name = "capture-copy"
             t.start()
@@ -208,17 +265,24 @@ public struct CPUProfileCapture {
 
         private func loop() {
             CPUAffinity.pinCopyThread()
+            let layer = chunks.reduce(0, +), layers = src.count / layer
+            var l = 0
             while alive.load(ordering: .acquiring) {
                 guard on.load(ordering: .acquiring) else { idle.store(true, ordering: .releasing); usleep(200); continue }
                 idle.store(false, ordering: .releasing)
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                dst.p.update(from: src.p, count: src.count)
-                nanos.add(Int(DispatchTime.now().uptimeNanoseconds - t0), ordering: .relaxed)
-                bytes.add(src.bytes, ordering: .relaxed)
+                var offset = 0
+                for n in chunks {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    (dst.p + (l % 2) * layer + offset).update(from: src.p + (l % layers) * layer + offset, count: n)
+                    nanos.add(Int(DispatchTime.now().uptimeNanoseconds - t0), ordering: .relaxed)
+                    bytes.add(n * 4, ordering: .relaxed)
+                    offset += n
+                }
+                l += 1
             }
         }
 
-        /// Runs `body` with the copy running; returns the copy rate (bytes per second) meanwhile.
+        /// Runs `body` with the copies running; returns the copy rate (bytes per second) meanwhile.
         func during(_ body: () -> Void) -> Double {
             bytes.store(0, ordering: .relaxed); nanos.store(0, ordering: .relaxed)
             on.store(true, ordering: .releasing)
@@ -232,104 +296,139 @@ public struct CPUProfileCapture {
         func stop() { alive.store(false, ordering: .releasing) }
     }
 
-    /// How much a kernel slows down while a copy runs on the other core, and a copy while a kernel
-    /// runs (`MemoryContention`): GEMMs of the decode shapes over rows, decode attention, and the
-    /// copy's rate beside the memory-bound GEMMs against its rate alone. Each kernel is timed over
-    /// distinct weight matrices (64 MiB or more in all, as the engine's layers are), alone and with
-    /// the copy, the median of each; the factor is their ratio, at least 1.
+    /// How much a kernel slows down while weights stream on the other core, and the streaming while a
+    /// kernel runs (`MemoryContention`). The layer GEMMs are timed as `layerGEMMs` times them (four
+    /// layers of distinct weights, each layer's GEMMs in the engine's order) alone and while a
+    /// `BackgroundCopy` streams the model's layer weights as the engine does, alternated three times;
+    /// a decode attention likewise; and the copy's rate beside the memory-bound GEMMs (m <= 16) and
+    /// the attention against its rate alone. The capture measures a round before the end-to-end runs
+    /// and one after each of their passes: on this shared virtual machine the slowdown changes over
+    /// minutes, and the rounds sample it while the end-to-end runs are measured.
     public struct ContentionPoint: Sendable {
         public var kind: String
+        public var round: Int
         public var m: Int, n: Int, k: Int
         public var aloneSeconds: Double, sharedSeconds: Double
         public var factor: Double { max(1, sharedSeconds / aloneSeconds) }
     }
 
-    public func contentionShapes() -> [(n: Int, k: Int)] {
-        var shapes: [(Int, Int)] = []
-        for m in models {
-            let up = m.ffnKind == .gated3 ? 2 * m.ffnSize : m.ffnSize
-            shapes += [(m.qDim + 2 * m.kvDim, m.hidden), (m.hidden, m.ffnSize), (up, m.hidden)]
-        }
-        var seen = Set<[Int]>()
-        return shapes.filter { seen.insert([$0.0, $0.1]).inserted }
+    /// One round of contention measurements, with the copy's rate alone and beside kernels.
+    public struct ContentionRound: Sendable {
+        public var points: [ContentionPoint]
+        public var copyAlone: Double, copyShared: Double
     }
 
-    public var contentionRows: [Int] { quick ? [1, 4, 16] : [1, 4, 16, 64, 256, 1024] }
+    /// The GEMMs of the contention rounds: every model's layer shapes (a shape two models share is
+    /// measured for each).
+    public func contentionShapes() -> [(n: Int, k: Int)] { models.flatMap { layerShapes($0) } }
 
-    func contention() -> (points: [ContentionPoint], copyAlone: Double, copyShared: Double) {
-        let copy = BackgroundCopy()
-        defer { copy.stop() }
+    public var contentionRows: [Int] { quick ? [1, 4, 16] : [1, 4, 16, 64, 256] }
+
+    func contention(round: Int) -> ContentionRound {
         var points: [ContentionPoint] = []
-        var sharedRates: [Double] = []
-        let copyAlone = copy.during { usleep(quick ? 20_000 : 300_000) }
-        let maxM = contentionRows.max()!
-        for (n, k) in contentionShapes() {
-            let count = max(2, min(16, (64 << 20) / (n * k * 4) + 1))
-            let mats = (0 ..< count).map { i -> FloatBuffer in let b = FloatBuffer(count: k * n); fill(b.p, b.count, scale: 0.05, seed: 4, stream: UInt64(i)); return b }
-            let a = FloatBuffer(count: maxM * k), c = FloatBuffer(count: maxM * n)
-            fill(a.p, a.count, scale: 1, seed: 4, stream: 99)
+        var sharedRates: [Double] = [], aloneRates: [Double] = []
+        for model in models {
+            let shapes = layerShapes(model)
+            let attentionFloats = shapes[0].n * shapes[0].k + shapes[1].n * shapes[1].k
+            let copy = BackgroundCopy(chunks: [attentionFloats, shapes[2].n * shapes[2].k + shapes[3].n * shapes[3].k])
+            defer { copy.stop() }
+            aloneRates.append(copy.during { usleep(quick ? 20_000 : 200_000) })
+            let layers = (0 ..< max(model.layers, 4)).map { l in
+                shapes.enumerated().map { i, s -> FloatBuffer in
+                    let b = FloatBuffer(count: s.k * s.n)
+                    fill(b.p, b.count, scale: 0.05, seed: 7, stream: UInt64(l * 8 + i))
+                    return b
+                }
+            }
+            let maxM = contentionRows.max()!
+            let a = FloatBuffer(count: maxM * shapes.map(\.k).max()!), c = FloatBuffer(count: maxM * shapes.map(\.n).max()!)
+            fill(a.p, a.count, scale: 1, seed: 7, stream: 99)
             for m in contentionRows {
-                // One sweep: every matrix once (three times for the short calls of m < 256).
-                func sweep() -> [Double] {
-                    var t: [Double] = []
-                    for _ in 0 ..< (m < 256 ? 3 : 1) {
-                        for w in mats {
-                            let t0 = now()
-                            Kernels.gemm(m: m, n: n, k: k, a.p, lda: k, w.p, ldb: n, c.p, ldc: n)
-                            t.append(now() - t0)
+                // One pass over the layers, each layer's GEMMs in order (three passes below 64 rows).
+                func sweep(into times: inout [[Double]]) {
+                    for _ in 0 ..< (m < 64 ? 3 : 1) {
+                        for weights in layers {
+                            for (i, s) in shapes.enumerated() {
+                                let t0 = now()
+                                Kernels.gemm(m: m, n: s.n, k: s.k, a.p, lda: s.k, weights[i].p, ldb: s.n, c.p, ldc: s.n)
+                                times[i].append(now() - t0)
+                            }
                         }
                     }
-                    return t
                 }
+                var warm = [[Double]](repeating: [], count: shapes.count)
+                sweep(into: &warm)
                 // Alone and beside the copy, alternated three times, so that a slow spell of the
                 // machine does not fall on one side only.
-                _ = sweep()
-                var alone: [Double] = [], shared: [Double] = []
+                var alone = [[Double]](repeating: [], count: shapes.count), shared = alone
                 for _ in 0 ..< 3 {
-                    alone += sweep()
-                    let rate = copy.during { shared += sweep() }
+                    sweep(into: &alone)
+                    let rate = copy.during { sweep(into: &shared) }
                     if m <= 16 { sharedRates.append(rate) }
                 }
-                points.append(ContentionPoint(kind: "gemm", m: m, n: n, k: k, aloneSeconds: median(alone), sharedSeconds: median(shared)))
+                for (i, s) in shapes.enumerated() {
+                    points.append(ContentionPoint(kind: "gemm", round: round, m: m, n: s.n, k: s.k, aloneSeconds: median(alone[i]), sharedSeconds: median(shared[i])))
+                }
             }
-            log(String(format: "contention gemm n=%d k=%d: x%.2f at m=1, x%.2f at m=%d", n, k, points[points.count - contentionRows.count].factor, maxM, points.last!.factor))
-        }
-        // Decode attention over a cache of 64 MiB or more (the model's heads, batch 16).
-        let model = models[0], d = model.headDim, h = model.heads, kvh = model.kvHeads, b = 16
-        let context = quick ? 64 : 2048
-        let kv = FloatBuffer(count: context * b * 2 * kvh * d), q = FloatBuffer(count: b * h * d), out = FloatBuffer(count: b * h * d)
-        let scores = FloatBuffer(count: context * h)
-        fill(kv.p, kv.count, scale: 1, seed: 4, stream: 7)
-        fill(q.p, q.count, scale: 1, seed: 4, stream: 8)
-        func attention() -> Double {
-            var t: [Double] = []
-            for _ in 0 ..< max(repeats, 3) {
-                let t0 = now()
-                Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: [context - 1], batch: b, heads: h, kvHeads: kvh, d: d, scores: scores.p)
-                t.append(now() - t0)
+            let mine = points.suffix(shapes.count * contentionRows.count)
+            log(String(format: "contention round %d, %@: x%.2f at m=1, x%.2f at m=%d (mean over the layer GEMMs)", round, model.name,
+                       mine.filter { $0.m == 1 }.map(\.factor).reduce(0, +) / Double(shapes.count),
+                       mine.filter { $0.m == maxM }.map(\.factor).reduce(0, +) / Double(shapes.count), maxM))
+            // Decode attention over a cache of 64 MiB or more (the model's heads, batch 16), beside
+            // the same streaming.
+            if model.name == models[0].name {
+                let d = model.headDim, h = model.heads, kvh = model.kvHeads, b = 16
+                let context = quick ? 64 : 2048
+                let kv = FloatBuffer(count: context * b * 2 * kvh * d), q = FloatBuffer(count: b * h * d), out = FloatBuffer(count: b * h * d)
+                let scores = FloatBuffer(count: context * h)
+                fill(kv.p, kv.count, scale: 1, seed: 4, stream: 7)
+                fill(q.p, q.count, scale: 1, seed: 4, stream: 8)
+                func attention() -> Double {
+                    var t: [Double] = []
+                    for _ in 0 ..< max(repeats, 3) {
+                        let t0 = now()
+                        Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: [context - 1], batch: b, heads: h, kvHeads: kvh, d: d, scores: scores.p)
+                        t.append(now() - t0)
+                    }
+                    return median(t)
+                }
+                _ = attention()
+                var alone: [Double] = [], shared: [Double] = []
+                for _ in 0 ..< 3 {
+                    alone.append(attention())
+                    sharedRates.append(copy.during { shared.append(attention()) })
+                }
+                points.append(ContentionPoint(kind: "decode-attention", round: round, m: b, n: context, k: h, aloneSeconds: median(alone), sharedSeconds: median(shared)))
+                log(String(format: "contention round %d: decode attention x%.2f", round, points.last!.factor))
             }
-            return median(t)
         }
-        _ = attention()
-        var alone: [Double] = [], shared: [Double] = []
-        for _ in 0 ..< 3 {
-            alone.append(attention())
-            sharedRates.append(copy.during { shared.append(attention()) })
-        }
-        points.append(ContentionPoint(kind: "decode-attention", m: b, n: context, k: h, aloneSeconds: median(alone), sharedSeconds: median(shared)))
-        let copyShared = median(sharedRates)
-        log(String(format: "contention: decode attention x%.2f; copy %.2f GB/s alone, %.2f GB/s beside memory-bound kernels", points.last!.factor, copyAlone / 1e9, copyShared / 1e9))
-        return (points, copyAlone, copyShared)
+        let copyAlone = median(aloneRates), copyShared = median(sharedRates)
+        log(String(format: "contention round %d: copy %.2f GB/s alone, %.2f GB/s beside memory-bound kernels", round, copyAlone / 1e9, copyShared / 1e9))
+        return ContentionRound(points: points, copyAlone: copyAlone, copyShared: copyShared)
     }
 
-    /// The device's `MemoryContention`: per GEMM row count the median factor over the shapes, the
-    /// decode attention's factor for the other kernels, and the copy's rate alone over its rate beside
-    /// memory-bound kernels.
-    public func memoryContention(_ points: [ContentionPoint], copyAlone: Double, copyShared: Double) -> MemoryContention {
+    /// The device's `MemoryContention` from all rounds. Per point (a GEMM shape and row count, or the
+    /// attention) the factor is its time beside the copy summed over the rounds over its time alone
+    /// summed likewise (at least 1); per row count the mean over the shapes; the copy's mean rate
+    /// alone over its mean rate beside kernels. Means, not medians: on the capture machine a copy
+    /// slows a decode GEMM either about twice or hardly at all, switching within seconds (likely as
+    /// the host moves the two virtual cores between shared and separate physical cores), and what
+    /// the end-to-end runs see is the average.
+    public func memoryContention(_ rounds: [ContentionRound]) -> MemoryContention {
+        let points = rounds.flatMap(\.points)
+        func factor(_ ps: [ContentionPoint]) -> Double {
+            max(1, ps.reduce(0) { $0 + $1.sharedSeconds } / max(ps.reduce(0) { $0 + $1.aloneSeconds }, 1e-12))
+        }
         let gemm = points.filter { $0.kind == "gemm" }
-        let rows = Set(gemm.map(\.m)).sorted().map { m in [Double(m), median(gemm.filter { $0.m == m }.map(\.factor))] }
-        let stream = points.first { $0.kind == "decode-attention" }?.factor ?? 1
-        return MemoryContention(gemmSlowdown: rows, streamSlowdown: stream, copySlowdown: max(1, copyAlone / max(copyShared, 1)))
+        let rows = Set(gemm.map(\.m)).sorted().map { m -> [Double] in
+            let shapes = Set(gemm.filter { $0.m == m }.map { [$0.n, $0.k] })
+            let factors = shapes.map { s in factor(gemm.filter { $0.m == m && $0.n == s[0] && $0.k == s[1] }) }
+            return [Double(m), factors.reduce(0, +) / Double(factors.count)]
+        }
+        let stream = factor(points.filter { $0.kind == "decode-attention" })
+        let alone = rounds.reduce(0) { $0 + $1.copyAlone } / Double(max(rounds.count, 1))
+        let shared = rounds.reduce(0) { $0 + $1.copyShared } / Double(max(rounds.count, 1))
+        return MemoryContention(gemmSlowdown: rows, streamSlowdown: stream, copySlowdown: max(1, alone / max(shared, 1)))
     }
 
     // MARK: End to end
@@ -373,7 +472,8 @@ public struct CPUProfileCapture {
         return out
     }
 
-    func e2e() throws -> [Profile.E2ERun] {
+    /// The end-to-end runs; `afterPass` runs after each pass (the capture measures a contention round).
+    func e2e(afterPass: (Int) -> Void = { _ in }) throws -> [Profile.E2ERun] {
         let entries = e2ePlan()
         var steps = [[Double]](repeating: [], count: entries.count)
         var groups: [[Int]] = []
@@ -399,6 +499,7 @@ public struct CPUProfileCapture {
                 }
             }
             if passes > 1 { log("e2e pass \(pass + 1) of \(passes) done") }
+            afterPass(pass)
         }
         return entries.enumerated().map { i, entry in
             var r = entry.run
@@ -440,7 +541,7 @@ public struct CPUProfileCapture {
         }
         callOverhead = callOverhead.isFinite ? Swift.max(0, callOverhead) : 0
         let total = MachineMemory.totalBytes().map { formatBytes($0) } ?? "unknown"
-        let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, median of \(repeats) runs, \(date) (this profile)"
+        let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, per point the mean of two sweeps' medians of \(repeats) runs (before and after the end-to-end runs), \(date) (this profile)"
         let gib = HardwareCatalog.GiB
         let spec: [String: Any] = [
             "name": name,
@@ -456,9 +557,9 @@ public struct CPUProfileCapture {
             "contention": ["gemmSlowdown": contention.gemmSlowdown, "streamSlowdown": contention.streamSlowdown,
                            "copySlowdown": contention.copySlowdown] as [String: Any],
             "sources": [
-                "contention.gemmSlowdown": "per row count m, the median over the decode GEMM shapes (QKV, FFN up and down of both models) of the GEMM's median time while a second thread copies 32 MiB buffers on the other core over its median time alone (timed over distinct weight matrices, 64 MiB or more in all, alone and beside the copy alternated three times; at least 1), contention.csv, \(src)",
-                "contention.streamSlowdown": "decode attention (batch 16, context \(quick ? 64 : 2048)) while the copy runs over alone, contention.csv, \(src)",
-                "contention.copySlowdown": "the copy thread's rate alone over its median rate beside the GEMMs of m <= 16 and the decode attention, contention.csv, \(src)",
+                "contention.gemmSlowdown": "per row count m, the mean over both models' layer GEMMs (Q/K/V, output, FFN up and down) of the GEMM's time while a second thread on the other core streams the model's layer weights as the engine's copy thread does, over its time alone; each summed over \(passes + 1) rounds (before the end-to-end runs and after each of their passes; per round the median call over four layers of distinct weights in the engine's order, alone and beside the copy alternated three times); at least 1; flat beyond m = \(contentionRows.max()!), contention.csv, \(src)",
+                "contention.streamSlowdown": "decode attention (batch 16, context \(quick ? 64 : 2048)) while the weights stream over alone, summed over the rounds, contention.csv, \(src)",
+                "contention.copySlowdown": "the copy thread's mean rate alone over its mean rate beside the GEMMs of m <= 16 and the decode attention (per round the median), contention.csv, \(src)",
                 "gpu.memoryBytes": "budget: the CPU engine's device tier is given 8 GiB of this machine's memory (the rest of its \(total), MemTotal in /proc/meminfo: 12 GiB host tier, the system)",
                 "gpu.memoryBandwidthBytesPerSecond": "memcpy reads and writes: twice the copy rate fitted to link.h2dPinned, \(src)",
                 "gpu.copyBytesPerSecond": "device copies are the same memcpy: twice the copy rate fitted to link.h2dPinned (bytes read and written), \(src)",
@@ -498,25 +599,31 @@ public struct CPUProfileCapture {
         let date = ISO8601DateFormatter().string(from: Date())
         let started = now()
         log("capturing into \(out.path) on \(deviceName), OpenBLAS \(BLAS.version) \(BLAS.coreName), 1 thread")
-        let linkPoints = link()
-        let gemmPoints = gemm()
-        let attentionPoints = attention()
-        let shared = contention()
-        let e2eRuns = try e2e()
+        // The kernel tables are swept twice, before and after the end-to-end runs, and each point is
+        // the mean of the two sweeps' medians: the speed of a shared machine drifts over minutes (one
+        // capture measured its end-to-end runs 10-19% slower than its tables, taken minutes before,
+        // predicted), and the tables should describe the period the end-to-end runs were measured in.
+        let before = (link: link(), gemm: gemm(), attention: attention())
+        var contentionRounds = [contention(round: 0)]
+        let e2eRuns = try e2e { pass in contentionRounds.append(contention(round: pass + 1)) }
+        log("kernel tables, second sweep")
+        let linkPoints = zip(before.link, link()).map { a, b in var p = a; p.seconds = (a.seconds + b.seconds) / 2; return p }
+        let gemmPoints = zip(before.gemm, gemm()).map { a, b in var p = a; p.seconds = (a.seconds + b.seconds) / 2; return p }
+        let attentionPoints = zip(before.attention, attention()).map { a, b in var p = a; p.seconds = (a.seconds + b.seconds) / 2; return p }
         let hwName = folderName
         let hw = try device(name: hwName, gemm: gemmPoints, attention: attentionPoints, link: linkPoints,
-                            contention: memoryContention(shared.points, copyAlone: shared.copyAlone, copyShared: shared.copyShared), date: String(date.prefix(10)))
+                            contention: memoryContention(contentionRounds), date: String(date.prefix(10)))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try Self.write(String(data: try enc.encode(hw), encoding: .utf8)! + "\n", out.appendingPathComponent("\(hwName).json"))
         for m in models { try Self.write(CPUModels.json(m), out.appendingPathComponent("\(m.name).json")) }
         try Self.write("direction,memory,bytes,seconds\n" + linkPoints.map { "\($0.direction.rawValue),\($0.memory.rawValue),\(Int($0.bytes)),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
                        out.appendingPathComponent("link.csv"))
-        let copyBytes = 32 << 20
-        try Self.write("kind,m,n,k,alone_seconds,shared_seconds\n" + shared.points.map {
-            "\($0.kind),\($0.m),\($0.n),\($0.k),\(Self.g($0.aloneSeconds)),\(Self.g($0.sharedSeconds))" }.joined(separator: "\n")
-            + "\ncopy,0,\(copyBytes),0,\(Self.g(Double(copyBytes) / shared.copyAlone)),\(Self.g(Double(copyBytes) / shared.copyShared))\n",
-                       out.appendingPathComponent("contention.csv"))
+        let copyBytes = 32 << 20   // the copy rows give the time of 32 MiB at the measured rates
+        try Self.write("kind,round,m,n,k,alone_seconds,shared_seconds\n" + contentionRounds.enumerated().map { r, round in
+            round.points.map { "\($0.kind),\(r),\($0.m),\($0.n),\($0.k),\(Self.g($0.aloneSeconds)),\(Self.g($0.sharedSeconds))" }.joined(separator: "\n")
+                + "\ncopy,\(r),0,\(copyBytes),0,\(Self.g(Double(copyBytes) / round.copyAlone)),\(Self.g(Double(copyBytes) / round.copyShared))"
+        }.joined(separator: "\n") + "\n", out.appendingPathComponent("contention.csv"))
         try Self.write("m,n,k,seconds\n" + gemmPoints.map { "\($0.m),\($0.n),\($0.k),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
                        out.appendingPathComponent("gemm.csv"))
         try Self.write("kind,batch,heads,kv_heads,head_dim,queries,context,seconds\n" + attentionPoints.map {
@@ -533,7 +640,7 @@ public struct CPUProfileCapture {
             "libraries": ["openblas": BLAS.version, "openblas.config": BLAS.config, "openblas.core": BLAS.coreName, "openblas.threads": "1",
                           "swift": swiftVersion],
             "repeats": repeats, "warmup": warmup,
-            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels, their contention with a copy, and the engine itself (end-to-end runs: \(passes) passes, each \(rounds) rounds over a group's placements of \(repeats) timed steps), \(String(format: "%.0f", now() - started)) s",
+            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels (two sweeps, before and after the end-to-end runs, each point the median of \(repeats) calls, the two averaged), their contention with a copy (\(passes + 1) rounds), and the engine itself (end-to-end runs: \(passes) passes, each \(rounds) rounds over a group's placements of \(repeats) timed steps), \(String(format: "%.0f", now() - started)) s",
         ]
         try Self.write(String(data: try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), encoding: .utf8)! + "\n",
                        out.appendingPathComponent("profile.json"))

@@ -1,4 +1,4 @@
-import CPUEngine
+@testable import CPUEngine
 import Foundation
 import PlannerCore
 import Testing
@@ -56,19 +56,22 @@ import Testing
         let p = try ProfileReader.read(dir)
         #expect(p.meta.dtype == .fp32 && p.meta.hardware == "cpu-test.json")
         #expect(p.meta.libraries["openblas"] == BLAS.version)
+        #expect(p.meta.source.contains("2 rounds)") && p.meta.source.contains("each 1 rounds over a group's placements"), "\(p.meta.source)")
         #expect(!p.gemm.isEmpty && !p.attention.isEmpty && !p.link.isEmpty)
         #expect(p.e2e.count == c.e2ePlan().count)
         #expect(Set(p.models.keys) == ["cpu-opt-small.json", "cpu-llama-small.json"])
         let hw = try p.hardware(in: URL(fileURLWithPath: dir.path, isDirectory: true))
         #expect(hw.gpu.achievedMatmulFlops["fp32"]! > 1e8)
         // The contention the capture measured: one factor per GEMM row count of the sweep, each at
-        // least 1, from the rows of contention.csv (6 shapes x 3 row counts, the attention, the copy).
+        // least 1, from the rows of contention.csv: per round (one before the end-to-end pass, one
+        // after it) 6 shapes x 3 row counts, the attention and the copy.
         let contention = try #require(hw.contention)
         #expect(contention.gemmSlowdown.map { $0[0] } == c.contentionRows.map(Double.init))
         #expect(contention.gemmSlowdown.allSatisfy { $0[1] >= 1 } && contention.copySlowdown >= 1 && contention.streamSlowdown >= 1)
         let rows = try String(contentsOf: dir.appendingPathComponent("contention.csv"), encoding: .utf8).split(separator: "\n")
-        #expect(rows.first == "kind,m,n,k,alone_seconds,shared_seconds")
-        #expect(rows.count == 1 + c.contentionShapes().count * c.contentionRows.count + 2)
+        #expect(rows.first == "kind,round,m,n,k,alone_seconds,shared_seconds")
+        #expect(rows.count == 1 + 2 * (c.contentionShapes().count * c.contentionRows.count + 2))
+        #expect(rows.filter { $0.hasPrefix("copy,1,") }.count == 1)
         #expect(hw.gpu.copyBytesPerSecond == 2 * hw.link.h2dPinned.bytesPerSecond)
         let (predictions, groups) = try Validation.replay(p, hardware: hw, cost: try ProfileCostModel(profile: p, hardware: hw))
         #expect(predictions.count == p.e2e.count && predictions.allSatisfy { $0.predictedSeconds > 0 })
@@ -82,5 +85,30 @@ import Testing
         let err = try #require(throws: InputError.self) { try ProfileReader.read(dir) }
         #expect(err.field.hasSuffix("e2e.csv:2"))
         #expect(err.message.contains("missing.json"))
+    }
+}
+
+@Suite struct ContentionAggregationTests {
+    /// Rounds combine by summed times per point, then the mean over shapes, by hand:
+    /// m = 1, shape A: (2 + 1) / (1 + 1) = 1.5; shape B: (1 + 0.5) / (1 + 1) = 0.75, raised to 1;
+    /// shape C: (3 + 6) / (2 + 2) = 2.25; the mean of 1.5, 1 and 2.25 is 1.5833. Attention: (1.2 + 1.4) / 2
+    /// = 1.3. Copy: mean rate alone (10 + 14) / 2 = 12 GB/s over mean rate beside kernels (8 + 12) / 2
+    /// = 10 GB/s: 1.2.
+    @Test func roundsCombineBySummedTimes() {
+        typealias P = CPUProfileCapture.ContentionPoint
+        func round(_ r: Int, _ a: (Double, Double), _ b: (Double, Double), _ c: (Double, Double), att: Double, copy: (Double, Double)) -> CPUProfileCapture.ContentionRound {
+            CPUProfileCapture.ContentionRound(points: [
+                P(kind: "gemm", round: r, m: 1, n: 100, k: 10, aloneSeconds: a.0, sharedSeconds: a.1),
+                P(kind: "gemm", round: r, m: 1, n: 200, k: 10, aloneSeconds: b.0, sharedSeconds: b.1),
+                P(kind: "gemm", round: r, m: 1, n: 300, k: 10, aloneSeconds: c.0, sharedSeconds: c.1),
+                P(kind: "decode-attention", round: r, m: 16, n: 2048, k: 16, aloneSeconds: 1, sharedSeconds: att),
+            ], copyAlone: copy.0 * 1e9, copyShared: copy.1 * 1e9)
+        }
+        let capture = CPUProfileCapture(out: URL(fileURLWithPath: "/nonexistent"), deviceName: "test")
+        let c = capture.memoryContention([round(0, (1, 2), (1, 1), (2, 3), att: 1.2, copy: (10, 8)),
+                                          round(1, (1, 1), (1, 0.5), (2, 6), att: 1.4, copy: (14, 12))])
+        #expect(c.gemmSlowdown.count == 1 && c.gemmSlowdown[0][0] == 1 && abs(c.gemmSlowdown[0][1] - 4.75 / 3) < 1e-12)
+        #expect(abs(c.streamSlowdown - 1.3) < 1e-12)
+        #expect(abs(c.copySlowdown - 1.2) < 1e-12)
     }
 }
