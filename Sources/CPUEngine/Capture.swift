@@ -288,9 +288,12 @@ public struct CPUProfileCapture {
             on.store(true, ordering: .releasing)
             while idle.load(ordering: .acquiring) { usleep(50) }
             body()
+            // The rate of the copies that ended while `body` ran: the one still in flight finishes
+            // alone and is left out.
+            let rate = Double(bytes.load(ordering: .relaxed)) / max(Double(nanos.load(ordering: .relaxed)) * 1e-9, 1e-12)
             on.store(false, ordering: .releasing)
             while !idle.load(ordering: .acquiring) { usleep(50) }
-            return Double(bytes.load(ordering: .relaxed)) / max(Double(nanos.load(ordering: .relaxed)) * 1e-9, 1e-12)
+            return rate
         }
 
         func stop() { alive.store(false, ordering: .releasing) }
@@ -416,8 +419,10 @@ public struct CPUProfileCapture {
     /// the end-to-end runs see is the average.
     public func memoryContention(_ rounds: [ContentionRound]) -> MemoryContention {
         let points = rounds.flatMap(\.points)
+        // Between 1 and 10, the range a device's factors are allowed (a noisy round must not make the
+        // device file of a long capture invalid).
         func factor(_ ps: [ContentionPoint]) -> Double {
-            max(1, ps.reduce(0) { $0 + $1.sharedSeconds } / max(ps.reduce(0) { $0 + $1.aloneSeconds }, 1e-12))
+            min(10, max(1, ps.reduce(0) { $0 + $1.sharedSeconds } / max(ps.reduce(0) { $0 + $1.aloneSeconds }, 1e-12)))
         }
         let gemm = points.filter { $0.kind == "gemm" }
         let rows = Set(gemm.map(\.m)).sorted().map { m -> [Double] in
@@ -428,7 +433,7 @@ public struct CPUProfileCapture {
         let stream = factor(points.filter { $0.kind == "decode-attention" })
         let alone = rounds.reduce(0) { $0 + $1.copyAlone } / Double(max(rounds.count, 1))
         let shared = rounds.reduce(0) { $0 + $1.copyShared } / Double(max(rounds.count, 1))
-        return MemoryContention(gemmSlowdown: rows, streamSlowdown: stream, copySlowdown: max(1, alone / max(shared, 1)))
+        return MemoryContention(gemmSlowdown: rows, streamSlowdown: stream, copySlowdown: min(10, max(1, alone / max(shared, 1))))
     }
 
     // MARK: End to end

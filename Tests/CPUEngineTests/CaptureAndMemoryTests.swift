@@ -64,7 +64,7 @@ import Testing
         #expect(hw.gpu.achievedMatmulFlops["fp32"]! > 1e8)
         // The contention the capture measured: one factor per GEMM row count of the sweep, each at
         // least 1, from the rows of contention.csv: per round (one before the end-to-end pass, one
-        // after it) 6 shapes x 3 row counts, the attention and the copy.
+        // after it) 8 layer GEMMs (4 per model) x 3 row counts, the attention and the copy.
         let contention = try #require(hw.contention)
         #expect(contention.gemmSlowdown.map { $0[0] } == c.contentionRows.map(Double.init))
         #expect(contention.gemmSlowdown.allSatisfy { $0[1] >= 1 } && contention.copySlowdown >= 1 && contention.streamSlowdown >= 1)

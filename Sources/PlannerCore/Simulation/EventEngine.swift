@@ -152,8 +152,9 @@ public enum EventEngine {
                 if done < nextTime || (done == nextTime && current[r] < current[next]) { next = r; nextTime = done }
             }
             guard next >= 0 else { return }
-            for r in 0 ..< resourceCount where current[r] >= 0 && r != next && durations[r] > 0 {
-                left[r] = max(0, left[r] - (nextTime - now) / durations[r])
+            // A task of no duration that lost a tie is done too (its work cannot take time later).
+            for r in 0 ..< resourceCount where current[r] >= 0 && r != next {
+                left[r] = durations[r] > 0 ? max(0, left[r] - (nextTime - now) / durations[r]) : 0
             }
             now = nextTime
             let t = current[next]
