@@ -130,6 +130,33 @@ public struct CPUProfileCapture {
     /// read their weights from memory, and the cache state the previous calls leave decides their time.
     static let layerOrderRows = 256
 
+    /// Four (or the model's count of) layers of distinct seeded weights for `layerShapes(model)`.
+    func layerWeights(_ model: ModelSpec, seed: UInt64) -> [[FloatBuffer]] {
+        (0 ..< max(model.layers, 4)).map { l in
+            layerShapes(model).enumerated().map { i, s -> FloatBuffer in
+                let b = FloatBuffer(count: s.k * s.n)
+                fill(b.p, b.count, scale: 0.05, seed: seed, stream: UInt64(l * 8 + i))
+                return b
+            }
+        }
+    }
+
+    /// Runs the layer GEMMs of `m` rows as the engine does, every layer's GEMMs in order, `passes`
+    /// times, appending each call's time to `times[i]` for shape `i`.
+    func layerSweep(_ model: ModelSpec, _ layers: [[FloatBuffer]], m: Int, a: FloatBuffer, c: FloatBuffer, passes: Int,
+                    into times: inout [[Double]]) {
+        let shapes = layerShapes(model)
+        for _ in 0 ..< passes {
+            for weights in layers {
+                for (i, s) in shapes.enumerated() {
+                    let t0 = now()
+                    Kernels.gemm(m: m, n: s.n, k: s.k, a.p, lda: s.k, weights[i].p, ldb: s.n, c.p, ldc: s.n)
+                    times[i].append(now() - t0)
+                }
+            }
+        }
+    }
+
     /// The layer GEMMs of `m <= layerOrderRows` rows, timed as the engine runs them: over the model's
     /// layers of distinct weights, each layer's GEMMs in order, so that every call finds the caches as
     /// the previous layer's calls left them. Timing each call after a sweep over a buffer instead left
@@ -139,27 +166,14 @@ public struct CPUProfileCapture {
         var out: [[Int]: [Double]] = [:]
         for model in models {
             let shapes = layerShapes(model)
-            let layers = (0 ..< max(model.layers, 4)).map { l in
-                shapes.enumerated().map { i, s -> FloatBuffer in
-                    let b = FloatBuffer(count: s.k * s.n)
-                    fill(b.p, b.count, scale: 0.05, seed: 5, stream: UInt64(l * 8 + i))
-                    return b
-                }
-            }
+            let layers = layerWeights(model, seed: 5)
             let rows = mValues.filter { $0 <= Self.layerOrderRows }
             let a = FloatBuffer(count: rows.max()! * shapes.map(\.k).max()!), c = FloatBuffer(count: rows.max()! * shapes.map(\.n).max()!)
             fill(a.p, a.count, scale: 1, seed: 5, stream: 99)
             for m in rows {
-                var times = [[Double]](repeating: [], count: shapes.count)
-                for pass in 0 ..< warmup + repeats {
-                    for weights in layers {
-                        for (i, s) in shapes.enumerated() {
-                            let t0 = now()
-                            Kernels.gemm(m: m, n: s.n, k: s.k, a.p, lda: s.k, weights[i].p, ldb: s.n, c.p, ldc: s.n)
-                            if pass >= warmup { times[i].append(now() - t0) }
-                        }
-                    }
-                }
+                var warm = [[Double]](repeating: [], count: shapes.count), times = warm
+                layerSweep(model, layers, m: m, a: a, c: c, passes: warmup, into: &warm)
+                layerSweep(model, layers, m: m, a: a, c: c, passes: repeats, into: &times)
                 for (i, s) in shapes.enumerated() { out[[m, s.n, s.k], default: []].append(median(times[i])) }
             }
             log("gemm \(model.name) layers in the engine's order: m = \(rows.first!) to \(rows.last!)")
@@ -336,29 +350,13 @@ public struct CPUProfileCapture {
             let copy = BackgroundCopy(chunks: [attentionFloats, shapes[2].n * shapes[2].k + shapes[3].n * shapes[3].k])
             defer { copy.stop() }
             aloneRates.append(copy.during { usleep(quick ? 20_000 : 200_000) })
-            let layers = (0 ..< max(model.layers, 4)).map { l in
-                shapes.enumerated().map { i, s -> FloatBuffer in
-                    let b = FloatBuffer(count: s.k * s.n)
-                    fill(b.p, b.count, scale: 0.05, seed: 7, stream: UInt64(l * 8 + i))
-                    return b
-                }
-            }
+            let layers = layerWeights(model, seed: 7)
             let maxM = contentionRows.max()!
             let a = FloatBuffer(count: maxM * shapes.map(\.k).max()!), c = FloatBuffer(count: maxM * shapes.map(\.n).max()!)
             fill(a.p, a.count, scale: 1, seed: 7, stream: 99)
             for m in contentionRows {
-                // One pass over the layers, each layer's GEMMs in order (three passes below 64 rows).
-                func sweep(into times: inout [[Double]]) {
-                    for _ in 0 ..< (m < 64 ? 3 : 1) {
-                        for weights in layers {
-                            for (i, s) in shapes.enumerated() {
-                                let t0 = now()
-                                Kernels.gemm(m: m, n: s.n, k: s.k, a.p, lda: s.k, weights[i].p, ldb: s.n, c.p, ldc: s.n)
-                                times[i].append(now() - t0)
-                            }
-                        }
-                    }
-                }
+                // Passes over the layers, each layer's GEMMs in order (three below 64 rows).
+                func sweep(into times: inout [[Double]]) { layerSweep(model, layers, m: m, a: a, c: c, passes: m < 64 ? 3 : 1, into: &times) }
                 var warm = [[Double]](repeating: [], count: shapes.count)
                 sweep(into: &warm)
                 // Alone and beside the copy, alternated three times, so that a slow spell of the
@@ -588,11 +586,7 @@ public struct CPUProfileCapture {
 
     // MARK: Writing
 
-    static func write(_ text: String, _ url: URL) throws {
-        let tmp = url.appendingPathExtension("tmp")
-        try text.write(to: tmp, atomically: false, encoding: .utf8)
-        guard rename(tmp.path, url.path) == 0 else { throw InputError(field: url.path, "cannot be written (rename failed, errno \(errno))") }
-    }
+    static func write(_ text: String, _ url: URL) throws { try writeAtomically(Data(text.utf8), to: url.path) }
 
     static func g(_ x: Double) -> String { String(format: "%.6g", x) }
 
@@ -612,15 +606,17 @@ public struct CPUProfileCapture {
         var contentionRounds = [contention(round: 0)]
         let e2eRuns = try e2e { pass in contentionRounds.append(contention(round: pass + 1)) }
         log("kernel tables, second sweep")
-        let linkPoints = zip(before.link, link()).map { a, b in var p = a; p.seconds = (a.seconds + b.seconds) / 2; return p }
-        let gemmPoints = zip(before.gemm, gemm()).map { a, b in var p = a; p.seconds = (a.seconds + b.seconds) / 2; return p }
-        let attentionPoints = zip(before.attention, attention()).map { a, b in var p = a; p.seconds = (a.seconds + b.seconds) / 2; return p }
-        let hwName = folderName
-        let hw = try device(name: hwName, gemm: gemmPoints, attention: attentionPoints, link: linkPoints,
+        func mean<P>(_ first: [P], _ second: [P], _ seconds: WritableKeyPath<P, Double>) -> [P] {
+            zip(first, second).map { a, b in var p = a; p[keyPath: seconds] = (a[keyPath: seconds] + b[keyPath: seconds]) / 2; return p }
+        }
+        let linkPoints = mean(before.link, link(), \.seconds)
+        let gemmPoints = mean(before.gemm, gemm(), \.seconds)
+        let attentionPoints = mean(before.attention, attention(), \.seconds)
+        let hw = try device(name: folderName, gemm: gemmPoints, attention: attentionPoints, link: linkPoints,
                             contention: memoryContention(contentionRounds), date: String(date.prefix(10)))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try Self.write(String(data: try enc.encode(hw), encoding: .utf8)! + "\n", out.appendingPathComponent("\(hwName).json"))
+        try Self.write(String(data: try enc.encode(hw), encoding: .utf8)! + "\n", out.appendingPathComponent("\(folderName).json"))
         for m in models { try Self.write(CPUModels.json(m), out.appendingPathComponent("\(m.name).json")) }
         try Self.write("direction,memory,bytes,seconds\n" + linkPoints.map { "\($0.direction.rawValue),\($0.memory.rawValue),\(Int($0.bytes)),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
                        out.appendingPathComponent("link.csv"))
@@ -640,7 +636,7 @@ public struct CPUProfileCapture {
         }.joined(separator: "\n") + "\n", out.appendingPathComponent("e2e.csv"))
         let uname = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
         let meta: [String: Any] = [
-            "format": ProfileReader.format, "device": deviceName, "hardware": "\(hwName).json", "dtype": "fp32", "capturedAt": date,
+            "format": ProfileReader.format, "device": deviceName, "hardware": "\(folderName).json", "dtype": "fp32", "capturedAt": date,
             "driver": "Linux \(uname)", "cuda": "none (CPU)",
             "libraries": ["openblas": BLAS.version, "openblas.config": BLAS.config, "openblas.core": BLAS.coreName, "openblas.threads": "1",
                           "swift": swiftVersion],

@@ -153,12 +153,11 @@ final class CopyEngine: @unchecked Sendable {
 /// belongs on the first core the process may use and the copy threads on the last, as a GPU's kernels
 /// and its copy engines are separate hardware. Left to the scheduler, a copy thread that a condition
 /// variable wakes is often placed on the core of the thread that woke it (the compute thread) and
-/// shares that core for a while: a decode GEMM then took up to 2.2 times as long beside a copy,
-/// against 1.3 to 1.7 times on separate cores, and end-to-end steps varied by up to 38% between
-/// runs. With one core there is nothing to pin.
+/// shares that core for a while, and end-to-end steps varied by up to 38% between runs. With one
+/// core there is nothing to pin.
 public enum CPUAffinity {
     /// The cores this process may run on, read once (before any pinning).
-    public static let allowed: [Int] = {
+    static let allowed: [Int] = {
         var cpus = [Int32](repeating: 0, count: 4096)
         let n = hp_allowed_cpus(&cpus, Int32(cpus.count))
         return n > 0 ? cpus.prefix(Int(min(n, Int32(cpus.count)))).map(Int.init) : []

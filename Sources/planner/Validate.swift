@@ -74,7 +74,7 @@ struct ValidateCommand: ParsableCommand {
                 for g in groups {
                     print("  " + g.group.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: " %5d  %@ -> %.1f   %@ -> %.1f   %.2f%%", g.runs, g.chosen, g.measuredAtChoice, g.best, g.measuredBest, g.regret * 100))
                 }
-                print(String(format: "  largest regret: %.2f%%%@", (groups.map(\.regret).max() ?? 0) * 100, " (target: under 2%)"))
+                print(String(format: "  largest regret: %.2f%% (target: under 2%%)", (groups.map(\.regret).max() ?? 0) * 100))
             }
         }
     }

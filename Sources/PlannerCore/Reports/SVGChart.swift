@@ -2,6 +2,8 @@ import Foundation
 
 /// A line chart written as SVG by hand: throughput against the KV:ACT ratio, one line per batch size.
 public enum SVGChart {
+    /// Size of one chart of `lines`; `stacked` places charts of this size one below the other.
+    static let width = 860, height = 500
     static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
     static func esc(_ s: String) -> String {
@@ -11,7 +13,7 @@ public enum SVGChart {
     /// `series`: a label and its (x, y) points, nil y where the point is infeasible (the line breaks there).
     public static func lines(title: String, xLabel: String, yLabel: String, series: [(String, [(Double, Double?)])],
                              mark: (Double, Double)? = nil) -> String {
-        let width = 860.0, height = 500.0
+        let width = Double(Self.width), height = Double(Self.height)
         let left = 70.0, right = 170.0, top = 50.0, bottom = 60.0
         let plotW = width - left - right, plotH = height - top - bottom
         let xs = series.flatMap { $0.1.map(\.0) }
@@ -66,8 +68,7 @@ public enum SVGChart {
 
     /// Charts made by `lines`, stacked top to bottom in one SVG.
     public static func stacked(_ charts: [String]) -> String {
-        let height = 500
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"860\" height=\"\(height * charts.count)\" viewBox=\"0 0 860 \(height * charts.count)\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height * charts.count)\" viewBox=\"0 0 \(width) \(height * charts.count)\" font-family=\"sans-serif\" font-size=\"12\">\n"
         for (i, chart) in charts.enumerated() {
             let body = chart.split(separator: "\n").dropFirst().filter { $0 != "</svg>" }.joined(separator: "\n")
             s += "<g transform=\"translate(0 \(i * height))\">\n\(body)\n</g>\n"
