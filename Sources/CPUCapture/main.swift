@@ -31,7 +31,7 @@ while !args.isEmpty {
     case "--swift-version": swift = value()
     case "--quick": quick = true
     case "--help", "-h":
-        print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--passes N (1-20, default 2)] [--rounds N (1-20, default 3)] [--swift-version TEXT] [--quick]")
+        print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--passes N (1-20, default 2; the kernel tables are swept N + 1 times)] [--rounds N (1-20, default 3)] [--swift-version TEXT] [--quick]")
         exit(0)
     default: fail("\(a): unknown option; allowed are --out, --repeats, --warmup, --passes, --rounds, --swift-version, --quick")
     }

@@ -36,9 +36,10 @@ public struct CPUProfileCapture {
     public var warmup = 1
     /// Times the end-to-end runs are played, interleaved (every run once per pass), and rounds per
     /// pass over the placements of one group (each placement `repeats` timed steps per round, its
-    /// engine kept between rounds). A run's time is the median of its timed steps over all passes and
-    /// rounds, so that a slow spell of a shared machine touches every placement of a group alike:
-    /// choices within a group compare runs measured side by side.
+    /// engine kept between rounds). A round's window of a run is the median of its timed steps; the
+    /// run's time comes from its windows and those of the group's other placements in the same rounds
+    /// (`QuietState.groupTimes`), so that choices within a group compare runs measured side by side.
+    /// The kernel tables are swept `passes + 1` times (before the runs and after each pass).
     public var passes = 2
     public var rounds = 3
     /// Pin the calling thread (which runs the kernels) to the first core for the capture, as the
@@ -475,10 +476,12 @@ public struct CPUProfileCapture {
         return out
     }
 
-    /// The end-to-end runs; `afterPass` runs after each pass (the capture measures a contention round).
-    func e2e(afterPass: (Int) -> Void = { _ in }) throws -> [Profile.E2ERun] {
+    /// The end-to-end runs, each with its windows (per pass and round, the median of its timed
+    /// steps, in playing order); `afterPass` runs after each pass (the capture measures a contention
+    /// round and sweeps the kernel tables).
+    func e2e(afterPass: (Int) -> Void = { _ in }) throws -> [(run: Profile.E2ERun, windows: [Double])] {
         let entries = e2ePlan()
-        var steps = [[Double]](repeating: [], count: entries.count)
+        var windows = [[Double]](repeating: [], count: entries.count)
         var groups: [[Int]] = []
         for (i, e) in entries.enumerated() {
             if let g = groups.last, entries[g[0]].run.group == e.run.group { groups[groups.count - 1].append(i) } else { groups.append([i]) }
@@ -494,21 +497,25 @@ public struct CPUProfileCapture {
                 }
                 for _ in 0 ..< rounds {
                     for (i, plan, engine) in runs {
-                        steps[i] += PlanRunner.run(plan, on: engine, warmup: max(warmup, 1), repeats: repeats, keepLogits: false).stepSeconds
+                        windows[i].append(median(PlanRunner.run(plan, on: engine, warmup: max(warmup, 1), repeats: repeats, keepLogits: false).stepSeconds))
                     }
                 }
                 if pass == passes - 1 {
-                    for i in group { log(String(format: "e2e %@: %.2f ms", entries[i].run.run, median(steps[i]) * 1e3)) }
+                    let times = QuietState.groupTimes(group.map { windows[$0] })
+                    for (i, t) in zip(group, times) { log(String(format: "e2e %@: %.2f ms", entries[i].run.run, t * 1e3)) }
                 }
             }
             if passes > 1 { log("e2e pass \(pass + 1) of \(passes) done") }
             afterPass(pass)
         }
-        return entries.enumerated().map { i, entry in
-            var r = entry.run
-            r.stepSeconds = median(steps[i])
-            return r
+        var out = entries.map { (run: $0.run, windows: [Double]()) }
+        for group in groups {
+            for (i, t) in zip(group, QuietState.groupTimes(group.map { windows[$0] })) {
+                out[i].run.stepSeconds = t
+                out[i].windows = windows[i]
+            }
         }
+        return out
     }
 
     // MARK: Device
@@ -544,7 +551,7 @@ public struct CPUProfileCapture {
         }
         callOverhead = callOverhead.isFinite ? Swift.max(0, callOverhead) : 0
         let total = MachineMemory.totalBytes().map { formatBytes($0) } ?? "unknown"
-        let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, per point the mean of two sweeps' medians of \(repeats) runs (before and after the end-to-end runs), \(date) (this profile)"
+        let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, per point the lowest of \(passes + 1) sweeps' medians of \(repeats) calls (before the end-to-end runs and after each pass), \(date) (this profile)"
         let gib = HardwareCatalog.GiB
         let spec: [String: Any] = [
             "name": name,
@@ -598,20 +605,26 @@ public struct CPUProfileCapture {
         let date = ISO8601DateFormatter().string(from: Date())
         let started = now()
         log("capturing into \(out.path) on \(deviceName), OpenBLAS \(BLAS.version) \(BLAS.coreName), 1 thread")
-        // The kernel tables are swept twice, before and after the end-to-end runs, and each point is
-        // the mean of the two sweeps' medians: the speed of a shared machine drifts over minutes (one
-        // capture measured its end-to-end runs 10-19% slower than its tables, taken minutes before,
-        // predicted), and the tables should describe the period the end-to-end runs were measured in.
-        let before = (link: link(), gemm: gemm(), attention: attention())
+        // The kernel tables are swept before the end-to-end runs and after each of their passes, and
+        // each point keeps its lowest sweep (QuietState: this machine has quiet and busy spells, and
+        // the end-to-end times are taken at the quiet level too).
+        var sweeps = [(link: link(), gemm: gemm(), attention: attention())]
         var contentionRounds = [contention(round: 0)]
-        let e2eRuns = try e2e { pass in contentionRounds.append(contention(round: pass + 1)) }
-        log("kernel tables, second sweep")
-        func mean<P>(_ first: [P], _ second: [P], _ seconds: WritableKeyPath<P, Double>) -> [P] {
-            zip(first, second).map { a, b in var p = a; p[keyPath: seconds] = (a[keyPath: seconds] + b[keyPath: seconds]) / 2; return p }
+        let e2eRuns = try e2e { pass in
+            contentionRounds.append(contention(round: pass + 1))
+            log("kernel tables, sweep \(pass + 2) of \(passes + 1)")
+            sweeps.append((link: link(), gemm: gemm(), attention: attention()))
         }
-        let linkPoints = mean(before.link, link(), \.seconds)
-        let gemmPoints = mean(before.gemm, gemm(), \.seconds)
-        let attentionPoints = mean(before.attention, attention(), \.seconds)
+        func quiet<P>(_ tables: [[P]], _ seconds: WritableKeyPath<P, Double>) -> [P] {
+            tables[0].indices.map { i in
+                var p = tables[0][i]
+                p[keyPath: seconds] = QuietState.tablePoint(tables.map { $0[i][keyPath: seconds] })
+                return p
+            }
+        }
+        let linkPoints = quiet(sweeps.map(\.link), \.seconds)
+        let gemmPoints = quiet(sweeps.map(\.gemm), \.seconds)
+        let attentionPoints = quiet(sweeps.map(\.attention), \.seconds)
         let hw = try device(name: folderName, gemm: gemmPoints, attention: attentionPoints, link: linkPoints,
                             contention: memoryContention(contentionRounds), date: String(date.prefix(10)))
         let enc = JSONEncoder()
@@ -630,10 +643,22 @@ public struct CPUProfileCapture {
         try Self.write("kind,batch,heads,kv_heads,head_dim,queries,context,seconds\n" + attentionPoints.map {
             "\($0.kind.rawValue),\($0.batch),\($0.heads),\($0.kvHeads),\($0.headDim),\($0.queries),\($0.context),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
                        out.appendingPathComponent("attention.csv"))
-        try Self.write("run,group,model,layers,batch,context,weights_gpu_fraction,gpu_kv,gpu_act,host_kv,host_act,recompute,host_memory,step_seconds\n" + e2eRuns.map { r in
+        try Self.write("run,group,model,layers,batch,context,weights_gpu_fraction,gpu_kv,gpu_act,host_kv,host_act,recompute,host_memory,step_seconds\n" + e2eRuns.map(\.run).map { r in
             let p = r.placement
             return "\(r.run),\(r.group),\(r.model),\(r.layers),\(r.batch),\(r.context),\(Self.g(r.weightsGPUFraction)),\(p.gpuKV),\(p.gpuAct),\(p.hostKV),\(p.hostAct),\(p.recompute),\(r.hostMemory.rawValue),\(Self.g(r.stepSeconds))"
         }.joined(separator: "\n") + "\n", out.appendingPathComponent("e2e.csv"))
+        // What the tables and e2e.csv were taken from: every sweep's value of every table row, and every
+        // run's window per pass and round.
+        var sweepRows: [String] = []
+        for (s, sweep) in sweeps.enumerated() {
+            for (table, seconds) in [("gemm", sweep.gemm.map(\.seconds)), ("attention", sweep.attention.map(\.seconds)), ("link", sweep.link.map(\.seconds))] {
+                sweepRows += seconds.enumerated().map { "\(table),\($0.offset + 1),\(s),\(Self.g($0.element))" }
+            }
+        }
+        try Self.write("table,row,sweep,seconds\n" + sweepRows.joined(separator: "\n") + "\n", out.appendingPathComponent("sweeps.csv"))
+        try Self.write("run,pass,round,seconds\n" + e2eRuns.flatMap { r in
+            r.windows.enumerated().map { "\(r.run.run),\($0.offset / rounds),\($0.offset % rounds),\(Self.g($0.element))" }
+        }.joined(separator: "\n") + "\n", out.appendingPathComponent("e2e_windows.csv"))
         let uname = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
         let meta: [String: Any] = [
             "format": ProfileReader.format, "device": deviceName, "hardware": "\(folderName).json", "dtype": "fp32", "capturedAt": date,
@@ -641,7 +666,7 @@ public struct CPUProfileCapture {
             "libraries": ["openblas": BLAS.version, "openblas.config": BLAS.config, "openblas.core": BLAS.coreName, "openblas.threads": "1",
                           "swift": swiftVersion],
             "repeats": repeats, "warmup": warmup,
-            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels (two sweeps, before and after the end-to-end runs, each point the median of \(repeats) calls, the two averaged), their contention with a copy (\(passes + 1) rounds), and the engine itself (end-to-end runs: \(passes) passes, each \(rounds) rounds over a group's placements of \(repeats) timed steps), \(String(format: "%.0f", now() - started)) s",
+            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels (\(passes + 1) sweeps, before the end-to-end runs and after each pass, each point the median of \(repeats) calls, the lowest sweep kept), their contention with a copy (\(passes + 1) rounds), and the engine itself (end-to-end runs: \(passes) passes, each \(rounds) rounds over a group's placements of \(repeats) timed steps, a window the median of a round's steps; a run's time its median window relative to its round's level, at the group's lowest round level), \(String(format: "%.0f", now() - started)) s",
         ]
         try Self.write(String(data: try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), encoding: .utf8)! + "\n",
                        out.appendingPathComponent("profile.json"))

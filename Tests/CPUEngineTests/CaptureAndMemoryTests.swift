@@ -56,7 +56,7 @@ import Testing
         let p = try ProfileReader.read(dir)
         #expect(p.meta.dtype == .fp32 && p.meta.hardware == "cpu-test.json")
         #expect(p.meta.libraries["openblas"] == BLAS.version)
-        #expect(p.meta.source.contains("2 rounds)") && p.meta.source.contains("each 1 rounds over a group's placements"), "\(p.meta.source)")
+        #expect(p.meta.source.contains("2 rounds)") && p.meta.source.contains("each 1 rounds over a group's placements") && p.meta.source.contains("2 sweeps"), "\(p.meta.source)")
         #expect(!p.gemm.isEmpty && !p.attention.isEmpty && !p.link.isEmpty)
         #expect(p.e2e.count == c.e2ePlan().count)
         #expect(Set(p.models.keys) == ["cpu-opt-small.json", "cpu-llama-small.json"])
@@ -76,6 +76,20 @@ import Testing
         let (predictions, groups) = try Validation.replay(p, hardware: hw, cost: try ProfileCostModel(profile: p, hardware: hw))
         #expect(predictions.count == p.e2e.count && predictions.allSatisfy { $0.predictedSeconds > 0 })
         #expect(groups.count == 4)
+        // What the tables and e2e.csv came from: every table row in each of the two sweeps (before
+        // the pass and after it), the table keeping the lower; one window per run (one pass, one
+        // round), which is then its time.
+        let sweeps = try String(contentsOf: dir.appendingPathComponent("sweeps.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(sweeps.first == "table,row,sweep,seconds")
+        #expect(sweeps.count == 1 + 2 * (p.gemm.count + p.attention.count + p.link.count))
+        let gemmSweeps = sweeps.filter { $0.hasPrefix("gemm,1,") }.map { Double($0.split(separator: ",")[3])! }
+        #expect(gemmSweeps.count == 2 && abs(gemmSweeps.min()! / p.gemm[0].seconds - 1) < 1e-5)
+        let windows = try String(contentsOf: dir.appendingPathComponent("e2e_windows.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(windows.first == "run,pass,round,seconds" && windows.count == 1 + p.e2e.count)
+        for run in p.e2e {
+            let w = try #require(windows.first { $0.hasPrefix("\(run.run),0,0,") })
+            #expect(abs(Double(w.split(separator: ",")[3])! / run.stepSeconds - 1) < 1e-5, "\(run.run)")
+        }
 
         // An e2e row naming a model file the folder does not hold is refused with its file and line.
         let e2e = dir.appendingPathComponent("e2e.csv")
@@ -110,5 +124,35 @@ import Testing
         #expect(c.gemmSlowdown.count == 1 && c.gemmSlowdown[0][0] == 1 && abs(c.gemmSlowdown[0][1] - 4.75 / 3) < 1e-12)
         #expect(abs(c.streamSlowdown - 1.3) < 1e-12)
         #expect(abs(c.copySlowdown - 1.2) < 1e-12)
+    }
+}
+
+@Suite struct QuietStateTests {
+    /// A round that slows every placement alike changes nothing: the times are the quiet round's
+    /// windows (a 10 and 12 ms pair, measured again at 20 and 24 ms in a busy round).
+    @Test func busyRoundScalesOut() {
+        let t = QuietState.groupTimes([[10, 20, 10], [12, 24, 12]])
+        #expect(abs(t[0] - 10) < 1e-9 && abs(t[1] - 12) < 1e-9)
+    }
+
+    /// One window hit by a slow spell moves neither placement: by hand, the rounds' levels are
+    /// sqrt(10 * 12), sqrt(10 * 12) and sqrt(10 * 30); each run's median ratio to its round comes
+    /// from the two clean rounds, so the times are 10 and 12 ms.
+    @Test func oneSlowWindowIsOutvoted() {
+        let t = QuietState.groupTimes([[10, 10, 10], [12, 12, 30]])
+        #expect(abs(t[0] - 10) < 1e-9 && abs(t[1] - 12) < 1e-9)
+    }
+
+    /// Two placements that trade places from round to round are equal, at the quietest round's
+    /// level: sqrt(10 * 11) = 10.488 ms.
+    @Test func pairedTieIsATie() {
+        let t = QuietState.groupTimes([[10, 30, 12], [11, 27, 12]])
+        #expect(abs(t[0] - 110.0.squareRoot()) < 1e-9 && abs(t[1] - 110.0.squareRoot()) < 1e-9)
+    }
+
+    /// Windows of unequal counts have no paired estimate.
+    @Test func unequalRoundsAreRefused() {
+        #expect(QuietState.groupTimes([[10, 20], [12]]).allSatisfy { $0.isNaN })
+        #expect(QuietState.tablePoint([3, 2, 5]) == 2)
     }
 }

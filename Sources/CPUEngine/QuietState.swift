@@ -1,0 +1,44 @@
+import Foundation
+
+/// How the CPU capture turns repeated measurements into one time per point when the machine it runs
+/// on is shared.
+///
+/// The capture machine (a virtual machine) alternates, with nothing else of ours running, between a
+/// quiet state and a busy one, in spells of a tenth of a second to several seconds: a decode
+/// attention over a 32 MiB cache (batch 16, context 256, 16 heads) takes 3.4 ms in one and 5.0 ms in
+/// the other, a decode GEMM about 10% longer in the busy state, a sequential read hardly changes. The
+/// simulator describes the machine alone, so both sides of the validation, the kernel tables that feed
+/// it and the end-to-end runs it is checked against, are taken in the quiet state:
+///
+/// - a kernel point is timed in several sweeps spread over the capture (each sweep's value the
+///   median of a few consecutive calls), and keeps the lowest sweep value (`tablePoint`);
+/// - the placements of a group are played side by side in rounds, and a round's windows (each the
+///   median of a few consecutive steps) share the machine's state. `groupTimes` takes each
+///   placement's time relative to its round (paired, so the choice within a group compares like with
+///   like) and scales it to the group's quietest round.
+public enum QuietState {
+    /// A table point from its sweeps' values: the lowest.
+    public static func tablePoint(_ sweeps: [Double]) -> Double {
+        sweeps.min() ?? .nan
+    }
+
+    /// Step times of the runs of one group from their windows: `windows[i][r]` is run `i`'s median
+    /// step in round `r` (every run has the same rounds, played side by side). A round's level is
+    /// the geometric mean of its windows; run `i`'s time is the median over rounds of its window over
+    /// the round's level, times the lowest level.
+    public static func groupTimes(_ windows: [[Double]]) -> [Double] {
+        guard let rounds = windows.first?.count, rounds > 0, windows.allSatisfy({ $0.count == rounds }) else {
+            return windows.map { _ in .nan }
+        }
+        let levels = (0 ..< rounds).map { r in
+            exp(windows.reduce(0) { $0 + log($1[r]) } / Double(windows.count))
+        }
+        let quiet = levels.min()!
+        return windows.map { w in
+            let ratios = (0 ..< rounds).map { w[$0] / levels[$0] }.sorted()
+            let mid = ratios.count / 2
+            let median = ratios.count % 2 == 1 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2
+            return median * quiet
+        }
+    }
+}
