@@ -42,3 +42,35 @@ public enum QuietState {
         }
     }
 }
+
+extension QuietState {
+    /// Samples the machine's state: every `interval` seconds for `seconds`, a decode attention in
+    /// the engine's layout (batch 16, context 256, 16 heads of 64: a 32 MiB cache) after reading a
+    /// 64 MiB buffer, with the calling thread pinned to the compute core. Returns each sample's start
+    /// (seconds from the first) and its time. `planner-bench` prints the spread.
+    public static func probe(seconds: Double, interval: Double) -> [(at: Double, seconds: Double)] {
+        let b = 16, h = 16, c = 256, d = 64
+        CPUAffinity.pinComputeThread()
+        BLAS.setThreads(1)
+        let flush = FloatBuffer(count: 16 << 20)
+        let kv = FloatBuffer(count: c * b * 2 * h * d), q = FloatBuffer(count: b * h * d)
+        let out = FloatBuffer(count: b * h * d), scores = FloatBuffer(count: c * h)
+        fill(flush.p, flush.count, scale: 1, seed: 9, stream: 1)
+        fill(kv.p, kv.count, scale: 1, seed: 9, stream: 2)
+        fill(q.p, q.count, scale: 1, seed: 9, stream: 3)
+        var sink: Float = 0
+        var samples: [(at: Double, seconds: Double)] = []
+        let start = now()
+        while now() - start < seconds {
+            var s: Float = 0
+            for i in stride(from: 0, to: flush.count, by: 16) { s += flush.p[i] }
+            sink += s
+            let t0 = now()
+            Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: [c - 1], batch: b, heads: h, kvHeads: h, d: d, scores: scores.p)
+            samples.append((at: t0 - start, seconds: now() - t0))
+            usleep(useconds_t(interval * 1e6))
+        }
+        out.p[0] = sink
+        return samples
+    }
+}

@@ -180,3 +180,24 @@ do {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)
 }
+
+do {
+    // The machine's quiet and busy spells (QuietState): one decode attention (batch 16, context 256,
+    // 16 heads: a 32 MiB cache) every 50 ms for 20 s, nothing else of ours running. A sample counts
+    // as busy above 1.25 times the tenth percentile.
+    let samples = QuietState.probe(seconds: 20, interval: 0.05)
+    let sorted = samples.map(\.seconds).sorted()
+    let p10 = sorted[sorted.count / 10], p50 = sorted[sorted.count / 2], p90 = sorted[sorted.count * 9 / 10]
+    let busy = samples.map { $0.seconds > 1.25 * p10 }
+    var spells: [Double] = []
+    var spellStart: Double?
+    for (s, isBusy) in zip(samples, busy) {
+        if isBusy, spellStart == nil { spellStart = s.at }
+        if !isBusy, let t = spellStart { spells.append(s.at - t); spellStart = nil }
+    }
+    if let t = spellStart { spells.append(samples.last!.at - t) }
+    spells.sort()
+    print(String(format: "machine state (QuietState.probe): decode attention b16 c256 16/16 every 50 ms for 20 s: %d samples, p10 %.2f ms, median %.2f ms, p90 %.2f ms; busy (over 1.25 x p10) %.0f%% of samples in %d spells, median %.2f s, longest %.2f s",
+                 samples.count, p10 * 1e3, p50 * 1e3, p90 * 1e3, 100 * Double(busy.filter { $0 }.count) / Double(samples.count), spells.count,
+                 spells.isEmpty ? 0 : spells[spells.count / 2], spells.last ?? 0))
+}

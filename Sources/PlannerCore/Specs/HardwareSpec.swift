@@ -91,8 +91,8 @@ public struct GPUSpec: Codable, Sendable, Equatable {
 
 /// How kernels and host-link copies slow each other down when they run at the same time because
 /// they share one memory system. On a CPU the compute thread and the copy threads read and write the
-/// same DRAM and last-level cache: weights streaming beside a decode GEMM make the GEMM about 1.4 to
-/// 1.9 times slower (profiles/cpu-amd-epyc-2c). On a GPU a PCIe copy takes a few percent of HBM
+/// same DRAM and last-level cache: weights streaming beside a decode GEMM make the GEMM about 1.3 to
+/// 1.8 times slower (profiles/cpu-amd-epyc-2c). On a GPU a PCIe copy takes a few percent of HBM
 /// bandwidth at most, and the catalog's GPUs leave this out (no slowdown).
 ///
 /// A task runs at its own speed while it is alone and at `1 / factor` of it while a task of the
