@@ -2,7 +2,7 @@
 # Recaptures the CPU profile (profiles/FORMAT.md) with the CPU engine: GEMMs by shape, decode and
 # prefill attention, the copy threads' bandwidth, and end-to-end decode steps over placements in
 # groups, and how kernels and copies slow each other (contention.csv); then checks it with `planner
-# validate`. About 5.5 minutes on the 2-core build machine.
+# validate`. About 6 minutes on the 2-core build machine.
 # Run it on an otherwise idle machine: every number is a wall-clock time.
 #
 #     scripts/capture-cpu-profile.sh [profiles/cpu-NAME] [--repeats N] [--passes N] [--rounds N]
