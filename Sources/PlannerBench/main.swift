@@ -193,9 +193,9 @@ do {
                      Double(256 * b * 2 * kvh * 64 * 4) / 1048576, t.cold * 1e3, t.copied * 1e3, t.cold / t.copied))
     }
     let samples = QuietState.probe(seconds: 20, interval: 0.05)
-    let sorted = samples.map(\.seconds).sorted()
+    let sorted = samples.map(\.attention).sorted()
     let p10 = sorted[sorted.count / 10], p50 = sorted[sorted.count / 2], p90 = sorted[sorted.count * 9 / 10]
-    let busy = samples.map { $0.seconds > 1.25 * p10 }
+    let busy = samples.map { $0.attention > 1.25 * p10 }
     var spells: [Double] = []
     var spellStart: Double?
     for (s, isBusy) in zip(samples, busy) {
@@ -204,7 +204,12 @@ do {
     }
     if let t = spellStart { spells.append(samples.last!.at - t) }
     spells.sort()
+    func median(_ x: [Double]) -> Double { x.isEmpty ? .nan : x.sorted()[x.count / 2] }
+    let quietSamples = zip(samples, busy).filter { !$0.1 }.map(\.0), busySamples = zip(samples, busy).filter { $0.1 }.map(\.0)
     print(String(format: "machine state (QuietState.probe): decode attention b16 c256 16/16 every 50 ms for 20 s: %d samples, p10 %.2f ms, median %.2f ms, p90 %.2f ms; busy (over 1.25 x p10) %.0f%% of samples in %d spells, median %.2f s, longest %.2f s",
-                 samples.count, p10 * 1e3, p50 * 1e3, p90 * 1e3, 100 * Double(busy.filter { $0 }.count) / Double(samples.count), spells.count,
+                 samples.count, p10 * 1e3, p50 * 1e3, p90 * 1e3, 100 * Double(busySamples.count) / Double(samples.count), spells.count,
                  spells.isEmpty ? 0 : spells[spells.count / 2], spells.last ?? 0))
+    print(String(format: "  median of quiet / busy samples: attention %.2f / %.2f ms, decode GEMM (m = 16, 4096 x 1024) %.3f / %.3f ms, sequential read %.1f / %.1f GB/s",
+                 median(quietSamples.map(\.attention)) * 1e3, median(busySamples.map(\.attention)) * 1e3, median(quietSamples.map(\.gemm)) * 1e3,
+                 median(busySamples.map(\.gemm)) * 1e3, median(quietSamples.map(\.readBytesPerSecond)) / 1e9, median(busySamples.map(\.readBytesPerSecond)) / 1e9))
 }
