@@ -185,13 +185,6 @@ do {
     // The machine's quiet and busy spells (QuietState): one decode attention (batch 16, context 256,
     // 16 heads: a 32 MiB cache) every 50 ms for 20 s, nothing else of ours running. A sample counts
     // as busy above 1.25 times the tenth percentile.
-    // Decode attention over a cache read cold against the same cache just copied into the attention
-    // buffer (the engine's host-KV path): the effect the simulator's cache-less model leaves out.
-    for (b, h, kvh) in [(4, 16, 4), (16, 16, 4), (4, 16, 16), (16, 16, 16)] {
-        let t = CacheProbe.attention(batch: b, heads: h, kvHeads: kvh, context: 256, reps: 21)
-        print(String(format: "decode attention b%d %d/%d heads c256 (%.0f MiB cache): cold %.3f ms, just copied %.3f ms (%.2fx)", b, h, kvh,
-                     Double(256 * b * 2 * kvh * 64 * 4) / 1048576, t.cold * 1e3, t.copied * 1e3, t.cold / t.copied))
-    }
     let samples = QuietState.probe(seconds: 20, interval: 0.05)
     let sorted = samples.map(\.attention).sorted()
     let p10 = sorted[sorted.count / 10], p50 = sorted[sorted.count / 2], p90 = sorted[sorted.count * 9 / 10]
