@@ -182,9 +182,10 @@ do {
 }
 
 do {
-    // The machine's quiet and busy spells (QuietState): one decode attention (batch 16, context 256,
-    // 16 heads: a 32 MiB cache) every 50 ms for 20 s, nothing else of ours running. A sample counts
-    // as busy above 1.25 times the tenth percentile.
+    // The machine's quiet and busy spells (QuietState): every 50 ms for 20 s, nothing else of ours
+    // running, a decode attention (batch 16, context 256, 16 heads: a 32 MiB cache), a decode GEMM and
+    // a 64 MiB sequential read. A sample counts as busy when its attention takes over 1.25 times the
+    // tenth percentile.
     let samples = QuietState.probe(seconds: 20, interval: 0.05)
     let sorted = samples.map(\.attention).sorted()
     let p10 = sorted[sorted.count / 10], p50 = sorted[sorted.count / 2], p90 = sorted[sorted.count * 9 / 10]
