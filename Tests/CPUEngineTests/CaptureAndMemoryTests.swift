@@ -50,13 +50,13 @@ import Testing
         c.repeats = 1
         c.warmup = 0
         c.passes = 1
-        c.rounds = 1
+        c.rounds = 2
         c.pinComputeThread = false
         try c.run(folderName: "cpu-test")
         let p = try ProfileReader.read(dir)
         #expect(p.meta.dtype == .fp32 && p.meta.hardware == "cpu-test.json")
         #expect(p.meta.libraries["openblas"] == BLAS.version)
-        #expect(p.meta.source.contains("2 rounds)") && p.meta.source.contains("each 1 rounds over a group's placements") && p.meta.source.contains("2 sweeps"), "\(p.meta.source)")
+        #expect(p.meta.source.contains("2 rounds)") && p.meta.source.contains("each 2 rounds over a group's placements") && p.meta.source.contains("2 sweeps"), "\(p.meta.source)")
         #expect(!p.gemm.isEmpty && !p.attention.isEmpty && !p.link.isEmpty)
         #expect(p.e2e.count == c.e2ePlan().count)
         #expect(Set(p.models.keys) == ["cpu-opt-small.json", "cpu-llama-small.json"])
@@ -77,18 +77,30 @@ import Testing
         #expect(predictions.count == p.e2e.count && predictions.allSatisfy { $0.predictedSeconds > 0 })
         #expect(groups.count == 4)
         // What the tables and e2e.csv came from: every table row in each of the two sweeps (before
-        // the pass and after it), the table keeping the lower; one window per run (one pass, one
-        // round), which is then its time.
+        // the pass and after it), each table row the lower of its two; two windows per run (one pass,
+        // two rounds), from which e2e.csv's times follow by the group rule.
         let sweeps = try String(contentsOf: dir.appendingPathComponent("sweeps.csv"), encoding: .utf8).split(separator: "\n")
         #expect(sweeps.first == "table,row,sweep,seconds")
         #expect(sweeps.count == 1 + 2 * (p.gemm.count + p.attention.count + p.link.count))
-        let gemmSweeps = sweeps.filter { $0.hasPrefix("gemm,1,") }.map { Double($0.split(separator: ",")[3])! }
-        #expect(gemmSweeps.count == 2 && abs(gemmSweeps.min()! / p.gemm[0].seconds - 1) < 1e-5)
+        var gemmSweeps: [Int: [Double]] = [:]
+        for line in sweeps where line.hasPrefix("gemm,") {
+            let f = line.split(separator: ",")
+            gemmSweeps[Int(f[1])!, default: []].append(Double(f[3])!)
+        }
+        #expect(gemmSweeps.count == p.gemm.count)
+        for (i, point) in p.gemm.enumerated() {
+            let v = try #require(gemmSweeps[i + 1])
+            #expect(v.count == 2 && abs(v.min()! / point.seconds - 1) < 1e-5, "gemm row \(i + 1)")
+        }
         let windows = try String(contentsOf: dir.appendingPathComponent("e2e_windows.csv"), encoding: .utf8).split(separator: "\n")
-        #expect(windows.first == "run,pass,round,seconds" && windows.count == 1 + p.e2e.count)
-        for run in p.e2e {
-            let w = try #require(windows.first { $0.hasPrefix("\(run.run),0,0,") })
-            #expect(abs(Double(w.split(separator: ",")[3])! / run.stepSeconds - 1) < 1e-5, "\(run.run)")
+        #expect(windows.first == "run,pass,round,seconds" && windows.count == 1 + 2 * p.e2e.count)
+        func window(_ run: String, _ round: Int) throws -> Double {
+            let w = try #require(windows.first { $0.hasPrefix("\(run),0,\(round),") })
+            return Double(w.split(separator: ",")[3])!
+        }
+        for (_, runs) in Dictionary(grouping: p.e2e, by: \.group) {
+            let times = QuietState.groupTimes(try runs.map { [try window($0.run, 0), try window($0.run, 1)] })
+            for (run, t) in zip(runs, times) { #expect(abs(t / run.stepSeconds - 1) < 1e-4, "\(run.run)") }
         }
 
         // An e2e row naming a model file the folder does not hold is refused with its file and line.
@@ -148,6 +160,15 @@ import Testing
     @Test func pairedTieIsATie() {
         let t = QuietState.groupTimes([[10, 30, 12], [11, 27, 12]])
         #expect(abs(t[0] - 110.0.squareRoot()) < 1e-9 && abs(t[1] - 110.0.squareRoot()) < 1e-9)
+    }
+
+    /// An even count of rounds takes the mean of the middle two ratios. By hand: the levels are
+    /// sqrt(4 * 9) = 6, 6, sqrt(8 * 2) = 4 and 4; both runs' ratios are 0.5, 2/3, 1.5 and 2, whose
+    /// median is 13/12; times the lowest level 4: 13/3 ms each. (Each run's own lowest window would
+    /// give 2 ms; arithmetic-mean levels 6.5 and 5 would give other values.)
+    @Test func evenRoundsTakeTheMiddleTwo() {
+        let t = QuietState.groupTimes([[4, 9, 8, 2], [9, 4, 2, 8]])
+        #expect(abs(t[0] - 13.0 / 3) < 1e-9 && abs(t[1] - 13.0 / 3) < 1e-9)
     }
 
     /// Windows of unequal counts have no paired estimate.

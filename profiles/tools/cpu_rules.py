@@ -1,73 +1,117 @@
 """Re-derives a CPU profile's tables and end-to-end times from what they were taken from
-(sweeps.csv and e2e_windows.csv, profiles/FORMAT.md) under another rule, into a copy of the folder,
-so that `planner validate` can compare rules on the same measurements.
+(sweeps.csv and e2e_windows.csv, profiles/FORMAT.md) under another rule, into a new folder, so that
+`planner validate` can compare rules on the same measurements.
 
     python3 profiles/tools/cpu_rules.py SRC DST --tables lowest|mean-first-last --e2e quiet|median
 
 --tables lowest --e2e quiet is the capture's own rule (QuietState in Sources/CPUEngine): each table
 point the lowest sweep; a run's time its median window relative to its round's level (the geometric
-mean of the group's windows in that round), at the group's lowest round level.
+mean of the group's windows in that round), times the group's lowest round level.
 --tables mean-first-last --e2e median is the earlier rule: the mean of the first and the last sweep;
 the median of a run's windows (the earlier capture took the median of all steps, which this
-approximates). The device JSON is copied as it is (derived under the capture's own rule).
+approximates). The device JSON is copied as it is: it was derived from the tables under the
+capture's own rule, so a re-derived folder differs from a capture made under the other rule there
+too. DST is written whole or not at all.
 """
 import argparse
 import collections
 import csv
+import json
 import math
 import os
 import shutil
 import statistics
+import sys
 
-ap = argparse.ArgumentParser()
-ap.add_argument("src")
-ap.add_argument("dst")
-ap.add_argument("--tables", choices=["lowest", "mean-first-last"], required=True)
-ap.add_argument("--e2e", choices=["quiet", "median"], required=True)
-args = ap.parse_args()
 
-if os.path.exists(args.dst):
-    raise SystemExit(f"error: {args.dst}: exists; name a new folder")
-tmp = args.dst + ".tmp"
-shutil.rmtree(tmp, ignore_errors=True)
-shutil.copytree(args.src, tmp)
+def fail(message):
+    sys.exit(f"error: {message}")
 
-sweeps = collections.defaultdict(lambda: collections.defaultdict(list))
-for r in csv.DictReader(open(os.path.join(args.src, "sweeps.csv"))):
-    sweeps[r["table"]][int(r["row"])].append(float(r["seconds"]))
-rule = min if args.tables == "lowest" else (lambda xs: (xs[0] + xs[-1]) / 2)
-for table in ["gemm", "attention", "link"]:
-    rows = list(csv.DictReader(open(os.path.join(args.src, table + ".csv"))))
-    for i, r in enumerate(rows):
-        values = sweeps[table].get(i + 1)
-        if not values:
-            raise SystemExit(f"error: sweeps.csv: no sweep of {table}.csv row {i + 1}")
-        r["seconds"] = "%.6g" % rule(values)
-    with open(os.path.join(tmp, table + ".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()), lineterminator="\n")
+
+def rows(folder, name):
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        fail(f"{path}: missing (a CPU profile captured with sweeps.csv and e2e_windows.csv is needed)")
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write(path, data):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(data[0].keys()), lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(data)
 
-windows = collections.defaultdict(list)
-for r in csv.DictReader(open(os.path.join(args.src, "e2e_windows.csv"))):
-    windows[r["run"]].append(float(r["seconds"]))
-runs = list(csv.DictReader(open(os.path.join(args.src, "e2e.csv"))))
-groups = collections.defaultdict(list)
-for r in runs:
-    groups[r["group"]].append(r["run"])
-times = {}
-for members in groups.values():
-    rounds = len(windows[members[0]])
-    levels = [math.exp(sum(math.log(windows[m][k]) for m in members) / len(members)) for k in range(rounds)]
-    for m in members:
-        if args.e2e == "median":
-            times[m] = statistics.median(windows[m])
-        else:
-            times[m] = statistics.median(windows[m][k] / levels[k] for k in range(rounds)) * min(levels)
-for r in runs:
-    r["step_seconds"] = "%.6g" % times[r["run"]]
-with open(os.path.join(tmp, "e2e.csv"), "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=list(runs[0].keys()), lineterminator="\n")
-    w.writeheader()
-    w.writerows(runs)
-os.rename(tmp, args.dst)
+
+def derive(src, out, tables, e2e):
+    sweeps = collections.defaultdict(dict)
+    for i, r in enumerate(rows(src, "sweeps.csv")):
+        sweeps[(r["table"], int(r["row"]))][int(r["sweep"])] = float(r["seconds"])
+    pick = min if tables == "lowest" else (lambda xs: (xs[0] + xs[-1]) / 2)
+    for table in ["gemm", "attention", "link"]:
+        data = rows(src, table + ".csv")
+        for i, r in enumerate(data):
+            by_sweep = sweeps.get((table, i + 1))
+            if not by_sweep:
+                fail(f"sweeps.csv: no sweep of {table}.csv row {i + 1}")
+            r["seconds"] = "%.6g" % pick([by_sweep[s] for s in sorted(by_sweep)])
+        write(os.path.join(out, table + ".csv"), data)
+
+    windows = collections.defaultdict(dict)
+    for i, r in enumerate(rows(src, "e2e_windows.csv")):
+        windows[r["run"]][(int(r["pass"]), int(r["round"]))] = float(r["seconds"])
+    runs = rows(src, "e2e.csv")
+    groups = collections.defaultdict(list)
+    for r in runs:
+        groups[r["group"]].append(r["run"])
+    times = {}
+    for group, members in groups.items():
+        keys = sorted(windows.get(members[0], {}))
+        for m in members:
+            if sorted(windows.get(m, {})) != keys or not keys:
+                fail(f"e2e_windows.csv: run {m} of group {group} lacks the group's (pass, round) windows {keys}")
+        levels = [math.exp(sum(math.log(windows[m][k]) for m in members) / len(members)) for k in keys]
+        for m in members:
+            if e2e == "median":
+                times[m] = statistics.median(windows[m][k] for k in keys)
+            else:
+                times[m] = statistics.median(windows[m][k] / level for k, level in zip(keys, levels)) * min(levels)
+    for r in runs:
+        r["step_seconds"] = "%.6g" % times[r["run"]]
+    write(os.path.join(out, "e2e.csv"), runs)
+
+    meta_path = os.path.join(out, "profile.json")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    meta["source"] = (f"re-derived by profiles/tools/cpu_rules.py --tables {tables} --e2e {e2e} from sweeps.csv and "
+                      f"e2e_windows.csv of this capture: {meta.get('source', '')}")
+    with open(meta_path, "w") as f:
+        json.dump(meta, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("src")
+    ap.add_argument("dst")
+    ap.add_argument("--tables", choices=["lowest", "mean-first-last"], required=True)
+    ap.add_argument("--e2e", choices=["quiet", "median"], required=True)
+    args = ap.parse_args()
+    src, dst = os.path.normpath(args.src), os.path.normpath(args.dst)
+    if not os.path.isdir(src):
+        fail(f"{src}: not a profile folder")
+    if os.path.exists(dst):
+        fail(f"{dst}: exists; name a new folder")
+    tmp = dst + ".partial"
+    if os.path.exists(tmp):
+        fail(f"{tmp}: exists (left by an interrupted run?); remove it first")
+    shutil.copytree(src, tmp)
+    try:
+        derive(src, tmp, args.tables, args.e2e)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    os.rename(tmp, dst)
+
+
+main()
