@@ -97,9 +97,11 @@ public final class CPUDecoder: @unchecked Sendable {
     /// Clock readings at the start of the last `decodeSteps` call and at the end of each of its steps.
     public private(set) var stepEnds: [Double] = []
 
-    /// When set, the weight GEMMs record their time by shape (for the benchmark).
-    public var recordGEMMs = false
+    /// When set, the weight GEMMs record their time by shape and the attention calls theirs (for the
+    /// benchmark and `planner run --breakdown`).
+    public var recordKernels = false
     public private(set) var gemmLog: [GEMMShape: (calls: Int, seconds: Double)] = [:]
+    public private(set) var attentionLog: (calls: Int, seconds: Double) = (0, 0)
     public struct GEMMShape: Hashable, Sendable { public var m: Int; public var n: Int; public var k: Int }
 
     /// Builds the engine after checking that it fits in this machine's memory (`MachineMemory.check`).
@@ -431,7 +433,8 @@ public final class CPUDecoder: @unchecked Sendable {
     public func synchronize() { h2d.drain(); d2h.drain() }
 
     public var h2dBusySeconds: Double { h2d.busySeconds }
-    public func resetCounters() { resetCopyCounters(); gemmLog = [:] }
+    public func resetCounters() { resetCopyCounters(); resetKernelLogs() }
+    public func resetKernelLogs() { gemmLog = [:]; attentionLog = (0, 0) }
     public func resetCopyCounters() { h2d.resetBusy(); d2h.resetBusy() }
 
     // MARK: - One pass over the layers
@@ -502,7 +505,7 @@ public final class CPUDecoder: @unchecked Sendable {
 
     @inline(__always)
     func timedGEMM(m: Int, n: Int, k: Int, _ body: () -> Void) {
-        guard recordGEMMs else { body(); return }
+        guard recordKernels else { body(); return }
         let t0 = now()
         body()
         let dt = now() - t0
@@ -633,8 +636,10 @@ public final class CPUDecoder: @unchecked Sendable {
             }
         }
         afterQKV()
+        let attentionStart = recordKernels ? now() : 0
         Kernels.attention(q: qkv.p, ldq: qkvW, kv: kv, out: attnOut.p, pos: positions, batch: B, heads: m.heads, kvHeads: m.kvHeads,
                           d: d, scores: scores.p)
+        if recordKernels { attentionLog = (attentionLog.calls + 1, attentionLog.seconds + now() - attentionStart) }
         afterAttention()
         linear(attnOut.p, rows: rows, lw.o, slotBase: slotBase, into: tmp.p, ldo: hidden)
         if let b = lw.bo { Kernels.addRows(tmp.p, rows: rows, width: hidden, ld: hidden, b) }

@@ -16,6 +16,10 @@ public enum PlanRunner {
         public var stepSeconds: [Double]
         /// Seconds the H2D copy thread was busy over the timed steps.
         public var h2dBusySeconds: Double
+        /// With `recordKernels`: seconds of the weight GEMM calls (the LM head's included) and of the
+        /// attention calls over the timed decode steps, as they ran inside the engine.
+        public var gemmSeconds: Double?
+        public var attentionSeconds: Double?
         public var totalSeconds: Double { (prefillSeconds ?? 0) + stepSeconds.reduce(0, +) }
         public var medianStepSeconds: Double {
             let s = stepSeconds.sorted()
@@ -55,8 +59,17 @@ public enum PlanRunner {
     /// Runs `plan` on `engine` (whose shape came from `shape(plan)`). A generation's input tokens are
     /// seeded (the same for every placement, so logits compare); a decode-step plan runs `warmup`
     /// untimed and `repeats` timed steps at the same context.
+    /// With `recordKernels` the engine times its GEMM and attention calls during the timed decode steps.
     public static func run(_ plan: ExecutionPlan, on engine: CPUDecoder, seed: UInt64 = 3, warmup: Int = 2, repeats: Int = 5,
-                           keepLogits: Bool = true) -> Result {
+                           keepLogits: Bool = true, recordKernels: Bool = false) -> Result {
+        func kernels(_ r: Result) -> Result {
+            guard recordKernels else { return r }
+            var r = r
+            r.gemmSeconds = engine.gemmLog.values.reduce(0) { $0 + $1.seconds }
+            r.attentionSeconds = engine.attentionLog.seconds
+            engine.recordKernels = false
+            return r
+        }
         let growth = TokenGrowth(plan: plan)
         let B = plan.batch, vocab = engine.shape.model.vocab
         switch plan.phase {
@@ -69,12 +82,14 @@ public enum PlanRunner {
             let prefill = now() - t0
             var logits = keepLogits ? [first] : []
             engine.resetCopyCounters()
+            engine.resetKernelLogs()
+            engine.recordKernels = recordKernels
             let steps = growth.steps.enumerated().map { i, s in (Array(all[(p + i) * B ..< (p + i + 1) * B]), s.newToken) }
             logits += engine.decodeSteps(steps, keepLogits: keepLogits)
             engine.synchronize()
             let ends = engine.stepEnds
             let times = (1 ..< ends.count).map { ends[$0] - ends[$0 - 1] }
-            return Result(logits: logits, prefillSeconds: prefill, stepSeconds: times, h2dBusySeconds: engine.h2dBusySeconds)
+            return kernels(Result(logits: logits, prefillSeconds: prefill, stepSeconds: times, h2dBusySeconds: engine.h2dBusySeconds))
         case .decodeStep:
             engine.fillContext(plan.placement)
             let step = growth.steps[0]
@@ -82,13 +97,15 @@ public enum PlanRunner {
             _ = engine.decodeSteps(Array(repeating: (ids, step.newToken), count: max(warmup, 1)), advance: false, keepLogits: false)
             engine.synchronize()
             engine.resetCopyCounters()
+            engine.resetKernelLogs()
+            engine.recordKernels = recordKernels
             // Steps run back to back, so that the next step's first loads overlap the last layer, as
             // in the simulator's steady state; each step's time is the interval between step ends.
             let logits = engine.decodeSteps(Array(repeating: (ids, step.newToken), count: repeats), advance: false, keepLogits: keepLogits)
             engine.synchronize()
             let ends = engine.stepEnds
             let times = (1 ..< ends.count).map { ends[$0] - ends[$0 - 1] }
-            return Result(logits: logits, prefillSeconds: nil, stepSeconds: times, h2dBusySeconds: engine.h2dBusySeconds)
+            return kernels(Result(logits: logits, prefillSeconds: nil, stepSeconds: times, h2dBusySeconds: engine.h2dBusySeconds))
         }
     }
 }

@@ -114,7 +114,7 @@ do {
 
 do {
     // The CPU engine (Sources/CPUEngine): its weight GEMMs, timed inside real decode steps and a prefill
-    // (engine.recordGEMMs), against plain cblas_sgemm on the same shapes over as many distinct weight
+    // (engine.recordKernels), against plain cblas_sgemm on the same shapes over as many distinct weight
     // matrices as the model has layers, each call on cold caches as in the engine;
     // OpenBLAS on one thread in both, as the engine runs it. Then the engine's decode step time.
     BLAS.setThreads(1)
@@ -131,9 +131,9 @@ do {
             let engine = try CPUDecoder(shape: try PlanRunner.shape(plan))
             _ = PlanRunner.run(plan, on: engine, warmup: 2, repeats: 1, keepLogits: false)
             engine.resetCounters()
-            engine.recordGEMMs = true
+            engine.recordKernels = true
             let r = PlanRunner.run(plan, on: engine, warmup: 0, repeats: 5, keepLogits: false)
-            engine.recordGEMMs = false
+            engine.recordKernels = false
             for (s, v) in engine.gemmLog.sorted(by: { ($0.key.m, $0.key.n, $0.key.k) < ($1.key.m, $1.key.n, $1.key.k) }) {
                 if case .generate = phase, s.m < 128 { continue }
                 let flops = 2 * Double(s.m * s.n * s.k)

@@ -37,6 +37,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Timed decode steps of a decodeStep scenario (1 to 1000; the median is reported).")
     var repeats: Int = 5
 
+    @Flag(help: "Also time the engine's GEMM and attention calls inside the timed decode steps and print them, with the copy thread's busy time, beside the simulator's tasks as played (contention included).")
+    var breakdown = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -84,7 +87,7 @@ struct RunCommand: ParsableCommand {
             do {
                 let engine = try CPUDecoder(shape: shape)
                 CPUAffinity.pinComputeThread()   // as the capture runs it: kernels on the first core, copies on the last
-                result = PlanRunner.run(runPlan, on: engine, warmup: 2, repeats: repeats, keepLogits: false)
+                result = PlanRunner.run(runPlan, on: engine, warmup: 2, repeats: repeats, keepLogits: false, recordKernels: breakdown)
             }
 
             let measuredStep: Double, predictedStep: Double, analyticStep: Double
@@ -103,6 +106,16 @@ struct RunCommand: ParsableCommand {
             let hasDecode: Bool
             if case .generate(_, let t) = plan.phase { hasDecode = t > 1 } else { hasDecode = true }
             let error = measuredStep > 0 ? predictedStep / measuredStep - 1 : 0
+            // Per decode step: the engine's kernel calls and copy time over its timed decode steps, the
+            // simulator's tasks as played. The prediction's GEMM tasks carry their norms and activations,
+            // and a recomputed token's whole layer (its attention included).
+            let gemmKinds: Set<TaskKind> = [.qkv, .outProjection, .ffn, .head, .tokenRecompute, .actRecomputeGPU, .actRecomputeHost]
+            let timedSteps = Double(max(result.stepSeconds.count, 1))
+            let rows: [(key: String, label: String, measured: Double, predicted: Double)] = breakdown && hasDecode ? [
+                ("gemmSeconds", "GEMMs", (result.gemmSeconds ?? 0) / timedSteps, predicted.playedPerDecodeStep(.compute, kinds: gemmKinds)),
+                ("attentionSeconds", "attention", (result.attentionSeconds ?? 0) / timedSteps, predicted.playedPerDecodeStep(.compute, kinds: [.attention])),
+                ("h2dBusySeconds", "copy thread (H2D) busy", result.h2dBusySeconds / timedSteps, predicted.playedPerDecodeStep(.hostToDevice)),
+            ] : []
             if json {
                 var doc: [String: Any] = [
                     "scenario": scenario, "model": model.name, "layers": model.layers, "hidden": model.hidden, "heads": model.heads,
@@ -116,6 +129,9 @@ struct RunCommand: ParsableCommand {
                 ]
                 if let memoryNote { doc["memoryNote"] = memoryNote }
                 if let weightsNote { doc["weightsNote"] = weightsNote }
+                if !rows.isEmpty {
+                    doc["breakdownPerStep"] = Dictionary(uniqueKeysWithValues: rows.map { ($0.key, ["measured": $0.measured, "predicted": $0.predicted]) })
+                }
                 try printJSONObject(doc)
                 return
             }
@@ -142,6 +158,11 @@ struct RunCommand: ParsableCommand {
                 print(String(format: "  tokens/s            %12.1f %14.1f", Double(plan.batch) / measuredStep, Double(plan.batch) / predictedStep))
             }
             print(String(format: "  copy thread (H2D) busy %.1f%% of the timed steps", result.h2dBusySeconds / max(result.stepSeconds.reduce(0, +), 1e-12) * 100))
+            if !rows.isEmpty {
+                print("  per decode step, ms      measured   predicted (as played)")
+                for r in rows { print("  " + r.label.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: " %10.3f %14.3f", r.measured * 1e3, r.predicted * 1e3)) }
+                print("  (predicted GEMMs: the QKV, output, FFN and head tasks with their norms and activations, and any recomputation)")
+            }
             print("prediction: the simulator on device \(hw.name) with profile \(measured.name) (\(measured.meta.capturedAt))")
             if let weightsNote { print("note: \(weightsNote)") }
             if let memoryNote { print("note: the planner's memory model for \(hw.name) would refuse this placement (\(memoryNote)); the engine ran it in this machine's memory") }

@@ -20,12 +20,48 @@ struct CLIProfileTests {
         try scenario.write(to: file, atomically: true, encoding: .utf8)
         let o = try CLITests.run(["simulate", file.path])
         #expect(o.status == 0, "\(o.stderr)")
-        #expect(o.stdout.contains("measured profile cpu-amd-epyc-2c") && o.stdout.contains("gemm: 10 lookups, 100% measured or interpolated"), "\(o.stdout)")
+        // Five GEMMs a step (Q/K/V, output, FFN up and down, the LM head) in each of the three steps
+        // simulated (a warm-up, the reported step and a trailing one).
+        #expect(o.stdout.contains("measured profile cpu-amd-epyc-2c") && o.stdout.contains("gemm: 15 lookups, 100% measured or interpolated"), "\(o.stdout)")
         // The same profile on another device is refused, naming the device it measured.
         try scenario.replacingOccurrences(of: "\(cpu)/cpu-amd-epyc-2c.json", with: "rtx4090").write(to: file, atomically: true, encoding: .utf8)
         let wrong = try CLITests.run(["simulate", file.path])
         CLITests.expectCleanFailure(wrong)
         #expect(wrong.stderr.contains("measured on cpu-amd-epyc-2c"), "\(wrong.stderr)")
+    }
+
+    /// `planner run --breakdown` times the engine's GEMM and attention calls inside its timed decode
+    /// steps: they fit inside the measured step (kernel logs that kept the warm-up steps would not),
+    /// and so do the simulator's tasks as played inside the predicted one; with resident weights no
+    /// copy runs on either side, with streamed weights both copy.
+    @Test func runBreakdownFitsInsideTheStep() throws {
+        let dir = try CLITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cpu = CLITests.packageRoot.appendingPathComponent("profiles/cpu-amd-epyc-2c").path
+        for weights in ["gpu", "host"] {
+            let scenario = """
+                {"model": "\(cpu)/cpu-opt-small.json", "hardware": "\(cpu)/cpu-amd-epyc-2c.json", "dtype": "fp32",
+                 "batch": 2, "decodeStep": {"context": 32}, "weights": "\(weights)", "placement": {"gpuKV": 32}}
+                """
+            let file = dir.appendingPathComponent("run-\(weights).json")
+            try scenario.write(to: file, atomically: true, encoding: .utf8)
+            let o = try CLITests.run(["run", file.path, "--layers", "1", "--breakdown", "--json", "--profile", cpu])
+            #expect(o.status == 0, "\(o.stderr)")
+            let doc = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+            let measuredStep = try #require((doc["measured"] as? [String: Any])?["stepSeconds"] as? Double)
+            let predictedStep = try #require((doc["predicted"] as? [String: Any])?["stepSeconds"] as? Double)
+            let b = try #require(doc["breakdownPerStep"] as? [String: [String: Double]])
+            let gemm = try #require(b["gemmSeconds"]), attention = try #require(b["attentionSeconds"]), copy = try #require(b["h2dBusySeconds"])
+            #expect(gemm["measured"]! > 0 && attention["measured"]! > 0)
+            #expect(gemm["measured"]! + attention["measured"]! < measuredStep * 1.2, "\(b) step \(measuredStep)")
+            #expect(gemm["predicted"]! > 0 && attention["predicted"]! > 0)
+            #expect(gemm["predicted"]! + attention["predicted"]! <= predictedStep * (1 + 1e-9), "\(b) step \(predictedStep)")
+            if weights == "gpu" {
+                #expect(copy["measured"]! == 0 && copy["predicted"]! == 0)
+            } else {
+                #expect(copy["measured"]! > 0 && copy["predicted"]! > 0)
+            }
+        }
     }
 
     @Test func importTwiceThenShow() throws {

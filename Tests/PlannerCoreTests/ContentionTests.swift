@@ -99,6 +99,26 @@ import Testing
         #expect(try step(neutral, .host, TokenPlacement(hostKV: 512)) == step(hw, .host, TokenPlacement(hostKV: 512)))
     }
 
+    /// The reported step is a steady one on both sides: its first layer runs beside the loads of its
+    /// second (as before), and its last layer beside the next step's first loads, as back-to-back steps
+    /// run in an engine. The link (20 GB/s: a layer's 25 MB of weights in 1.3 ms) is fast beside the
+    /// kernels (4 GB/s: about 6 ms of weight reads a layer), so a layer's own loads are over before it
+    /// starts: without the next step, the last layer's Q/K/V would run alone.
+    @Test func reportedStepOverlapsTheNextStepsLoads() throws {
+        var hw = Fixtures.device(linkBytesPerSecond: 2e10, gpuBytesPerSecond: 4e9, flops: 1e13, kernelSeconds: 1e-6)
+        hw.contention = MemoryContention(gemmSlowdown: [[1, 1.6], [1024, 1.0]], streamSlowdown: 1.5, copySlowdown: 1.2)
+        let plan = ExecutionPlan(model: Fixtures.tinyModel, hardware: hw, batch: 8, weights: .host, placement: TokenPlacement(gpuKV: 512),
+                                 phase: .decodeStep(context: 512))
+        let r = try Fixtures.run(plan)
+        let g = r.graph
+        let qkv = (0 ..< g.count).filter { r.reportedSteps.contains(Int(g.step[$0])) && g.taskKind($0) == .qkv }
+        #expect(qkv.map { Int(g.layer[$0]) } == [0, 1])
+        for i in qkv {
+            let played = r.timeline.end[i] - r.timeline.start[i]
+            #expect(played > g.seconds[i] * 1.01, "layer \(g.layer[i]): played \(played) alone \(g.seconds[i])")
+        }
+    }
+
     /// Bad contention entries are rejected naming the field and the allowed range.
     @Test func badContentionIsRejected() throws {
         let hw = Fixtures.device(linkBytesPerSecond: 1e9, gpuBytesPerSecond: 1e12, flops: 1e14, kernelSeconds: 0)

@@ -41,6 +41,12 @@ import Testing
                                  placement: TokenPlacement(gpuKV: 1000), phase: .decodeStep(context: 1000))
         let r = try Fixtures.run(plan)
         #expect(abs(r.seconds - 107.85216e-6) < 1e-12)
+        // As played per decode step: the compute stream's tasks add up to the step; the GEMM kinds
+        // (QKV with its norm 8.340608, out with its residual 4.138112, FFN 21.965632 a layer, head
+        // 4.12992) to 2 x 34.444352 + 4.12992 = 73.018624 us, attention to 2 x 17.416768 = 34.833536 us.
+        #expect(abs(r.playedPerDecodeStep(.compute) - 107.85216e-6) < 1e-12)
+        #expect(abs(r.playedPerDecodeStep(.compute, kinds: [.qkv, .outProjection, .ffn, .head]) - 73.018624e-6) < 1e-12)
+        #expect(abs(r.playedPerDecodeStep(.compute, kinds: [.attention]) - 34.833536e-6) < 1e-12)
         #expect(r.totalBytes(.hostToDevice) == 0)
         #expect(abs((r.busy[.compute] ?? 0) - 1) < 1e-9)
     }

@@ -40,6 +40,23 @@ public struct SimulationResult: Sendable {
     }
 
     public func totalBytes(_ r: Resource) -> Double { bytes[r, default: [:]].values.reduce(0, +) }
+
+    /// Seconds per decode step that the tasks on `resource` (of `kinds`, or all) ran, as played (a
+    /// task slowed by contention counts its longer time): the steady step of a decode-step plan, the
+    /// mean over the decode steps of a generation (its prefill left out).
+    public func playedPerDecodeStep(_ resource: Resource, kinds: Set<TaskKind>? = nil) -> Double {
+        let steps: ClosedRange<Int>
+        switch plan.phase {
+        case .decodeStep: steps = reportedSteps
+        case .generate: steps = 1 ... max(1, growth.steps.count)
+        }
+        var total = 0.0
+        for i in 0 ..< graph.count where Int(graph.resource[i]) == resource.rawValue && steps.contains(Int(graph.step[i])) {
+            if let kinds, !kinds.contains(graph.taskKind(i)) { continue }
+            total += timeline.end[i] - timeline.start[i]
+        }
+        return total / Double(steps.count)
+    }
 }
 
 /// Plays a plan out: builds its task graph, runs the event engine, and summarises.
@@ -49,8 +66,9 @@ public struct SimulationResult: Sendable {
 ///     let result = try Simulator.run(plan, cost: AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype))
 ///     result.seconds   // the steady-state decode step
 ///
-/// A decode step is simulated twice at the same context and the second is reported, so that the
-/// first layer's loads overlap the previous step's last layers as they do in a running engine.
+/// A decode step is simulated three times at the same context and the second is reported, so that
+/// its first layers' loads overlap the previous step's last layers, and its last layers the next
+/// step's first loads, as they do in a running engine.
 public enum Simulator {
     public static func run(_ plan: ExecutionPlan, cost: any CostModel, checkMemory: Bool = true) throws -> SimulationResult {
         try plan.validate()
@@ -60,7 +78,7 @@ public enum Simulator {
 
         let perLayer = 16 * plan.microBatches
         var builder = ScheduleBuilder(plan: plan, cost: cost,
-                                      expectedTasks: (growth.steps.count + 1) * (plan.model.layers * perLayer + 1))
+                                      expectedTasks: (growth.steps.count + 2) * (plan.model.layers * perLayer + 1))
         var firstDecodeStep = 0
         if let prompt = growth.prompt, case .generate(let p, _) = plan.phase {
             builder.prefill(prompt: p, split: prompt, step: 0)
@@ -70,6 +88,13 @@ public enum Simulator {
         }
         for (i, s) in growth.steps.enumerated() {
             builder.decode(cached: s.cached, newToken: s.newToken, step: firstDecodeStep + i)
+        }
+        if case .decodeStep = plan.phase, let s = growth.steps.last {
+            // A trailing step, not reported: in a running engine the next step's first loads start
+            // during the reported step's last layers. In-order queues keep it from delaying the
+            // reported step, except where copies and kernels share memory (`contention`): there the
+            // reported step's last layers run beside those loads, as in the steady state.
+            builder.decode(cached: s.cached, newToken: s.newToken, step: firstDecodeStep + growth.steps.count)
         }
         let graph = builder.graph
         let timeline = try EventEngine.run(graph)
