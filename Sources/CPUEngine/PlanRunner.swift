@@ -82,8 +82,7 @@ public enum PlanRunner {
             let prefill = now() - t0
             var logits = keepLogits ? [first] : []
             engine.resetCopyCounters()
-            engine.resetKernelLogs()
-            engine.recordKernels = recordKernels
+            if recordKernels { engine.resetKernelLogs(); engine.recordKernels = true }
             let steps = growth.steps.enumerated().map { i, s in (Array(all[(p + i) * B ..< (p + i + 1) * B]), s.newToken) }
             logits += engine.decodeSteps(steps, keepLogits: keepLogits)
             engine.synchronize()
@@ -97,8 +96,7 @@ public enum PlanRunner {
             _ = engine.decodeSteps(Array(repeating: (ids, step.newToken), count: max(warmup, 1)), advance: false, keepLogits: false)
             engine.synchronize()
             engine.resetCopyCounters()
-            engine.resetKernelLogs()
-            engine.recordKernels = recordKernels
+            if recordKernels { engine.resetKernelLogs(); engine.recordKernels = true }
             // Steps run back to back, so that the next step's first loads overlap the last layer, as
             // in the simulator's steady state; each step's time is the interval between step ends.
             let logits = engine.decodeSteps(Array(repeating: (ids, step.newToken), count: repeats), advance: false, keepLogits: keepLogits)

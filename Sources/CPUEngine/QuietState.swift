@@ -6,7 +6,7 @@ import Foundation
 /// The capture machine (a virtual machine) alternates, with nothing else of ours running, between a
 /// quiet state and a busy one, in spells of a tenth of a second to several seconds: a decode
 /// attention over a 32 MiB cache (batch 16, context 256, 16 heads) takes 3.5 ms in one and 5.0 ms in
-/// the other, a decode GEMM about 13% longer in the busy state, a sequential read about 14% slower
+/// the other, a decode GEMM 8-13% longer in the busy state, a sequential read up to 14% slower
 /// (`probe`, printed by `planner-bench`). The
 /// simulator describes the machine alone, so both sides of the validation, the kernel tables that feed
 /// it and the end-to-end runs it is checked against, are taken in the quiet state:
