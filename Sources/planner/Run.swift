@@ -106,12 +106,15 @@ struct RunCommand: ParsableCommand {
             let hasDecode: Bool
             if case .generate(_, let t) = plan.phase { hasDecode = t > 1 } else { hasDecode = true }
             let error = measuredStep > 0 ? predictedStep / measuredStep - 1 : 0
-            // Per decode step: the engine's kernel calls and copy time over its timed decode steps, the
-            // simulator's tasks as played. The prediction's GEMM tasks carry their norms and activations,
-            // and a recomputed token's whole layer (its attention included).
+            // Per decode step: the engine's kernel calls and copy time over its timed decode steps (means,
+            // the first and last timed steps included), the simulator's tasks as played in its steady
+            // step. The prediction's GEMM tasks carry their norms, activations and residuals, and a
+            // recomputed token's whole layer (its attention included); the engine logs a recomputed
+            // token's attention as attention.
             let gemmKinds: Set<TaskKind> = [.qkv, .outProjection, .ffn, .head, .tokenRecompute, .actRecomputeGPU, .actRecomputeHost]
             let timedSteps = Double(max(result.stepSeconds.count, 1))
             let rows: [(key: String, label: String, measured: Double, predicted: Double)] = breakdown && hasDecode ? [
+                ("stepSeconds", "step (mean)", result.stepSeconds.reduce(0, +) / timedSteps, predictedStep),
                 ("gemmSeconds", "GEMMs", (result.gemmSeconds ?? 0) / timedSteps, predicted.playedPerDecodeStep(.compute, kinds: gemmKinds)),
                 ("attentionSeconds", "attention", (result.attentionSeconds ?? 0) / timedSteps, predicted.playedPerDecodeStep(.compute, kinds: [.attention])),
                 ("h2dBusySeconds", "copy thread (H2D) busy", result.h2dBusySeconds / timedSteps, predicted.playedPerDecodeStep(.hostToDevice)),
@@ -159,9 +162,9 @@ struct RunCommand: ParsableCommand {
             }
             print(String(format: "  copy thread (H2D) busy %.1f%% of the timed steps", result.h2dBusySeconds / max(result.stepSeconds.reduce(0, +), 1e-12) * 100))
             if !rows.isEmpty {
-                print("  per decode step, ms      measured   predicted (as played)")
+                print("  per decode step, ms      measured (mean)   predicted (as played)")
                 for r in rows { print("  " + r.label.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: " %10.3f %14.3f", r.measured * 1e3, r.predicted * 1e3)) }
-                print("  (predicted GEMMs: the QKV, output, FFN and head tasks with their norms and activations, and any recomputation)")
+                print("  (predicted GEMMs: the QKV, output, FFN and head tasks with their norms, activations and residuals, and a recomputed token's whole layer; measured attention includes the recomputed tokens')")
             }
             print("prediction: the simulator on device \(hw.name) with profile \(measured.name) (\(measured.meta.capturedAt))")
             if let weightsNote { print("note: \(weightsNote)") }

@@ -63,6 +63,8 @@ import Testing
     ///           are in at 332.43136, ends 357.43136; head ends 367.43136.
     ///   step = 367.43136 - 201.21568 = 166.21568 ms: the link's 2 x 83.10784, while the sum over
     ///   layers of max(link, compute) plus the head would say 176.21568.
+    ///   The link is busy for the whole window: the step is the link's time, its loads run back to
+    ///   back, and the trailing step's first loads follow them as a steady engine's next step does.
     @Test func overlappedStep() throws {
         let hw = Fixtures.device(linkBytesPerSecond: 0.5e9, gpuBytesPerSecond: 1e16, flops: 1e20, kernelSeconds: 5e-3)
         let plan = ExecutionPlan(model: Fixtures.tinyModel, hardware: hw, batch: 4, weights: .host,
@@ -71,6 +73,7 @@ import Testing
         #expect(abs(r.windowStart - 0.20121568) < 1e-8)
         #expect(abs(r.windowEnd - 0.36743136) < 1e-8)
         #expect(abs(r.seconds - 0.16621568) < 1e-8)
+        #expect(abs((r.busy[.hostToDevice] ?? 0) - 1) < 1e-9)
     }
 
     /// ACT recomputation FLOPs: OPT-13B recomputes K and V of one token at one layer with
