@@ -75,12 +75,6 @@ public struct CPUProfileCapture {
             m.headDim = 32; m.ffnSize = $0.ffnKind == .relu2 ? 512 : 352; m.vocab = 512; m.layers = 2; return m } : CPUModels.all
     }
 
-    func median(_ xs: [Double]) -> Double {
-        let s = xs.sorted()
-        if s.isEmpty { return 0 }
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
-
     /// Evicts the caches between timed runs: in the engine every layer reads its own weights and
     /// cache. The sweep only reads (64 MiB, twice the L3 cache of the machines we capture on), so it
     /// leaves clean lines behind as the engine's previous layer does; a sweep that wrote left the
@@ -500,10 +494,6 @@ public struct CPUProfileCapture {
                         windows[i].append(median(PlanRunner.run(plan, on: engine, warmup: max(warmup, 1), repeats: repeats, keepLogits: false).stepSeconds))
                     }
                 }
-                if pass == passes - 1 {
-                    let times = QuietState.groupTimes(group.map { windows[$0] })
-                    for (i, t) in zip(group, times) { log(String(format: "e2e %@: %.2f ms", entries[i].run.run, t * 1e3)) }
-                }
             }
             if passes > 1 { log("e2e pass \(pass + 1) of \(passes) done") }
             afterPass(pass)
@@ -513,6 +503,7 @@ public struct CPUProfileCapture {
             for (i, t) in zip(group, QuietState.groupTimes(group.map { windows[$0] })) {
                 out[i].run.stepSeconds = t
                 out[i].windows = windows[i]
+                log(String(format: "e2e %@: %.2f ms", out[i].run.run, t * 1e3))
             }
         }
         return out

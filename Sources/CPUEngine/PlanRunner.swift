@@ -21,10 +21,7 @@ public enum PlanRunner {
         public var gemmSeconds: Double?
         public var attentionSeconds: Double?
         public var totalSeconds: Double { (prefillSeconds ?? 0) + stepSeconds.reduce(0, +) }
-        public var medianStepSeconds: Double {
-            let s = stepSeconds.sorted()
-            return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
+        public var medianStepSeconds: Double { median(stepSeconds) }
         public var meanStepSeconds: Double { stepSeconds.isEmpty ? 0 : stepSeconds.reduce(0, +) / Double(stepSeconds.count) }
     }
 

@@ -35,12 +35,7 @@ public enum QuietState {
             exp(windows.reduce(0) { $0 + log($1[r]) } / Double(windows.count))
         }
         let quiet = levels.min()!
-        return windows.map { w in
-            let ratios = (0 ..< rounds).map { w[$0] / levels[$0] }.sorted()
-            let mid = ratios.count / 2
-            let median = ratios.count % 2 == 1 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2
-            return median * quiet
-        }
+        return windows.map { w in median((0 ..< rounds).map { w[$0] / levels[$0] }) * quiet }
     }
 }
 

@@ -183,6 +183,13 @@ public enum CPUAffinity {
     }
 }
 
+/// The median of `xs` (the mean of the middle two for an even count); 0 for none.
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    if s.isEmpty { return 0 }
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
 /// Wall-clock seconds of a monotonic clock.
 @inline(__always) func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 

@@ -114,7 +114,7 @@ struct RunCommand: ParsableCommand {
             let gemmKinds: Set<TaskKind> = [.qkv, .outProjection, .ffn, .head, .tokenRecompute, .actRecomputeGPU, .actRecomputeHost]
             let timedSteps = Double(max(result.stepSeconds.count, 1))
             let rows: [(key: String, label: String, measured: Double, predicted: Double)] = breakdown && hasDecode ? [
-                ("stepSeconds", "step (mean)", result.stepSeconds.reduce(0, +) / timedSteps, predictedStep),
+                ("stepSeconds", "step (mean)", result.meanStepSeconds, predictedStep),
                 ("gemmSeconds", "GEMMs", (result.gemmSeconds ?? 0) / timedSteps, predicted.playedPerDecodeStep(.compute, kinds: gemmKinds)),
                 ("attentionSeconds", "attention", (result.attentionSeconds ?? 0) / timedSteps, predicted.playedPerDecodeStep(.compute, kinds: [.attention])),
                 ("h2dBusySeconds", "copy thread (H2D) busy", result.h2dBusySeconds / timedSteps, predicted.playedPerDecodeStep(.hostToDevice)),
