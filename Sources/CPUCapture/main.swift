@@ -11,7 +11,7 @@ import PlannerCore
 
 var args = Array(CommandLine.arguments.dropFirst())
 var outPath: String?
-var repeats = 5, warmup = 1, passes = 2, rounds = 3, quick = false, swift = "unknown"
+var repeats = 5, warmup = 1, passes = 2, rounds = 3, quick = false, gate = true, swift = "unknown"
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     exit(1)
@@ -30,10 +30,11 @@ while !args.isEmpty {
     case "--rounds": guard let v = Int(value()), (1...20).contains(v) else { fail("--rounds: must be an integer from 1 to 20") }; rounds = v
     case "--swift-version": swift = value()
     case "--quick": quick = true
+    case "--no-gate": gate = false
     case "--help", "-h":
-        print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--passes N (1-20, default 2; the kernel tables are swept N + 1 times)] [--rounds N (1-20, default 3)] [--swift-version TEXT] [--quick]")
+        print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--passes N (1-20, default 2; the kernel tables are swept N + 1 times)] [--rounds N (1-20, default 3)] [--swift-version TEXT] [--quick] [--no-gate (measure whenever it comes instead of in the machine's quiet state)]")
         exit(0)
-    default: fail("\(a): unknown option; allowed are --out, --repeats, --warmup, --passes, --rounds, --swift-version, --quick")
+    default: fail("\(a): unknown option; allowed are --out, --repeats, --warmup, --passes, --rounds, --swift-version, --quick, --no-gate")
     }
 }
 guard let outPath else { fail("--out: missing; name the profile folder to write (profiles/cpu-NAME)") }
@@ -44,8 +45,10 @@ capture.warmup = warmup
 capture.passes = passes
 capture.rounds = rounds
 capture.quick = quick
+if gate { capture.gate = QuietState.Gate.machine() }
 capture.swiftVersion = swift
-capture.log = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+let started = Date()
+capture.log = { FileHandle.standardError.write(Data(String(format: "[%4.0f s] %@\n", Date().timeIntervalSince(started), $0).utf8)) }
 do {
     try capture.run(folderName: url.standardizedFileURL.lastPathComponent)
 } catch {

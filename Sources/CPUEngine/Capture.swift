@@ -45,6 +45,10 @@ public struct CPUProfileCapture {
     /// Pin the calling thread (which runs the kernels) to the first core for the capture, as the
     /// engine's copy threads are pinned to the last (`CPUAffinity`); tests leave their thread free.
     public var pinComputeThread = true
+    /// Measures in the machine's quiet state (`QuietState.Gate`): every table point, contention
+    /// alternation and end-to-end window waits for a quiet reading of the state probe and is
+    /// retried when the reading after it is busy. Nil: measured whenever it comes.
+    public var gate: QuietState.Gate?
     /// Fewer points (for tests): small shapes and contexts.
     public var quick = false
     public var swiftVersion = "unknown"
@@ -99,6 +103,19 @@ public struct CPUProfileCapture {
             t.append(now() - t0)
         }
         return median(t)
+    }
+
+    /// `time(body)` in the quiet state: the quiet attempt's time, or without one the lowest.
+    func gatedTime(_ body: () -> Void) -> Double {
+        guard let gate else { return time(body) }
+        return gate.kept(gate.measure { time(body) }, lowest: { $0 })
+    }
+
+    /// `body`'s value in the quiet state (the quiet attempt's, or without one that of the lowest
+    /// `cost`), or measured once without a gate.
+    func gated<T>(_ body: () -> T, lowest cost: (T) -> Double) -> T {
+        guard let gate else { return body() }
+        return gate.kept(gate.measure(body), lowest: cost)
     }
 
     // MARK: Tables
@@ -166,10 +183,13 @@ public struct CPUProfileCapture {
             let a = FloatBuffer(count: rows.max()! * shapes.map(\.k).max()!), c = FloatBuffer(count: rows.max()! * shapes.map(\.n).max()!)
             fill(a.p, a.count, scale: 1, seed: 5, stream: 99)
             for m in rows {
-                var warm = [[Double]](repeating: [], count: shapes.count), times = warm
-                layerSweep(model, layers, m: m, a: a, c: c, passes: warmup, into: &warm)
-                layerSweep(model, layers, m: m, a: a, c: c, passes: repeats, into: &times)
-                for (i, s) in shapes.enumerated() { out[[m, s.n, s.k], default: []].append(median(times[i])) }
+                let medians = gated({ () -> [Double] in
+                    var warm = [[Double]](repeating: [], count: shapes.count), times = warm
+                    layerSweep(model, layers, m: m, a: a, c: c, passes: warmup, into: &warm)
+                    layerSweep(model, layers, m: m, a: a, c: c, passes: repeats, into: &times)
+                    return times.map { median($0) }
+                }, lowest: { $0.reduce(0, +) })
+                for (i, s) in shapes.enumerated() { out[[m, s.n, s.k], default: []].append(medians[i]) }
             }
             log("gemm \(model.name) layers in the engine's order: m = \(rows.first!) to \(rows.last!)")
         }
@@ -185,7 +205,7 @@ public struct CPUProfileCapture {
             fill(a.p, a.count, scale: 1, seed: 1, stream: 1)
             fill(b.p, b.count, scale: 0.05, seed: 1, stream: 2)
             for m in mValues {
-                let t = inLayerOrder[[m, n, k]] ?? time { Kernels.gemm(m: m, n: n, k: k, a.p, lda: k, b.p, ldb: n, c.p, ldc: n) }
+                let t = inLayerOrder[[m, n, k]] ?? gatedTime { Kernels.gemm(m: m, n: n, k: k, a.p, lda: k, b.p, ldb: n, c.p, ldc: n) }
                 points.append(Profile.GemmPoint(m: m, n: n, k: k, seconds: t))
             }
             log(String(format: "gemm n=%d k=%d: m=1 %.1f us, m=%d %.1f GFLOP/s", n, k, points[points.count - mValues.count].seconds * 1e6, maxM,
@@ -203,24 +223,34 @@ public struct CPUProfileCapture {
         let contexts = quick ? [16, 64] : [32, 128, 256, 512, 1024]
         for hk in heads.sorted(by: { $0[1] > $1[1] }) {
             let h = hk[0], kvh = hk[1], kvW = 2 * kvh * d
+            // One gated measurement per batch over its contexts (each point a few milliseconds).
             for b in batches {
-                for c in contexts {
-                    let kv = FloatBuffer(count: c * b * kvW), q = FloatBuffer(count: b * h * d), out = FloatBuffer(count: b * h * d)
-                    let scores = FloatBuffer(count: c * h)
+                let buffers = contexts.map { c -> (kv: FloatBuffer, q: FloatBuffer, out: FloatBuffer, scores: FloatBuffer) in
+                    let kv = FloatBuffer(count: c * b * kvW), q = FloatBuffer(count: b * h * d)
                     fill(kv.p, kv.count, scale: 1, seed: 2, stream: 3)
                     fill(q.p, q.count, scale: 1, seed: 2, stream: 4)
-                    let t = time { Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: [c - 1], batch: b, heads: h, kvHeads: kvh, d: d, scores: scores.p) }
+                    return (kv, q, FloatBuffer(count: b * h * d), FloatBuffer(count: c * h))
+                }
+                let times = gated({ zip(contexts, buffers).map { c, x in
+                    time { Kernels.attention(q: x.q.p, ldq: h * d, kv: x.kv.p, out: x.out.p, pos: [c - 1], batch: b, heads: h, kvHeads: kvh, d: d, scores: x.scores.p) }
+                } }, lowest: { $0.reduce(0, +) })
+                for (c, t) in zip(contexts, times) {
                     points.append(Profile.AttentionPoint(kind: .decode, batch: b, heads: h, kvHeads: kvh, headDim: d, queries: 1, context: c, seconds: t))
                 }
             }
+            let prefillContexts = quick ? [16, 32] : [16, 64, 128, 256]
             for b in (quick ? [1, 2] : [1, 4, 16]) {
-                for c in (quick ? [16, 32] : [16, 64, 128, 256]) {
-                    let kv = FloatBuffer(count: c * b * kvW), q = FloatBuffer(count: c * b * h * d), out = FloatBuffer(count: c * b * h * d)
-                    let scores = FloatBuffer(count: c * c)
+                let buffers = prefillContexts.map { c -> (kv: FloatBuffer, q: FloatBuffer, out: FloatBuffer, scores: FloatBuffer) in
+                    let kv = FloatBuffer(count: c * b * kvW), q = FloatBuffer(count: c * b * h * d)
                     fill(kv.p, kv.count, scale: 1, seed: 2, stream: 5)
                     fill(q.p, q.count, scale: 1, seed: 2, stream: 6)
+                    return (kv, q, FloatBuffer(count: c * b * h * d), FloatBuffer(count: c * c))
+                }
+                let times = gated({ zip(prefillContexts, buffers).map { c, x in
                     let pos = Array(0 ..< c)
-                    let t = time { Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: pos, batch: b, heads: h, kvHeads: kvh, d: d, scores: scores.p) }
+                    return time { Kernels.attention(q: x.q.p, ldq: h * d, kv: x.kv.p, out: x.out.p, pos: pos, batch: b, heads: h, kvHeads: kvh, d: d, scores: x.scores.p) }
+                } }, lowest: { $0.reduce(0, +) })
+                for (c, t) in zip(prefillContexts, times) {
                     points.append(Profile.AttentionPoint(kind: .prefill, batch: b, heads: h, kvHeads: kvh, headDim: d, queries: c, context: c, seconds: t))
                 }
             }
@@ -238,9 +268,10 @@ public struct CPUProfileCapture {
         let host = FloatBuffer(count: maxFloats), device = FloatBuffer(count: maxFloats)
         fill(host.p, host.count, scale: 1, seed: 3, stream: 1)
         for dir in [LinkDirection.hostToDevice, .deviceToHost] {
-            for bytes in sizes {
-                let (src, dst) = dir == .hostToDevice ? (host.p, device.p) : (device.p, host.p)
-                let t = time { dst.update(from: src, count: bytes / 4) }
+            let (src, dst) = dir == .hostToDevice ? (host.p, device.p) : (device.p, host.p)
+            // One gated measurement per direction over the sizes.
+            let times = gated({ sizes.map { bytes in time { dst.update(from: src, count: bytes / 4) } } }, lowest: { $0.reduce(0, +) })
+            for (bytes, t) in zip(sizes, times) {
                 points.append(Profile.LinkPoint(direction: dir, memory: .pinned, bytes: Double(bytes), seconds: t))
             }
             log(String(format: "copy %@: %.2f GB/s at %d MiB", dir.rawValue, Double(sizes.last!) / points.last!.seconds / 1e9, sizes.last! >> 20))
@@ -311,11 +342,14 @@ public struct CPUProfileCapture {
     /// How much a kernel slows down while weights stream on the other core, and the streaming while a
     /// kernel runs (`MemoryContention`). The layer GEMMs are timed as `layerGEMMs` times them (four
     /// layers of distinct weights, each layer's GEMMs in the engine's order) alone and while a
-    /// `BackgroundCopy` streams the model's layer weights as the engine does, alternated three times;
-    /// a decode attention likewise; and the copy's rate beside the memory-bound GEMMs (m <= 16) and
-    /// the attention against its rate alone. The capture measures a round before the end-to-end runs
-    /// and one after each of their passes: on this shared virtual machine the slowdown changes over
-    /// minutes, and the rounds sample it while the end-to-end runs are measured.
+    /// `BackgroundCopy` streams the model's layer weights as the engine does, alone then beside the
+    /// copy (alternated `alternations` times); a decode attention likewise; and the copy's rate beside
+    /// the memory-bound GEMMs (m <= 16) and the attention against its rate alone. The capture measures
+    /// a short round (one alternation) after every group of end-to-end runs in every pass: on this
+    /// shared virtual machine the slowdown switches between about 2 times and hardly any within
+    /// seconds to minutes, and rounds taken between the groups sample it at the moments the
+    /// end-to-end runs are measured (three long rounds, before the runs and after each pass, left
+    /// the mean to chance: one capture's third round met only the low state).
     public struct ContentionPoint: Sendable {
         public var kind: String
         public var round: Int
@@ -336,7 +370,17 @@ public struct CPUProfileCapture {
 
     public var contentionRows: [Int] { quick ? [1, 4, 16] : [1, 4, 16, 64, 256] }
 
-    func contention(round: Int) -> ContentionRound {
+    /// Contention rounds of a capture: one after every group of end-to-end runs in every pass.
+    public var contentionRoundCount: Int { passes * Set(e2ePlan().map(\.run.group)).count }
+
+    /// `body`'s value in the quiet state, or without a quiet attempt the last (a ratio of two times
+    /// taken together has no "lowest"), or measured once without a gate.
+    func gatedLast<T>(_ body: () -> T) -> T {
+        guard let gate else { return body() }
+        return gate.measure(body).last!.value
+    }
+
+    func contention(round: Int, alternations: Int = 3) -> ContentionRound {
         var points: [ContentionPoint] = []
         var sharedRates: [Double] = [], aloneRates: [Double] = []
         for model in models {
@@ -354,12 +398,18 @@ public struct CPUProfileCapture {
                 func sweep(into times: inout [[Double]]) { layerSweep(model, layers, m: m, a: a, c: c, passes: m < 64 ? 3 : 1, into: &times) }
                 var warm = [[Double]](repeating: [], count: shapes.count)
                 sweep(into: &warm)
-                // Alone and beside the copy, alternated three times, so that a slow spell of the
+                // Alone and beside the copy, alternated, so that a slow spell of the
                 // machine does not fall on one side only.
+                // Each alternation in the quiet state (without a quiet attempt, the last).
                 var alone = [[Double]](repeating: [], count: shapes.count), shared = alone
-                for _ in 0 ..< 3 {
-                    sweep(into: &alone)
-                    let rate = copy.during { sweep(into: &shared) }
+                for _ in 0 ..< alternations {
+                    let (a, s, rate) = gatedLast { () -> ([[Double]], [[Double]], Double) in
+                        var a = [[Double]](repeating: [], count: shapes.count), s = a
+                        sweep(into: &a)
+                        let rate = copy.during { sweep(into: &s) }
+                        return (a, s, rate)
+                    }
+                    for i in shapes.indices { alone[i] += a[i]; shared[i] += s[i] }
                     if m <= 16 { sharedRates.append(rate) }
                 }
                 for (i, s) in shapes.enumerated() {
@@ -390,9 +440,14 @@ public struct CPUProfileCapture {
                 }
                 _ = attention()
                 var alone: [Double] = [], shared: [Double] = []
-                for _ in 0 ..< 3 {
-                    alone.append(attention())
-                    sharedRates.append(copy.during { shared.append(attention()) })
+                for _ in 0 ..< alternations {
+                    let (a, s, rate) = gatedLast { () -> (Double, Double, Double) in
+                        let a = attention()
+                        var s = 0.0
+                        let rate = copy.during { s = attention() }
+                        return (a, s, rate)
+                    }
+                    alone.append(a); shared.append(s); sharedRates.append(rate)
                 }
                 points.append(ContentionPoint(kind: "decode-attention", round: round, m: b, n: context, k: h, aloneSeconds: median(alone), sharedSeconds: median(shared)))
                 log(String(format: "contention round %d: decode attention x%.2f", round, points.last!.factor))
@@ -470,37 +525,65 @@ public struct CPUProfileCapture {
         return out
     }
 
-    /// The end-to-end runs, each with its windows (per pass and round, the median of its timed
-    /// steps, in playing order); `afterPass` runs after each pass (the capture measures a contention
-    /// round and sweeps the kernel tables).
-    func e2e(afterPass: (Int) -> Void = { _ in }) throws -> [(run: Profile.E2ERun, windows: [Double])] {
+    /// One timed window of an end-to-end run: the median of its timed steps, with the state probe's
+    /// readings before and after it (nan without a gate). A window that is not quiet is retried, so
+    /// a (pass, round) can hold several attempts, the last one kept by the ungated rule.
+    public struct Window: Sendable {
+        public var pass: Int, round: Int, attempt: Int
+        public var seconds: Double
+        public var before: Double, after: Double
+    }
+
+    /// The end-to-end runs, each with its windows in playing order; `afterGroup` runs after each
+    /// group's rounds with a count from 0 (the capture measures a contention round), `afterPass` after
+    /// each pass (the capture sweeps the kernel tables). A run's time follows
+    /// from the last attempt of its window in every pass and round (with a gate, the quiet one when
+    /// there was one) by the paired rule of `QuietState.groupTimes`.
+    func e2e(afterGroup: (Int) -> Void = { _ in }, afterPass: (Int) -> Void = { _ in }) throws -> [(run: Profile.E2ERun, windows: [Window])] {
         let entries = e2ePlan()
-        var windows = [[Double]](repeating: [], count: entries.count)
+        var windows = [[Window]](repeating: [], count: entries.count)
         var groups: [[Int]] = []
         for (i, e) in entries.enumerated() {
             if let g = groups.last, entries[g[0]].run.group == e.run.group { groups[groups.count - 1].append(i) } else { groups.append([i]) }
         }
+        var played = 0
         for pass in 0 ..< passes {
             for group in groups {
-                let runs = try group.map { i -> (Int, ExecutionPlan, CPUDecoder) in
-                    let r = entries[i].run
-                    let plan = ExecutionPlan(model: entries[i].model.withLayers(r.layers), hardware: HardwareCatalog.h100sxm, batch: r.batch,
-                                             weights: WeightPlacement(gpuFraction: r.weightsGPUFraction), placement: r.placement,
-                                             phase: .decodeStep(context: r.context), policyName: "e2e")
-                    return (i, plan, try CPUDecoder(shape: try PlanRunner.shape(plan, includeHead: false)))
-                }
-                for _ in 0 ..< rounds {
-                    for (i, plan, engine) in runs {
-                        windows[i].append(median(PlanRunner.run(plan, on: engine, warmup: max(warmup, 1), repeats: repeats, keepLogits: false).stepSeconds))
+                do {   // the group's engines are released before the contention round
+                    let runs = try group.map { i -> (Int, ExecutionPlan, CPUDecoder) in
+                        let r = entries[i].run
+                        let plan = ExecutionPlan(model: entries[i].model.withLayers(r.layers), hardware: HardwareCatalog.h100sxm, batch: r.batch,
+                                                 weights: WeightPlacement(gpuFraction: r.weightsGPUFraction), placement: r.placement,
+                                                 phase: .decodeStep(context: r.context), policyName: "e2e")
+                        let engine = try CPUDecoder(shape: try PlanRunner.shape(plan, includeHead: false))
+                        engine.fillContext(plan.placement)
+                        return (i, plan, engine)
+                    }
+                    for round in 0 ..< rounds {
+                        for (i, plan, engine) in runs {
+                            func window() -> Double {
+                                median(PlanRunner.run(plan, on: engine, warmup: max(warmup, 1), repeats: repeats, keepLogits: false, fillContext: false).stepSeconds)
+                            }
+                            let attempts = gate?.measure(window) ?? [QuietState.Attempt(value: window(), before: .nan, after: .nan)]
+                            windows[i] += attempts.enumerated().map { Window(pass: pass, round: round, attempt: $0.offset, seconds: $0.element.value,
+                                                                             before: $0.element.before, after: $0.element.after) }
+                        }
                     }
                 }
+                afterGroup(played)
+                played += 1
             }
             if passes > 1 { log("e2e pass \(pass + 1) of \(passes) done") }
             afterPass(pass)
         }
-        var out = entries.map { (run: $0.run, windows: [Double]()) }
+        var out = entries.map { (run: $0.run, windows: [Window]()) }
+        if gate != nil {
+            let attempts = windows.reduce(0) { $0 + $1.count }
+            log("e2e: \(entries.count * passes * rounds) windows in \(attempts) attempts")
+        }
         for group in groups {
-            for (i, t) in zip(group, QuietState.groupTimes(group.map { windows[$0] })) {
+            let last = group.map { i in windows[i].filter { w in !windows[i].contains { $0.pass == w.pass && $0.round == w.round && $0.attempt > w.attempt } } }
+            for (i, t) in zip(group, QuietState.groupTimes(last.map { $0.map(\.seconds) })) {
                 out[i].run.stepSeconds = t
                 out[i].windows = windows[i]
                 log(String(format: "e2e %@: %.2f ms", out[i].run.run, t * 1e3))
@@ -542,7 +625,7 @@ public struct CPUProfileCapture {
         }
         callOverhead = callOverhead.isFinite ? Swift.max(0, callOverhead) : 0
         let total = MachineMemory.totalBytes().map { formatBytes($0) } ?? "unknown"
-        let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, per point the lowest of \(passes + 1) sweeps' medians of \(repeats) calls (before the end-to-end runs and after each pass), \(date) (this profile)"
+        let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, per point the lowest of \(passes + 1) sweeps' medians of \(repeats) calls (before the end-to-end runs and after each pass\(gate == nil ? "" : ", each taken in the machine's quiet state")), \(date) (this profile)"
         let gib = HardwareCatalog.GiB
         let spec: [String: Any] = [
             "name": name,
@@ -558,7 +641,7 @@ public struct CPUProfileCapture {
             "contention": ["gemmSlowdown": contention.gemmSlowdown, "streamSlowdown": contention.streamSlowdown,
                            "copySlowdown": contention.copySlowdown] as [String: Any],
             "sources": [
-                "contention.gemmSlowdown": "per row count m, the mean over both models' layer GEMMs (Q/K/V, output, FFN up and down) of the GEMM's time while a second thread on the other core streams the model's layer weights as the engine's copy thread does, over its time alone; each summed over \(passes + 1) rounds (before the end-to-end runs and after each of their passes; per round the median call over four layers of distinct weights in the engine's order, alone and beside the copy alternated three times); at least 1; flat beyond m = \(contentionRows.max()!), contention.csv, \(src)",
+                "contention.gemmSlowdown": "per row count m, the mean over both models' layer GEMMs (Q/K/V, output, FFN up and down) of the GEMM's time while a second thread on the other core streams the model's layer weights as the engine's copy thread does, over its time alone; each summed over \(contentionRoundCount) rounds (one after every group of end-to-end runs in every pass; per round the median call over passes over four layers of distinct weights in the engine's order, alone then beside the copy); at least 1; flat beyond m = \(contentionRows.max()!), contention.csv, \(src)",
                 "contention.streamSlowdown": "decode attention (batch 16, context \(quick ? 64 : 2048)) while the weights stream over alone, summed over the rounds, contention.csv, \(src)",
                 "contention.copySlowdown": "the copy thread's mean rate alone over its mean rate beside the GEMMs of m <= 16 and the decode attention (per round the median), contention.csv, \(src)",
                 "gpu.memoryBytes": "budget: the CPU engine's device tier is given 8 GiB of this machine's memory (the rest of its \(total), MemTotal in /proc/meminfo: 12 GiB host tier, the system)",
@@ -596,16 +679,21 @@ public struct CPUProfileCapture {
         let date = ISO8601DateFormatter().string(from: Date())
         let started = now()
         log("capturing into \(out.path) on \(deviceName), OpenBLAS \(BLAS.version) \(BLAS.coreName), 1 thread")
+        if let gate {
+            gate.calibrate(readings: quick ? 10 : 200)
+            log(String(format: "state probe: quiet level %.2f ms, threshold %.2f ms", gate.level * 1e3, gate.threshold * 1e3))
+        }
         // The kernel tables are swept before the end-to-end runs and after each of their passes, and
         // each point keeps its lowest sweep (QuietState: this machine has quiet and busy spells, and
         // the end-to-end times are taken at the quiet level too).
         var sweeps = [(link: link(), gemm: gemm(), attention: attention())]
-        var contentionRounds = [contention(round: 0)]
-        let e2eRuns = try e2e { pass in
-            contentionRounds.append(contention(round: pass + 1))
+        var contentionRounds: [ContentionRound] = []
+        let e2eRuns = try e2e(afterGroup: { k in
+            contentionRounds.append(contention(round: k, alternations: 1))
+        }, afterPass: { pass in
             log("kernel tables, sweep \(pass + 2) of \(passes + 1)")
             sweeps.append((link: link(), gemm: gemm(), attention: attention()))
-        }
+        })
         func quiet<P>(_ tables: [[P]], _ seconds: WritableKeyPath<P, Double>) -> [P] {
             tables[0].indices.map { i in
                 var p = tables[0][i]
@@ -647,9 +735,15 @@ public struct CPUProfileCapture {
             }
         }
         try Self.write("table,row,sweep,seconds\n" + sweepRows.joined(separator: "\n") + "\n", out.appendingPathComponent("sweeps.csv"))
-        try Self.write("run,pass,round,seconds\n" + e2eRuns.flatMap { r in
-            r.windows.enumerated().map { "\(r.run.run),\($0.offset / rounds),\($0.offset % rounds),\(Self.g($0.element))" }
+        try Self.write("run,pass,round,attempt,seconds,probe_before,probe_after\n" + e2eRuns.flatMap { r in
+            r.windows.map { w in
+                let probe = w.before.isNaN ? "," : "\(Self.g(w.before)),\(Self.g(w.after))"
+                return "\(r.run.run),\(w.pass),\(w.round),\(w.attempt),\(Self.g(w.seconds)),\(probe)"
+            }
         }.joined(separator: "\n") + "\n", out.appendingPathComponent("e2e_windows.csv"))
+        let gating = gate.map { String(format: "every table point, contention alternation and window measured in the machine's quiet state (QuietState.Gate: it waits for a state-probe reading at most %.2f x the quiet level and is retried, up to %d attempts, when the reading after it is above)", $0.factor, $0.maxAttempts) }
+            ?? "measured whenever it came (no state gate)"
+        let e2eRule = "a run's time its median window (the last attempt of each pass and round) relative to its round's level, at the group's lowest round level"
         let uname = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
         let meta: [String: Any] = [
             "format": ProfileReader.format, "device": deviceName, "hardware": "\(folderName).json", "dtype": "fp32", "capturedAt": date,
@@ -657,10 +751,11 @@ public struct CPUProfileCapture {
             "libraries": ["openblas": BLAS.version, "openblas.config": BLAS.config, "openblas.core": BLAS.coreName, "openblas.threads": "1",
                           "swift": swiftVersion],
             "repeats": repeats, "warmup": warmup,
-            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels (\(passes + 1) sweeps, before the end-to-end runs and after each pass, each point the median of \(repeats) calls, the lowest sweep kept), their contention with a copy (\(passes + 1) rounds), and the engine itself (end-to-end runs: \(passes) passes, each \(rounds) rounds over a group's placements of \(repeats) timed steps, a window the median of a round's steps; a run's time its median window relative to its round's level, at the group's lowest round level), \(String(format: "%.0f", now() - started)) s",
+            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels (\(passes + 1) sweeps, before the end-to-end runs and after each pass, each point the median of \(repeats) calls, the lowest sweep kept), their contention with a copy (\(contentionRoundCount) short rounds, one after every group of end-to-end runs in every pass), and the engine itself (end-to-end runs: \(passes) passes, each \(rounds) rounds over a group's placements of \(repeats) timed steps, a window the median of a round's steps; \(e2eRule)); \(gating); \(String(format: "%.0f", now() - started)) s",
         ]
         try Self.write(String(data: try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), encoding: .utf8)! + "\n",
                        out.appendingPathComponent("profile.json"))
+        if let gate { log("state gate: \(gate.readings) probe readings; quiet level \(Self.g(gate.level * 1e3)) ms") }
         log(String(format: "done in %.0f s", now() - started))
     }
 }

@@ -57,8 +57,10 @@ public enum PlanRunner {
     /// seeded (the same for every placement, so logits compare); a decode-step plan runs `warmup`
     /// untimed and `repeats` timed steps at the same context.
     /// With `recordKernels` the engine times its GEMM and attention calls during the timed decode steps.
+    /// A decode-step plan fills the context first unless `fillContext` is false (the engine already
+    /// holds the plan's context from an earlier run).
     public static func run(_ plan: ExecutionPlan, on engine: CPUDecoder, seed: UInt64 = 3, warmup: Int = 2, repeats: Int = 5,
-                           keepLogits: Bool = true, recordKernels: Bool = false) -> Result {
+                           keepLogits: Bool = true, recordKernels: Bool = false, fillContext: Bool = true) -> Result {
         func kernels(_ r: Result) -> Result {
             guard recordKernels else { return r }
             var r = r
@@ -87,7 +89,7 @@ public enum PlanRunner {
             let times = (1 ..< ends.count).map { ends[$0] - ends[$0 - 1] }
             return kernels(Result(logits: logits, prefillSeconds: prefill, stepSeconds: times, h2dBusySeconds: engine.h2dBusySeconds))
         case .decodeStep:
-            engine.fillContext(plan.placement)
+            if fillContext { engine.fillContext(plan.placement) }
             let step = growth.steps[0]
             let ids = tokens(1, batch: B, vocab: vocab, seed: seed)
             _ = engine.decodeSteps(Array(repeating: (ids, step.newToken), count: max(warmup, 1)), advance: false, keepLogits: false)

@@ -11,12 +11,18 @@ import Foundation
 /// simulator describes the machine alone, so both sides of the validation, the kernel tables that feed
 /// it and the end-to-end runs it is checked against, are taken in the quiet state:
 ///
+/// - every measurement waits for a quiet reading of a state probe and is retried when the reading
+///   after it is busy (`Gate`; the probe's decode attention reads 3.3-3.75 ms quiet, 4.75-5.5 ms
+///   busy);
 /// - a kernel point is timed in several sweeps spread over the capture (each sweep's value the
 ///   median of a few consecutive calls), and keeps the lowest sweep value (`tablePoint`);
 /// - the placements of a group are played side by side in rounds, and a round's windows (each the
 ///   median of a few consecutive steps) share the machine's state. `groupTimes` takes each
 ///   placement's time relative to its round (paired, so the choice within a group compares like with
-///   like) and scales it to the group's quietest round.
+///   like) and scales it to the group's quietest round. The probe runs on the compute core alone;
+///   a run that streams weights also meets the contention of the copy core, which switches between
+///   about 2 times and hardly any slowdown of a decode GEMM within seconds, and which the probe does
+///   not see: the pairing absorbs it.
 public enum QuietState {
     /// A table point from its sweeps' values: the lowest.
     public static func tablePoint(_ sweeps: [Double]) -> Double {
@@ -53,29 +59,48 @@ extension QuietState {
         public var readBytesPerSecond: Double
     }
 
-    /// Samples the machine's state every `interval` seconds for `seconds`, with the calling thread
-    /// pinned to the compute core. `planner-bench` prints the spread.
-    public static func probe(seconds: Double, interval: Double) -> [Sample] {
+    /// The buffers of one state sample: a 64 MiB buffer read first (evicting the caches), a decode
+    /// attention in the engine's layout over a 32 MiB cache (batch 16, context 256, 16 heads of 64),
+    /// and a decode GEMM against one of eight 16 MiB weight matrices in turn.
+    public final class Probe: @unchecked Sendable {
         let b = 16, h = 16, c = 256, d = 64
-        CPUAffinity.pinComputeThread()
-        BLAS.setThreads(1)
         let flush = FloatBuffer(count: 16 << 20)
-        let kv = FloatBuffer(count: c * b * 2 * h * d), q = FloatBuffer(count: b * h * d)
-        let out = FloatBuffer(count: b * h * d), scores = FloatBuffer(count: c * h)
-        let weights = (0 ..< 8).map { i -> FloatBuffer in
-            let w = FloatBuffer(count: 4096 * 1024)
-            fill(w.p, w.count, scale: 0.05, seed: 9, stream: UInt64(10 + i))
-            return w
-        }
+        let kv: FloatBuffer, q: FloatBuffer, out: FloatBuffer, scores: FloatBuffer
+        let weights: [FloatBuffer]
         let a = FloatBuffer(count: 16 * 1024), cOut = FloatBuffer(count: 16 * 4096)
-        fill(flush.p, flush.count, scale: 1, seed: 9, stream: 1)
-        fill(kv.p, kv.count, scale: 1, seed: 9, stream: 2)
-        fill(q.p, q.count, scale: 1, seed: 9, stream: 3)
-        fill(a.p, a.count, scale: 1, seed: 9, stream: 4)
+        var taken = 0
         var sink: Float = 0
-        var samples: [Sample] = []
         let start = now()
-        while now() - start < seconds {
+
+        public init() {
+            kv = FloatBuffer(count: c * b * 2 * h * d); q = FloatBuffer(count: b * h * d)
+            out = FloatBuffer(count: b * h * d); scores = FloatBuffer(count: c * h)
+            weights = (0 ..< 8).map { i -> FloatBuffer in
+                let w = FloatBuffer(count: 4096 * 1024)
+                fill(w.p, w.count, scale: 0.05, seed: 9, stream: UInt64(10 + i))
+                return w
+            }
+            fill(flush.p, flush.count, scale: 1, seed: 9, stream: 1)
+            fill(kv.p, kv.count, scale: 1, seed: 9, stream: 2)
+            fill(q.p, q.count, scale: 1, seed: 9, stream: 3)
+            fill(a.p, a.count, scale: 1, seed: 9, stream: 4)
+        }
+
+        /// The attention of a sample alone, in seconds (the buffer read, then the attention: about
+        /// 6 ms on the capture machine); what `Gate.machine()` reads.
+        public func attentionReading() -> Double {
+            var s: Float = 0
+            for i in stride(from: 0, to: flush.count, by: 16) { s += flush.p[i] }
+            sink += s
+            let t0 = now()
+            Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: [c - 1], batch: b, heads: h, kvHeads: h, d: d, scores: scores.p)
+            let t1 = now()
+            out.p[0] = sink
+            return t1 - t0
+        }
+
+        /// One sample (about 10 ms on the capture machine), on the calling thread.
+        public func sample() -> Sample {
             let t0 = now()
             var s: Float = 0
             for i in stride(from: 0, to: flush.count, by: 16) { s += flush.p[i] }
@@ -83,12 +108,109 @@ extension QuietState {
             let t1 = now()
             Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: [c - 1], batch: b, heads: h, kvHeads: h, d: d, scores: scores.p)
             let t2 = now()
-            Kernels.gemm(m: 16, n: 4096, k: 1024, a.p, lda: 1024, weights[samples.count % weights.count].p, ldb: 4096, cOut.p, ldc: 4096)
+            Kernels.gemm(m: 16, n: 4096, k: 1024, a.p, lda: 1024, weights[taken % weights.count].p, ldb: 4096, cOut.p, ldc: 4096)
             let t3 = now()
-            samples.append(Sample(at: t0 - start, attention: t2 - t1, gemm: t3 - t2, readBytesPerSecond: Double(flush.count * 4) / (t1 - t0)))
+            taken += 1
+            out.p[0] = sink
+            return Sample(at: t0 - start, attention: t2 - t1, gemm: t3 - t2, readBytesPerSecond: Double(flush.count * 4) / (t1 - t0))
+        }
+    }
+
+    /// Samples the machine's state every `interval` seconds for `seconds`, with the calling thread
+    /// pinned to the compute core. `planner-bench` prints the spread.
+    public static func probe(seconds: Double, interval: Double) -> [Sample] {
+        CPUAffinity.pinComputeThread()
+        BLAS.setThreads(1)
+        let probe = Probe()
+        var samples: [Sample] = []
+        let start = now()
+        while now() - start < seconds {
+            samples.append(probe.sample())
             usleep(useconds_t(interval * 1e6))
         }
-        out.p[0] = sink
         return samples
+    }
+}
+
+extension QuietState {
+    /// One attempt of a gated measurement: its value and the probe's readings (seconds of the state
+    /// sample's attention) just before and just after it.
+    public struct Attempt<T> {
+        public var value: T
+        public var before: Double
+        public var after: Double
+    }
+
+    /// Measures in the machine's quiet state: before each attempt it probes until a reading is
+    /// quiet, and after it probes again; an attempt whose readings are both quiet is kept, another is
+    /// retried. A reading is quiet when it is at most `factor` times the quiet level, the lowest
+    /// median of three consecutive readings seen so far. On the capture machine the probe's decode
+    /// attention reads 3.3-3.75 ms in the quiet state and 4.75-5.5 ms in the busy one, so `factor`
+    /// (1.15) falls between the two.
+    public final class Gate: @unchecked Sendable {
+        let read: () -> Double
+        public var factor = 1.15
+        /// Readings to wait for a quiet one before measuring anyway (the attempt then counts as busy).
+        public var maxWaitReadings = 300
+        /// Attempts per measurement.
+        public var maxAttempts = 3
+        public private(set) var level = Double.infinity
+        public private(set) var readings = 0
+        private var lastThree: [Double] = []
+
+        /// `read`: one reading of the machine's state, in seconds (`Gate.machine()` reads `Probe`'s
+        /// attention).
+        public init(read: @escaping () -> Double) { self.read = read }
+
+        /// A gate on this machine's state probe.
+        public static func machine() -> Gate {
+            let probe = Probe()
+            return Gate { probe.attentionReading() }
+        }
+
+        public var threshold: Double { level * factor }
+
+        public func isQuiet(_ reading: Double) -> Bool { reading <= threshold }
+
+        func take() -> Double {
+            let r = read()
+            readings += 1
+            lastThree.append(r)
+            if lastThree.count > 3 { lastThree.removeFirst() }
+            if lastThree.count == 3 { level = min(level, lastThree.sorted()[1]) }
+            return r
+        }
+
+        /// Takes `count` readings to set the quiet level before the first measurement.
+        public func calibrate(readings count: Int) { for _ in 0 ..< count { _ = take() } }
+
+        /// Reads until a reading is quiet or `maxWaitReadings` were taken; returns the last reading.
+        public func waitForQuiet() -> Double {
+            var r = take()
+            var n = 1
+            while !isQuiet(r) && n < maxWaitReadings { r = take(); n += 1 }
+            return r
+        }
+
+        /// Every attempt of `body`, up to the first whose readings before and after are both quiet
+        /// (that one last), at most `maxAttempts`.
+        public func measure<T>(_ body: () throws -> T) rethrows -> [Attempt<T>] {
+            var attempts: [Attempt<T>] = []
+            while attempts.count < maxAttempts {
+                let before = waitForQuiet()
+                let value = try body()
+                let after = take()
+                attempts.append(Attempt(value: value, before: before, after: after))
+                if isQuiet(before) && isQuiet(after) { break }
+            }
+            return attempts
+        }
+
+        /// The kept value of a measurement: the quiet attempt's, or without one the attempt of the
+        /// lowest `cost`.
+        public func kept<T>(_ attempts: [Attempt<T>], lowest cost: (T) -> Double) -> T {
+            if let last = attempts.last, isQuiet(last.before), isQuiet(last.after) { return last.value }
+            return attempts.min { cost($0.value) < cost($1.value) }!.value
+        }
     }
 }

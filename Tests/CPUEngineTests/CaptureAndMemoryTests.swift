@@ -61,26 +61,34 @@ import Testing
         c.passes = 1
         c.rounds = 2
         c.pinComputeThread = false
+        // A scripted state probe: 1 ms readings (quiet) with every sixth reading 2 ms (busy). A
+        // gated measurement takes two readings when both are quiet and waits through a busy
+        // "before", so about half the measurements meet a busy "after" and are retried.
+        final class Script: @unchecked Sendable { var n = 0 }
+        let script = Script()
+        c.gate = QuietState.Gate { script.n += 1; return script.n % 6 == 0 ? 2e-3 : 1e-3 }
         try c.run(folderName: "cpu-test")
         let p = try ProfileReader.read(dir)
         #expect(p.meta.dtype == .fp32 && p.meta.hardware == "cpu-test.json")
         #expect(p.meta.libraries["openblas"] == BLAS.version)
-        #expect(p.meta.source.contains("2 rounds)") && p.meta.source.contains("each 2 rounds over a group's placements") && p.meta.source.contains("2 sweeps"), "\(p.meta.source)")
+        #expect(p.meta.source.contains("(4 short rounds") && p.meta.source.contains("each 2 rounds over a group's placements") && p.meta.source.contains("2 sweeps"), "\(p.meta.source)")
+        #expect(p.meta.source.contains("quiet state (QuietState.Gate"), "\(p.meta.source)")
         #expect(!p.gemm.isEmpty && !p.attention.isEmpty && !p.link.isEmpty)
         #expect(p.e2e.count == c.e2ePlan().count)
         #expect(Set(p.models.keys) == ["cpu-opt-small.json", "cpu-llama-small.json"])
         let hw = try p.hardware(in: URL(fileURLWithPath: dir.path, isDirectory: true))
         #expect(hw.gpu.achievedMatmulFlops["fp32"]! > 1e8)
         // The contention the capture measured: one factor per GEMM row count of the sweep, each at
-        // least 1, from the rows of contention.csv: per round (one before the end-to-end pass, one
-        // after it) 8 layer GEMMs (4 per model) x 3 row counts, the attention and the copy.
+        // least 1, from the rows of contention.csv: per round (one after each of the four groups of
+        // the end-to-end pass) 8 layer GEMMs (4 per model) x 3 row counts, the attention and the copy.
         let contention = try #require(hw.contention)
         #expect(contention.gemmSlowdown.map { $0[0] } == c.contentionRows.map(Double.init))
         #expect(contention.gemmSlowdown.allSatisfy { $0[1] >= 1 } && contention.copySlowdown >= 1 && contention.streamSlowdown >= 1)
         let rows = try String(contentsOf: dir.appendingPathComponent("contention.csv"), encoding: .utf8).split(separator: "\n")
         #expect(rows.first == "kind,round,m,n,k,alone_seconds,shared_seconds")
-        #expect(rows.count == 1 + 2 * (c.contentionShapes().count * c.contentionRows.count + 2))
-        #expect(rows.filter { $0.hasPrefix("copy,1,") }.count == 1)
+        #expect(c.contentionRoundCount == 4)
+        #expect(rows.count == 1 + 4 * (c.contentionShapes().count * c.contentionRows.count + 2))
+        #expect((0 ..< 4).allSatisfy { r in rows.filter { $0.hasPrefix("copy,\(r),") }.count == 1 })
         #expect(hw.gpu.copyBytesPerSecond == 2 * hw.link.h2dPinned.bytesPerSecond)
         let (predictions, groups) = try Validation.replay(p, hardware: hw, cost: try ProfileCostModel(profile: p, hardware: hw))
         #expect(predictions.count == p.e2e.count && predictions.allSatisfy { $0.predictedSeconds > 0 })
@@ -101,14 +109,33 @@ import Testing
             let v = try #require(gemmSweeps[i + 1])
             #expect(v.count == 2 && abs(v.min()! / point.seconds - 1) < 1e-5, "gemm row \(i + 1)")
         }
+        // Every window's attempts (one pass, two rounds): a retried attempt had a 2 ms reading
+        // before or after it, the last attempt of a window none unless all three had; e2e.csv's
+        // times follow from the last attempts by the group rule.
         let windows = try String(contentsOf: dir.appendingPathComponent("e2e_windows.csv"), encoding: .utf8).split(separator: "\n")
-        #expect(windows.first == "run,pass,round,seconds" && windows.count == 1 + 2 * p.e2e.count)
-        func window(_ run: String, _ round: Int) throws -> Double {
-            let w = try #require(windows.first { $0.hasPrefix("\(run),0,\(round),") })
-            return Double(w.split(separator: ",")[3])!
+        #expect(windows.first == "run,pass,round,attempt,seconds,probe_before,probe_after")
+        var attempts: [String: [[Double]]] = [:]
+        for line in windows.dropFirst() {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false)
+            attempts[String(f[0]), default: []].append(f[1...].map { Double($0)! })
         }
+        #expect(attempts.count == p.e2e.count)
+        var retried = 0
+        var last: [String: [Double]] = [:]
+        for run in p.e2e {
+            let a = try #require(attempts[run.run])
+            for round in 0 ..< 2 {
+                let w = a.filter { $0[0] == 0 && $0[1] == Double(round) }
+                #expect(!w.isEmpty && w.map { $0[2] } == (0 ..< w.count).map(Double.init), "\(run.run) round \(round)")
+                let busy = w.map { max($0[4], $0[5]) > 1e-3 }
+                #expect(busy.dropLast().allSatisfy { $0 } && (!busy.last! || w.count == 3), "\(run.run) round \(round)")
+                retried += w.count - 1
+                last[run.run, default: []].append(w.last![3])
+            }
+        }
+        #expect(retried > 0)
         for (_, runs) in Dictionary(grouping: p.e2e, by: \.group) {
-            let times = QuietState.groupTimes(try runs.map { [try window($0.run, 0), try window($0.run, 1)] })
+            let times = QuietState.groupTimes(try runs.map { try #require(last[$0.run]) })
             for (run, t) in zip(runs, times) { #expect(abs(t / run.stepSeconds - 1) < 1e-4, "\(run.run)") }
         }
 
@@ -178,6 +205,42 @@ import Testing
     @Test func evenRoundsTakeTheMiddleTwo() {
         let t = QuietState.groupTimes([[4, 9, 8, 2], [9, 4, 2, 8]])
         #expect(abs(t[0] - 13.0 / 3) < 1e-9 && abs(t[1] - 13.0 / 3) < 1e-9)
+    }
+
+    /// The gate on a scripted probe, by hand. Calibration reads 5, 3, 4, 3.5 and 9: the medians of
+    /// three consecutive readings are 4, 3.5 and 4, so the quiet level is 3.5 and a reading is quiet
+    /// up to 1.15 x 3.5 = 4.025. The first attempt waits through 6 and 7 to 4.0, and is retried
+    /// because the reading after it is 6; the second waits through 5 to 3.9, reads 3.6 after it and
+    /// is kept. The readings 6, 7, 4 then 6, 5, 3.9 and 3.6 do not lower the level (their medians of
+    /// three are at least 3.9).
+    @Test func gateWaitsAndRetries() {
+        final class Script: @unchecked Sendable { var values: [Double] = [5, 3, 4, 3.5, 9, 6, 7, 4.0, 6, 5, 3.9, 3.6] }
+        let script = Script()
+        let gate = QuietState.Gate { script.values.removeFirst() }
+        gate.calibrate(readings: 5)
+        #expect(gate.level == 3.5 && abs(gate.threshold - 4.025) < 1e-12)
+        var runs = 0
+        let attempts = gate.measure { () -> Double in runs += 1; return runs == 1 ? 10 : 12 }
+        #expect(attempts.map(\.value) == [10, 12] && attempts.map(\.before) == [4.0, 3.9] && attempts.map(\.after) == [6, 3.6])
+        #expect(gate.readings == 12 && script.values.isEmpty && gate.level == 3.5)
+        // The kept value is the quiet attempt's, even though the busy one was lower.
+        #expect(gate.kept(attempts, lowest: { $0 }) == 12)
+    }
+
+    /// A machine that is never quiet: each attempt waits `maxWaitReadings` readings, then measures
+    /// anyway; after `maxAttempts` the lowest value is kept.
+    @Test func gateGivesUpAfterItsAttempts() {
+        final class Script: @unchecked Sendable { var n = 0 }
+        let script = Script()
+        // Level 1 from the first three readings, then only 2s.
+        let gate = QuietState.Gate { script.n += 1; return script.n <= 3 ? 1 : 2 }
+        gate.maxWaitReadings = 5
+        gate.maxAttempts = 3
+        gate.calibrate(readings: 3)
+        var values = [7.0, 5, 6]
+        let attempts = gate.measure { values.removeFirst() }
+        #expect(attempts.count == 3 && script.n == 3 + 3 * (5 + 1))
+        #expect(gate.kept(attempts, lowest: { $0 }) == 5)
     }
 
     /// Windows of unequal counts have no paired estimate.

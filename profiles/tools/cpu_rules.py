@@ -2,14 +2,20 @@
 (sweeps.csv and e2e_windows.csv, profiles/FORMAT.md) under another rule, into a new folder, so that
 `planner validate` can compare rules on the same measurements.
 
-    python3 profiles/tools/cpu_rules.py SRC DST --tables lowest|mean-first-last --e2e quiet|median
+    python3 profiles/tools/cpu_rules.py SRC DST --tables lowest|mean-first-last --e2e gated|quiet|median [--factor F]
 
 --tables lowest --e2e quiet is the capture's own rule (QuietState in Sources/CPUEngine): each table
 point the lowest sweep; a run's time its median window relative to its round's level (the geometric
-mean of the group's windows in that round), times the group's lowest round level.
---tables mean-first-last --e2e median is the earlier rule: the mean of the first and the last sweep;
+mean of the group's windows in that round), times the group's lowest round level. A capture with its
+state gate retries a window whose state-probe reading after it was busy; this rule takes the last
+attempt of each (pass, round), the quiet one when there was one.
+--e2e gated is the alternative tried on the gated captures: a run's time the median of all its
+attempts whose readings before and after are both at most F (1.15) times the quiet level, the 5th
+percentile (nearest rank) of all windows' readings (the median of all its attempts when none is).
+--tables mean-first-last --e2e median is the earliest rule: the mean of the first and the last sweep;
 the median of a run's windows (the earlier capture took the median of all steps, which this
-approximates). The device JSON is copied as it is: it was derived from the tables under the
+approximates).
+The device JSON is copied as it is: it was derived from the tables under the
 capture's own rule, so a re-derived folder differs from a capture made under the other rule there
 too. DST is written whole or not at all.
 """
@@ -43,7 +49,7 @@ def write(path, data):
         w.writerows(data)
 
 
-def derive(src, out, tables, e2e):
+def derive(src, out, tables, e2e, factor):
     sweeps = collections.defaultdict(dict)
     for i, r in enumerate(rows(src, "sweeps.csv")):
         sweeps[(r["table"], int(r["row"]))][int(r["sweep"])] = float(r["seconds"])
@@ -57,9 +63,31 @@ def derive(src, out, tables, e2e):
             r["seconds"] = "%.6g" % pick([by_sweep[s] for s in sorted(by_sweep)])
         write(os.path.join(out, table + ".csv"), data)
 
-    windows = collections.defaultdict(dict)
+    windows = collections.defaultdict(dict)   # run -> (pass, round) -> its last attempt's seconds
+    attempts = collections.defaultdict(list)  # run -> [(seconds, before, after)], every attempt
     for i, r in enumerate(rows(src, "e2e_windows.csv")):
-        windows[r["run"]][(int(r["pass"]), int(r["round"]))] = float(r["seconds"])
+        line = i + 2
+        try:
+            key = (int(r["pass"]), int(r["round"]))
+            attempt = int(r.get("attempt") or 0)
+            seconds = float(r["seconds"])
+            before = float(r["probe_before"]) if r.get("probe_before") else None
+            after = float(r["probe_after"]) if r.get("probe_after") else None
+        except (TypeError, ValueError) as e:
+            fail(f"e2e_windows.csv line {line}: {e}")
+        if not seconds > 0:
+            fail(f"e2e_windows.csv line {line}: seconds must be above 0, got {r['seconds']}")
+        last = windows[r["run"]].get(key)
+        if last is None or attempt > last[0]:
+            windows[r["run"]][key] = (attempt, seconds)
+        attempts[r["run"]].append((seconds, before, after))
+    windows = {run: {k: v[1] for k, v in ws.items()} for run, ws in windows.items()}
+    level = None
+    if e2e == "gated":
+        readings = sorted(x for ws in attempts.values() for w in ws for x in w[1:])
+        if not readings or any(x is None for ws in attempts.values() for w in ws for x in w[1:]):
+            fail("e2e_windows.csv: --e2e gated needs probe_before and probe_after on every window (a capture made with its state gate)")
+        level = readings[max(0, math.ceil(0.05 * len(readings)) - 1)]
     runs = rows(src, "e2e.csv")
     groups = collections.defaultdict(list)
     for r in runs:
@@ -72,7 +100,10 @@ def derive(src, out, tables, e2e):
                 fail(f"e2e_windows.csv: run {m} of group {group} lacks the group's (pass, round) windows {keys}")
         levels = [math.exp(sum(math.log(windows[m][k]) for m in members) / len(members)) for k in keys]
         for m in members:
-            if e2e == "median":
+            if e2e == "gated":
+                quiet = [w[0] for w in attempts[m] if max(w[1], w[2]) <= factor * level]
+                times[m] = statistics.median(quiet or [w[0] for w in attempts[m]])
+            elif e2e == "median":
                 times[m] = statistics.median(windows[m][k] for k in keys)
             else:
                 times[m] = statistics.median(windows[m][k] / level for k, level in zip(keys, levels)) * min(levels)
@@ -95,8 +126,11 @@ def main():
     ap.add_argument("src")
     ap.add_argument("dst")
     ap.add_argument("--tables", choices=["lowest", "mean-first-last"], required=True)
-    ap.add_argument("--e2e", choices=["quiet", "median"], required=True)
+    ap.add_argument("--e2e", choices=["gated", "quiet", "median"], required=True)
+    ap.add_argument("--factor", type=float, default=1.15, help="gated: a quiet reading is at most this times the quiet level (default 1.15)")
     args = ap.parse_args()
+    if not 1 <= args.factor <= 3:
+        fail(f"--factor: must be from 1 to 3, got {args.factor}")
     src, dst = os.path.normpath(args.src), os.path.normpath(args.dst)
     if not os.path.isdir(src):
         fail(f"{src}: not a profile folder")
@@ -107,7 +141,7 @@ def main():
         fail(f"{tmp}: exists (left by an interrupted run?); remove it first")
     shutil.copytree(src, tmp)
     try:
-        derive(src, tmp, args.tables, args.e2e)
+        derive(src, tmp, args.tables, args.e2e, args.factor)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
