@@ -2,10 +2,11 @@
 # Recaptures the CPU profile (profiles/FORMAT.md) with the CPU engine: GEMMs by shape, decode and
 # prefill attention, the copy threads' bandwidth, and end-to-end decode steps over placements in
 # groups, and how kernels and copies slow each other (contention.csv); then checks it with `planner
-# validate`. About 6 minutes on the 2-core build machine.
+# validate`. 9-12 minutes on the 2-core build machine with the state gate (the default), depending
+# on how often the machine is busy.
 # Run it on an otherwise idle machine: every number is a wall-clock time.
 #
-#     scripts/capture-cpu-profile.sh [profiles/cpu-NAME] [--repeats N] [--passes N] [--rounds N]
+#     scripts/capture-cpu-profile.sh [profiles/cpu-NAME] [--repeats N] [--passes N] [--rounds N] [--no-gate]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-profiles/cpu-amd-epyc-2c}"

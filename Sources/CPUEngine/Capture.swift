@@ -526,8 +526,10 @@ public struct CPUProfileCapture {
     }
 
     /// One timed window of an end-to-end run: the median of its timed steps, with the state probe's
-    /// readings before and after it (nan without a gate). A window that is not quiet is retried, so
-    /// a (pass, round) can hold several attempts, the last one kept by the ungated rule.
+    /// readings before and after it (nan without a gate). With a gate, a window whose reading before
+    /// or after is busy is retried, so a (pass, round) can hold several attempts; the run's time
+    /// uses the last attempt of each (pass, round), which is the quiet one when there was one and
+    /// otherwise the last of `Gate.maxAttempts` busy ones.
     public struct Window: Sendable {
         public var pass: Int, round: Int, attempt: Int
         public var seconds: Double
@@ -538,7 +540,7 @@ public struct CPUProfileCapture {
     /// group's rounds with a count from 0 (the capture measures a contention round), `afterPass` after
     /// each pass (the capture sweeps the kernel tables). A run's time follows
     /// from the last attempt of its window in every pass and round (with a gate, the quiet one when
-    /// there was one) by the paired rule of `QuietState.groupTimes`.
+    /// there was one, else the last busy one) by the paired rule of `QuietState.groupTimes`.
     func e2e(afterGroup: (Int) -> Void = { _ in }, afterPass: (Int) -> Void = { _ in }) throws -> [(run: Profile.E2ERun, windows: [Window])] {
         let entries = e2ePlan()
         var windows = [[Window]](repeating: [], count: entries.count)
@@ -564,7 +566,7 @@ public struct CPUProfileCapture {
                             func window() -> Double {
                                 median(PlanRunner.run(plan, on: engine, warmup: max(warmup, 1), repeats: repeats, keepLogits: false, fillContext: false).stepSeconds)
                             }
-                            let attempts = gate?.measure(window) ?? [QuietState.Attempt(value: window(), before: .nan, after: .nan)]
+                            let attempts = gate?.measure(window) ?? [QuietState.Attempt(value: window(), before: .nan, after: .nan, quietBefore: false, quietAfter: false)]
                             windows[i] += attempts.enumerated().map { Window(pass: pass, round: round, attempt: $0.offset, seconds: $0.element.value,
                                                                              before: $0.element.before, after: $0.element.after) }
                         }
@@ -741,7 +743,7 @@ public struct CPUProfileCapture {
                 return "\(r.run.run),\(w.pass),\(w.round),\(w.attempt),\(Self.g(w.seconds)),\(probe)"
             }
         }.joined(separator: "\n") + "\n", out.appendingPathComponent("e2e_windows.csv"))
-        let gating = gate.map { String(format: "every table point, contention alternation and window measured in the machine's quiet state (QuietState.Gate: it waits for a state-probe reading at most %.2f x the quiet level and is retried, up to %d attempts, when the reading after it is above)", $0.factor, $0.maxAttempts) }
+        let gating = gate.map { String(format: "every table point, contention alternation and window measured in the machine's quiet state (QuietState.Gate: it waits, at most %d readings, for a state-probe reading at most %.2f x the quiet level and is retried, up to %d attempts, when the reading before or after it is above)", $0.maxWaitReadings, $0.factor, $0.maxAttempts) }
             ?? "measured whenever it came (no state gate)"
         let e2eRule = "a run's time its median window (the last attempt of each pass and round) relative to its round's level, at the group's lowest round level"
         let uname = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"

@@ -70,7 +70,8 @@ extension QuietState {
         let a = FloatBuffer(count: 16 * 1024), cOut = FloatBuffer(count: 16 * 4096)
         var taken = 0
         var sink: Float = 0
-        let start = now()
+        /// When the first sample was taken (`Sample.at` counts from it).
+        private var start: Double?
 
         public init() {
             kv = FloatBuffer(count: c * b * 2 * h * d); q = FloatBuffer(count: b * h * d)
@@ -102,6 +103,7 @@ extension QuietState {
         /// One sample (about 10 ms on the capture machine), on the calling thread.
         public func sample() -> Sample {
             let t0 = now()
+            if start == nil { start = t0 }
             var s: Float = 0
             for i in stride(from: 0, to: flush.count, by: 16) { s += flush.p[i] }
             sink += s
@@ -112,7 +114,7 @@ extension QuietState {
             let t3 = now()
             taken += 1
             out.p[0] = sink
-            return Sample(at: t0 - start, attention: t2 - t1, gemm: t3 - t2, readBytesPerSecond: Double(flush.count * 4) / (t1 - t0))
+            return Sample(at: t0 - start!, attention: t2 - t1, gemm: t3 - t2, readBytesPerSecond: Double(flush.count * 4) / (t1 - t0))
         }
     }
 
@@ -134,16 +136,22 @@ extension QuietState {
 
 extension QuietState {
     /// One attempt of a gated measurement: its value and the probe's readings (seconds of the state
-    /// sample's attention) just before and just after it.
+    /// sample's attention) just before and just after it, each judged quiet or busy against the
+    /// quiet level of the moment it was taken (a later reading may lower the level).
     public struct Attempt<T> {
         public var value: T
         public var before: Double
         public var after: Double
+        public var quietBefore: Bool
+        public var quietAfter: Bool
+        /// Both readings were quiet when taken.
+        public var isQuiet: Bool { quietBefore && quietAfter }
     }
 
     /// Measures in the machine's quiet state: before each attempt it probes until a reading is
-    /// quiet, and after it probes again; an attempt whose readings are both quiet is kept, another is
-    /// retried. A reading is quiet when it is at most `factor` times the quiet level, the lowest
+    /// quiet (or gives up after `maxWaitReadings` and measures anyway), and after it probes again; an
+    /// attempt whose readings are both quiet is kept, another (a busy reading before or after) is
+    /// retried, up to `maxAttempts`. A reading is quiet when it is at most `factor` times the quiet level, the lowest
     /// median of three consecutive readings seen so far. On the capture machine the probe's decode
     /// attention reads 3.3-3.75 ms in the quiet state and 4.75-5.5 ms in the busy one, so `factor`
     /// (1.15) falls between the two.
@@ -184,12 +192,13 @@ extension QuietState {
         /// Takes `count` readings to set the quiet level before the first measurement.
         public func calibrate(readings count: Int) { for _ in 0 ..< count { _ = take() } }
 
-        /// Reads until a reading is quiet or `maxWaitReadings` were taken; returns the last reading.
-        public func waitForQuiet() -> Double {
+        /// Reads until a reading is quiet or `maxWaitReadings` were taken; returns the last reading
+        /// and whether it was quiet.
+        public func waitForQuiet() -> (reading: Double, quiet: Bool) {
             var r = take()
             var n = 1
             while !isQuiet(r) && n < maxWaitReadings { r = take(); n += 1 }
-            return r
+            return (r, isQuiet(r))
         }
 
         /// Every attempt of `body`, up to the first whose readings before and after are both quiet
@@ -200,8 +209,10 @@ extension QuietState {
                 let before = waitForQuiet()
                 let value = try body()
                 let after = take()
-                attempts.append(Attempt(value: value, before: before, after: after))
-                if isQuiet(before) && isQuiet(after) { break }
+                let attempt = Attempt(value: value, before: before.reading, after: after,
+                                      quietBefore: before.quiet, quietAfter: isQuiet(after))
+                attempts.append(attempt)
+                if attempt.isQuiet { break }
             }
             return attempts
         }
@@ -209,7 +220,7 @@ extension QuietState {
         /// The kept value of a measurement: the quiet attempt's, or without one the attempt of the
         /// lowest `cost`.
         public func kept<T>(_ attempts: [Attempt<T>], lowest cost: (T) -> Double) -> T {
-            if let last = attempts.last, isQuiet(last.before), isQuiet(last.after) { return last.value }
+            if let last = attempts.last, last.isQuiet { return last.value }
             return attempts.min { cost($0.value) < cost($1.value) }!.value
         }
     }

@@ -61,12 +61,16 @@ import Testing
         c.passes = 1
         c.rounds = 2
         c.pinComputeThread = false
-        // A scripted state probe: 1 ms readings (quiet) with every sixth reading 2 ms (busy). A
-        // gated measurement takes two readings when both are quiet and waits through a busy
-        // "before", so about half the measurements meet a busy "after" and are retried.
+        // A scripted state probe: 1 ms readings (quiet) in spells of eleven, then nine of 2 ms
+        // (busy). A gated measurement waits at most two readings for a quiet one, so an attempt
+        // that starts in a busy spell measures after a busy "before" and is retried, and one that
+        // starts at the spell's first two readings meets three busy attempts (nine readings) and
+        // keeps the last of them.
         final class Script: @unchecked Sendable { var n = 0 }
         let script = Script()
-        c.gate = QuietState.Gate { script.n += 1; return script.n % 6 == 0 ? 2e-3 : 1e-3 }
+        let gate = QuietState.Gate { script.n += 1; return script.n % 20 >= 11 ? 2e-3 : 1e-3 }
+        gate.maxWaitReadings = 2
+        c.gate = gate
         try c.run(folderName: "cpu-test")
         let p = try ProfileReader.read(dir)
         #expect(p.meta.dtype == .fp32 && p.meta.hardware == "cpu-test.json")
@@ -110,8 +114,9 @@ import Testing
             #expect(v.count == 2 && abs(v.min()! / point.seconds - 1) < 1e-5, "gemm row \(i + 1)")
         }
         // Every window's attempts (one pass, two rounds): a retried attempt had a 2 ms reading
-        // before or after it, the last attempt of a window none unless all three had; e2e.csv's
-        // times follow from the last attempts by the group rule.
+        // before or after it, the last attempt of a window none unless all three had; some retries
+        // followed a busy "before", some windows used all three attempts; e2e.csv's times follow
+        // from the last attempts by the group rule.
         let windows = try String(contentsOf: dir.appendingPathComponent("e2e_windows.csv"), encoding: .utf8).split(separator: "\n")
         #expect(windows.first == "run,pass,round,attempt,seconds,probe_before,probe_after")
         var attempts: [String: [[Double]]] = [:]
@@ -120,7 +125,7 @@ import Testing
             attempts[String(f[0]), default: []].append(f[1...].map { Double($0)! })
         }
         #expect(attempts.count == p.e2e.count)
-        var retried = 0
+        var retried = 0, busyBefore = 0, allBusy = 0
         var last: [String: [Double]] = [:]
         for run in p.e2e {
             let a = try #require(attempts[run.run])
@@ -130,10 +135,12 @@ import Testing
                 let busy = w.map { max($0[4], $0[5]) > 1e-3 }
                 #expect(busy.dropLast().allSatisfy { $0 } && (!busy.last! || w.count == 3), "\(run.run) round \(round)")
                 retried += w.count - 1
+                busyBefore += w.filter { $0[4] > 1e-3 }.count
+                if busy.allSatisfy({ $0 }) { allBusy += 1 }
                 last[run.run, default: []].append(w.last![3])
             }
         }
-        #expect(retried > 0)
+        #expect(retried > 0 && busyBefore > 0 && allBusy > 0, "\(retried) \(busyBefore) \(allBusy)")
         for (_, runs) in Dictionary(grouping: p.e2e, by: \.group) {
             let times = QuietState.groupTimes(try runs.map { try #require(last[$0.run]) })
             for (run, t) in zip(runs, times) { #expect(abs(t / run.stepSeconds - 1) < 1e-4, "\(run.run)") }
@@ -241,6 +248,22 @@ import Testing
         let attempts = gate.measure { values.removeFirst() }
         #expect(attempts.count == 3 && script.n == 3 + 3 * (5 + 1))
         #expect(gate.kept(attempts, lowest: { $0 }) == 5)
+    }
+
+    /// A reading is judged against the level of the moment it is taken. By hand: calibration reads
+    /// 4, 4, 4 and 3 (medians of three 4 and 4: level 4, quiet up to 4.6). The reading before the
+    /// attempt, 4.5, is quiet; the reading after it, 3, makes the last three 3, 4.5 and 3, whose median
+    /// lowers the level to 3 (quiet up to 3.45). The attempt is kept at once: judged against the new
+    /// level the reading before it would have been busy and the attempt retried.
+    @Test func gateJudgesAReadingWhenTaken() {
+        final class Script: @unchecked Sendable { var values: [Double] = [4, 4, 4, 3, 4.5, 3] }
+        let script = Script()
+        let gate = QuietState.Gate { script.values.removeFirst() }
+        gate.calibrate(readings: 4)
+        #expect(gate.level == 4)
+        let attempts = gate.measure { 1.0 }
+        #expect(attempts.count == 1 && attempts[0].quietBefore && attempts[0].quietAfter && script.values.isEmpty)
+        #expect(gate.level == 3 && !gate.isQuiet(4.5))
     }
 
     /// Windows of unequal counts have no paired estimate.

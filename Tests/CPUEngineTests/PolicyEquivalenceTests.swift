@@ -65,18 +65,26 @@ func maxDifference(_ a: [[Float]], _ b: [[Float]]) -> Float {
         }
     }
 
-    /// K and V recomputed from ACT checkpoints are the same bits as the K and V the original pass
-    /// computed: the same norm on the same row, then the K/V columns of the same weight matrix, and
-    /// OpenBLAS computes each output element with the same order of the k sum whatever the number of
-    /// rows (its kernels block rows and columns, never split k differently by m). Checked on the
-    /// placements that recompute K and V from checkpoints, with the weights resident and streamed.
+    /// K and V recomputed from ACT checkpoints are the K and V the original pass computed: the same
+    /// norm on the same row, then the K/V columns of the same weight matrix. With OpenBLAS's
+    /// Cooperlake kernels (AVX-512) each output element's k sum runs in the same order whatever the
+    /// number of rows, so the logits agree bit for bit; other kernel sets handle a GEMM of a few rows
+    /// with another loop (with its Zen kernels, OpenBLAS 0.3.21, the logits differ by up to 1e-5), so
+    /// there they agree within the fp32 reordering bound of `tolerance`. Checked on the placements
+    /// that recompute K and V from checkpoints, with the weights resident and streamed.
     @Test(arguments: [Shapes.mha, Shapes.gqa])
-    func actRecomputationIsBitwiseExact(model: ModelSpec) throws {
+    func actRecomputationIsExact(model: ModelSpec) throws {
+        let bitwise = BLAS.coreName == "Cooperlake"
         let reference = try generate(model, batch: 3, prompt: Self.prompt, tokens: Self.tokens, weights: 1, TokenPlacement(gpuKV: Self.context))
         for placement in [TokenPlacement(gpuAct: 32), TokenPlacement(gpuAct: 12, hostAct: 20), TokenPlacement(gpuKV: 4, gpuAct: 10, hostKV: 9, hostAct: 9)] {
             for weights in [1.0, 0.0] {
                 let run = try generate(model, batch: 3, prompt: Self.prompt, tokens: Self.tokens, weights: weights, placement)
-                #expect(run == reference, "\(model.name) \(placement) weights \(weights): differs by \(maxDifference(run, reference))")
+                let diff = maxDifference(run, reference)
+                if bitwise {
+                    #expect(run == reference, "\(model.name) \(placement) weights \(weights) (\(BLAS.coreName) kernels): differs by \(diff)")
+                } else {
+                    #expect(run.count == reference.count && diff <= Self.tolerance, "\(model.name) \(placement) weights \(weights) (\(BLAS.coreName) kernels): differs by \(diff)")
+                }
             }
         }
     }

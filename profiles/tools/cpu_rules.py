@@ -84,9 +84,10 @@ def derive(src, out, tables, e2e, factor):
     windows = {run: {k: v[1] for k, v in ws.items()} for run, ws in windows.items()}
     level = None
     if e2e == "gated":
-        readings = sorted(x for ws in attempts.values() for w in ws for x in w[1:])
-        if not readings or any(x is None for ws in attempts.values() for w in ws for x in w[1:]):
+        readings = [x for ws in attempts.values() for w in ws for x in w[1:]]
+        if not readings or any(x is None for x in readings):
             fail("e2e_windows.csv: --e2e gated needs probe_before and probe_after on every window (a capture made with its state gate)")
+        readings.sort()
         level = readings[max(0, math.ceil(0.05 * len(readings)) - 1)]
     runs = rows(src, "e2e.csv")
     groups = collections.defaultdict(list)
