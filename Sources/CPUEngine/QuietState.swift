@@ -225,3 +225,72 @@ extension QuietState {
         }
     }
 }
+
+extension QuietState {
+    /// One reading of the contention state between the cores.
+    public struct ContentionSample: Sendable {
+        /// Seconds from the first reading.
+        public var at: Double
+        /// Eight decode GEMMs (m = 4, 4096 x 1024, each against its own 16 MiB weight matrix) alone
+        /// and while a copy thread on the other core streams weights as the engine does, in seconds.
+        public var alone: Double, shared: Double
+        public var ratio: Double { shared / alone }
+    }
+
+    /// The contention state between the compute core and the copy core: how much a copy on the
+    /// other core slows a memory-bound decode GEMM, read in about 15 ms (`planner-bench` prints its
+    /// spread over time). The state probe (`Probe`) runs on the compute core alone and does not see
+    /// it.
+    public final class ContentionProbe: @unchecked Sendable {
+        let weights: [FloatBuffer]
+        let a = FloatBuffer(count: 4 * 1024), c = FloatBuffer(count: 4 * 4096)
+        let copy: CPUProfileCapture.BackgroundCopy
+        private var start: Double?
+
+        public init() {
+            weights = (0 ..< 8).map { i -> FloatBuffer in
+                let w = FloatBuffer(count: 4096 * 1024)
+                fill(w.p, w.count, scale: 0.05, seed: 11, stream: UInt64(20 + i))
+                return w
+            }
+            fill(a.p, a.count, scale: 1, seed: 11, stream: 1)
+            // A layer of 48 MiB in two copies (16 and 32 MiB), four layers: as the engine streams a
+            // layer's attention and FFN weights.
+            copy = CPUProfileCapture.BackgroundCopy(chunks: [4 << 20, 8 << 20])
+        }
+
+        deinit { copy.stop() }
+
+        func gemms() -> Double {
+            let t0 = now()
+            for w in weights { Kernels.gemm(m: 4, n: 4096, k: 1024, a.p, lda: 1024, w.p, ldb: 4096, c.p, ldc: 4096) }
+            return now() - t0
+        }
+
+        /// One reading, on the calling thread (pinned to the compute core by the caller).
+        public func reading() -> ContentionSample {
+            let t0 = now()
+            if start == nil { start = t0 }
+            let alone = gemms()
+            var shared = 0.0
+            _ = copy.during { shared = gemms() }
+            return ContentionSample(at: t0 - start!, alone: alone, shared: shared)
+        }
+    }
+
+    /// Reads the contention state every `interval` seconds for `seconds`, with the calling thread
+    /// pinned to the compute core.
+    public static func contentionSeries(seconds: Double, interval: Double) -> [ContentionSample] {
+        CPUAffinity.pinComputeThread()
+        BLAS.setThreads(1)
+        let probe = ContentionProbe()
+        _ = probe.reading()
+        var samples: [ContentionSample] = []
+        let start = now()
+        while now() - start < seconds {
+            samples.append(probe.reading())
+            usleep(useconds_t(interval * 1e6))
+        }
+        return samples
+    }
+}

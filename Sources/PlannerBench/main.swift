@@ -5,10 +5,16 @@
 // Prints events per second of the event engine alone, and wall time of whole simulations (graph
 // construction, engine, summary) for one decode step of OPT-175B and a 1,024-token generation of
 // OPT-30B on one thread; then the default `planner sweep` on all cores (exhaustive grid, the ratio
-// search, and the whole command's work).
+// search, and the whole command's work); then the CPU engine's GEMMs, the machine's state and the
+// contention state between its cores. `--contention-series` also prints every contention reading.
 import Foundation
 import CPUEngine
 import PlannerCore
+
+for arg in CommandLine.arguments.dropFirst() where arg != "--contention-series" {
+    FileHandle.standardError.write(Data("error: unknown argument '\(arg)' (planner-bench takes only --contention-series)\n".utf8))
+    exit(2)
+}
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let clock = ContinuousClock()
@@ -206,4 +212,28 @@ do {
     print(String(format: "  median of quiet / busy samples: attention %.2f / %.2f ms, decode GEMM (m = 16, 4096 x 1024) %.3f / %.3f ms, sequential read %.1f / %.1f GB/s",
                  median(quietSamples.map(\.attention)) * 1e3, median(busySamples.map(\.attention)) * 1e3, median(quietSamples.map(\.gemm)) * 1e3,
                  median(busySamples.map(\.gemm)) * 1e3, median(quietSamples.map(\.readBytesPerSecond)) / 1e9, median(busySamples.map(\.readBytesPerSecond)) / 1e9))
+}
+
+do {
+    // The contention state between the cores (QuietState.ContentionProbe): eight decode GEMMs (m = 4)
+    // alone and beside a weight-streaming copy on the other core, every 0.25 s for 60 s. A reading
+    // counts as high contention over 1.4 times (the two states sit near 2 and 1.0-1.2 on the capture
+    // machine of the shipped profile).
+    let samples = QuietState.contentionSeries(seconds: 60, interval: 0.25)
+    let ratios = samples.map(\.ratio).sorted()
+    let high = samples.map { $0.ratio > 1.4 }
+    var spells: [Double] = [], lows: [Double] = []
+    var runStart = samples.first?.at ?? 0
+    for i in samples.indices.dropFirst() where high[i] != high[i - 1] {
+        if high[i - 1] { spells.append(samples[i].at - runStart) } else { lows.append(samples[i].at - runStart) }
+        runStart = samples[i].at
+    }
+    if let last = samples.last { if high.last! { spells.append(last.at - runStart) } else { lows.append(last.at - runStart) } }
+    func q(_ x: [Double], _ p: Double) -> Double { x.isEmpty ? .nan : x.sorted()[min(x.count - 1, Int(p * Double(x.count)))] }
+    print(String(format: "contention state (QuietState.ContentionProbe): 8 decode GEMMs (m = 4, 4096 x 1024) beside / alone every 0.25 s for 60 s: %d readings, p10 %.2f, median %.2f, p90 %.2f; high (over 1.4) %.0f%% of readings in %d spells (median %.1f s, longest %.1f s), low spells median %.1f s, longest %.1f s; GEMMs alone median %.2f ms",
+                 samples.count, q(ratios, 0.1), q(ratios, 0.5), q(ratios, 0.9), 100 * Double(high.filter { $0 }.count) / Double(max(samples.count, 1)),
+                 spells.count, q(spells, 0.5), spells.max() ?? 0, q(lows, 0.5), lows.max() ?? 0, q(samples.map(\.alone), 0.5) * 1e3))
+    if CommandLine.arguments.contains("--contention-series") {
+        for s in samples { print(String(format: "  %.2f s: alone %.2f ms, beside %.2f ms, x%.2f", s.at, s.alone * 1e3, s.shared * 1e3, s.ratio)) }
+    }
 }
