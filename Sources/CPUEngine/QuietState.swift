@@ -246,6 +246,8 @@ extension QuietState {
         let a = FloatBuffer(count: 4 * 1024), c = FloatBuffer(count: 4 * 4096)
         let copy: CPUProfileCapture.BackgroundCopy
         private var start: Double?
+        /// The copy's rate during the last reading's shared side, bytes per second.
+        public private(set) var lastCopyBytesPerSecond = 0.0
 
         public init() {
             weights = (0 ..< 8).map { i -> FloatBuffer in
@@ -273,7 +275,7 @@ extension QuietState {
             if start == nil { start = t0 }
             let alone = gemms()
             var shared = 0.0
-            _ = copy.during { shared = gemms() }
+            lastCopyBytesPerSecond = copy.during { shared = gemms() }
             return ContentionSample(at: t0 - start!, alone: alone, shared: shared)
         }
     }

@@ -15,7 +15,9 @@ struct RunCommand: ParsableCommand {
         (heads, K/V heads, FFN width and vocabulary divided, head dimension kept) and the output says what ran. A \
         run that would not fit in this machine's memory (MemAvailable) is refused before anything is allocated, \
         with the size it would need. The prediction is the simulator's for the same scaled-down plan on the CPU \
-        device of the profile (its device JSON and its measured tables).
+        device of the profile (its device JSON and its measured tables). Without --profile it uses the shipped CPU \
+        profile (profiles/cpu-*) measured on this machine's CPU model, or profiles/cpu-amd-epyc-2c with a note when \
+        none was.
         """
     )
 
@@ -31,8 +33,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Override the scenario's batch (1 to 4096).")
     var batch: Int?
 
-    @Option(help: "The CPU profile folder whose device and tables predict the step (profiles/FORMAT.md).")
-    var profile: String = "profiles/cpu-amd-epyc-2c"
+    @Option(help: "The CPU profile folder whose device and tables predict the step (profiles/FORMAT.md); default: the shipped profile measured on this CPU model, else profiles/cpu-amd-epyc-2c.")
+    var profile: String?
 
     @Option(help: "Timed decode steps of a decodeStep scenario (1 to 1000; the median is reported).")
     var repeats: Int = 5
@@ -42,6 +44,26 @@ struct RunCommand: ParsableCommand {
 
     @Flag(help: "Print the result as JSON.")
     var json = false
+
+    /// The profile folder to predict with: `given`, or the shipped CPU profile (a `profiles/cpu-*`
+    /// folder) whose device is this machine's CPU, or `profiles/cpu-amd-epyc-2c` with a note saying
+    /// that it was measured on another CPU.
+    static func profileFolder(_ given: String?) throws -> (String, String?) {
+        if let given { return (given, nil) }
+        let fallback = "profiles/cpu-amd-epyc-2c"
+        guard FileManager.default.fileExists(atPath: "\(fallback)/profile.json") else {
+            throw InputError(field: "--profile", "not given, and there is no profiles/cpu-* folder here: run from the repository root (the CPU profiles ship in profiles/) or pass --profile DIR")
+        }
+        let here = CPUProfileCapture.cpuDescription()
+        let folders = ((try? FileManager.default.contentsOfDirectory(atPath: "profiles")) ?? []).filter { $0.hasPrefix("cpu-") }.sorted()
+        for name in folders {
+            let folder = URL(fileURLWithPath: "profiles/\(name)")
+            guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("profile.json").path),
+                  let measured = try? ProfileReader.read(folder) else { continue }
+            if measured.meta.device == here { return ("profiles/\(name)", nil) }
+        }
+        return (fallback, "no shipped CPU profile was measured on this CPU (\(here)); predicting with \(fallback), measured on another: capture one with scripts/capture-cpu-profile.sh for predictions of this machine")
+    }
 
     func run() throws {
         try reportingErrors {
@@ -54,9 +76,10 @@ struct RunCommand: ParsableCommand {
             let original = try Scenario.load(URL(fileURLWithPath: scenario))
             var model = original.model
             let note = try Self.scale(&model, layers: layers, divisor: widthDivisor)
+            let (profile, profileNote) = try Self.profileFolder(profile)
             let folder = URL(fileURLWithPath: profile)
             guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("profile.json").path) else {
-                throw InputError(field: "--profile", "\(profile) is not a profile folder; the CPU profile ships as profiles/cpu-amd-epyc-2c (run from the repository root) and is recaptured by scripts/capture-cpu-profile.sh")
+                throw InputError(field: "--profile", "\(profile) is not a profile folder; the CPU profiles ship as profiles/cpu-* (run from the repository root) and are recaptured by scripts/capture-cpu-profile.sh")
             }
             let measured = try ProfileReader.read(folder)
             let hw = try measured.hardware(in: folder)
@@ -132,6 +155,7 @@ struct RunCommand: ParsableCommand {
                 ]
                 if let memoryNote { doc["memoryNote"] = memoryNote }
                 if let weightsNote { doc["weightsNote"] = weightsNote }
+                if let profileNote { doc["profileNote"] = profileNote }
                 if !rows.isEmpty {
                     doc["breakdownPerStep"] = Dictionary(uniqueKeysWithValues: rows.map { ($0.key, ["measured": $0.measured, "predicted": $0.predicted]) })
                 }
@@ -167,6 +191,7 @@ struct RunCommand: ParsableCommand {
                 print("  (predicted GEMMs: the QKV, output, FFN and head tasks with their norms, activations and residuals, and a recomputed token's whole layer; measured attention includes the recomputed tokens')")
             }
             print("prediction: the simulator on device \(hw.name) with profile \(measured.name) (\(measured.meta.capturedAt))")
+            if let profileNote { print("note: \(profileNote)") }
             if let weightsNote { print("note: \(weightsNote)") }
             if let memoryNote { print("note: the planner's memory model for \(hw.name) would refuse this placement (\(memoryNote)); the engine ran it in this machine's memory") }
         }

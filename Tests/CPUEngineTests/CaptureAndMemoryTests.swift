@@ -266,6 +266,17 @@ import Testing
         #expect(gate.level == 3 && !gate.isQuiet(4.5))
     }
 
+    /// The contention probe times the same GEMMs on both sides and its copy thread really runs: two
+    /// readings in order, every time positive, and the copy's bytes counted while the GEMMs ran
+    /// beside it (a copy that never started would leave the rate at 0).
+    @Test func contentionProbeReadsBothSides() {
+        let probe = QuietState.ContentionProbe()
+        let first = probe.reading(), second = probe.reading()
+        #expect(first.at == 0 && second.at > 0)
+        #expect([first, second].allSatisfy { $0.alone > 0 && $0.shared > 0 && $0.ratio.isFinite })
+        #expect(probe.lastCopyBytesPerSecond > 1e8)
+    }
+
     /// Windows of unequal counts have no paired estimate.
     @Test func unequalRoundsAreRefused() {
         #expect(QuietState.groupTimes([[10, 20], [12]]).allSatisfy { $0.isNaN })

@@ -30,6 +30,44 @@ struct CLIProfileTests {
         #expect(wrong.stderr.contains("measured on cpu-amd-epyc-2c"), "\(wrong.stderr)")
     }
 
+    /// Without --profile, `planner run` predicts with the shipped CPU profile measured on this
+    /// machine's CPU (family, model and core count from /proc/cpuinfo, read here on its own), or says
+    /// in a note that none was and which one it used.
+    @Test func runPicksTheProfileOfThisCPU() throws {
+        let dir = try CLITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cpu = CLITests.packageRoot.appendingPathComponent("profiles/cpu-amd-epyc-2c").path
+        let scenario = """
+            {"model": "\(cpu)/cpu-opt-small.json", "hardware": "\(cpu)/cpu-amd-epyc-2c.json", "dtype": "fp32",
+             "batch": 1, "decodeStep": {"context": 8}, "weights": "gpu", "placement": {"gpuKV": 8}}
+            """
+        let file = dir.appendingPathComponent("run.json")
+        try scenario.write(to: file, atomically: true, encoding: .utf8)
+        let o = try CLITests.run(["run", file.path, "--layers", "1", "--repeats", "1", "--json"])
+        #expect(o.status == 0, "\(o.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8).split(separator: "\n")
+        func field(_ name: String) -> String? {
+            info.first { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == name }
+                .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) }
+        }
+        let here = "(family \(try #require(field("cpu family"))), model \(try #require(field("model")))), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        let root = CLITests.packageRoot.appendingPathComponent("profiles")
+        let devices = try FileManager.default.contentsOfDirectory(atPath: root.path).filter { $0.hasPrefix("cpu-") }.compactMap { name -> (String, String)? in
+            guard let data = try? Data(contentsOf: root.appendingPathComponent("\(name)/profile.json")),
+                  let meta = try JSONSerialization.jsonObject(with: data) as? [String: Any], let device = meta["device"] as? String else { return nil }
+            return (name, device)
+        }
+        #expect(devices.count >= 2)
+        let profile = try #require(doc["profile"] as? String)
+        if let note = doc["profileNote"] as? String {
+            #expect(profile == "cpu-amd-epyc-2c" && note.contains("no shipped CPU profile was measured on this CPU"))
+            #expect(!devices.contains { $0.1.hasSuffix(here) }, "\(devices) \(here)")
+        } else {
+            #expect(devices.contains { $0.0 == profile && $0.1.hasSuffix(here) }, "\(profile) \(devices) \(here)")
+        }
+    }
+
     /// `planner run --breakdown` times the engine's GEMM and attention calls inside its timed decode
     /// steps: they fit inside the measured step (kernel logs that kept the warm-up steps would not),
     /// and so do the simulator's tasks as played inside the predicted one; with resident weights no
