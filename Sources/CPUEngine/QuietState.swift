@@ -121,13 +121,19 @@ extension QuietState {
     /// Samples the machine's state every `interval` seconds for `seconds`, with the calling thread
     /// pinned to the compute core. `planner-bench` prints the spread.
     public static func probe(seconds: Double, interval: Double) -> [Sample] {
+        series(seconds: seconds, interval: interval) { let probe = Probe(); return probe.sample }
+    }
+
+    /// Readings every `interval` seconds for `seconds` on the compute core (pinned, OpenBLAS on one
+    /// thread): `make` builds the probe there and returns its reading.
+    static func series<T>(seconds: Double, interval: Double, _ make: () -> () -> T) -> [T] {
         CPUAffinity.pinComputeThread()
         BLAS.setThreads(1)
-        let probe = Probe()
-        var samples: [Sample] = []
+        let read = make()
+        var samples: [T] = []
         let start = now()
         while now() - start < seconds {
-            samples.append(probe.sample())
+            samples.append(read())
             usleep(useconds_t(interval * 1e6))
         }
         return samples
@@ -283,16 +289,10 @@ extension QuietState {
     /// Reads the contention state every `interval` seconds for `seconds`, with the calling thread
     /// pinned to the compute core.
     public static func contentionSeries(seconds: Double, interval: Double) -> [ContentionSample] {
-        CPUAffinity.pinComputeThread()
-        BLAS.setThreads(1)
-        let probe = ContentionProbe()
-        _ = probe.reading()
-        var samples: [ContentionSample] = []
-        let start = now()
-        while now() - start < seconds {
-            samples.append(probe.reading())
-            usleep(useconds_t(interval * 1e6))
+        series(seconds: seconds, interval: interval) {
+            let probe = ContentionProbe()
+            _ = probe.reading()   // a warm-up reading, left out
+            return probe.reading
         }
-        return samples
     }
 }

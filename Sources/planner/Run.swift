@@ -56,11 +56,9 @@ struct RunCommand: ParsableCommand {
         }
         let here = CPUProfileCapture.cpuDescription()
         let folders = ((try? FileManager.default.contentsOfDirectory(atPath: "profiles")) ?? []).filter { $0.hasPrefix("cpu-") }.sorted()
-        for name in folders {
-            let folder = URL(fileURLWithPath: "profiles/\(name)")
-            guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("profile.json").path),
-                  let measured = try? ProfileReader.read(folder) else { continue }
-            if measured.meta.device == here { return ("profiles/\(name)", nil) }
+        // Only each folder's profile.json: the chosen profile's tables are read once, by `run`.
+        for name in folders where (try? ProfileReader.readMeta(URL(fileURLWithPath: "profiles/\(name)")))?.device == here {
+            return ("profiles/\(name)", nil)
         }
         return (fallback, "no shipped CPU profile was measured on this CPU (\(here)); predicting with \(fallback), measured on another: capture one with scripts/capture-cpu-profile.sh for predictions of this machine")
     }

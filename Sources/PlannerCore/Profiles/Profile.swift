@@ -118,17 +118,22 @@ public struct Profile: Sendable {
 public enum ProfileReader {
     public static let format = "hybridplanner-profile/1"
 
+    /// A profile folder's `profile.json` alone (what `read` starts from), without its tables.
+    public static func readMeta(_ folder: URL) throws -> Profile.Meta {
+        let metaURL = folder.appendingPathComponent("profile.json")
+        guard let data = FileManager.default.contents(atPath: metaURL.path) else {
+            throw InputError(field: metaURL.path, "missing; every profile folder holds a profile.json (profiles/FORMAT.md)")
+        }
+        return try meta(data, source: "\(folder.standardizedFileURL.lastPathComponent)/profile.json")
+    }
+
     public static func read(_ folder: URL) throws -> Profile {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
             throw InputError(field: folder.path, "is not a profile folder (a directory holding profile.json)")
         }
         let name = folder.standardizedFileURL.lastPathComponent
-        let metaURL = folder.appendingPathComponent("profile.json")
-        guard let data = FileManager.default.contents(atPath: metaURL.path) else {
-            throw InputError(field: metaURL.path, "missing; every profile folder holds a profile.json (profiles/FORMAT.md)")
-        }
-        var profile = Profile(name: name, meta: try meta(data, source: "\(name)/profile.json"))
+        var profile = Profile(name: name, meta: try readMeta(folder))
         profile.folder = folder
         func table(_ file: String) throws -> CSVTable? {
             let url = folder.appendingPathComponent(file)
