@@ -2,11 +2,12 @@
 # Recaptures the CPU profile (profiles/FORMAT.md) with the CPU engine: GEMMs by shape, decode and
 # prefill attention, the copy threads' bandwidth, and end-to-end decode steps over placements in
 # groups, and how kernels and copies slow each other (contention.csv); then checks it with `planner
-# validate`. 9-12 minutes on the 2-core build machine with the state gate (the default), depending
-# on how often the machine is busy.
+# validate`. With the state gate (the default) and two passes, 9-12 minutes on the first 2-core build
+# machine (family 25 model 17), 58 on the second (family 25 model 1); ungated with six passes, 26
+# minutes on the second (how profiles/cpu-amd-epyc-f25m1-2c was taken: --no-gate --passes 6).
 # Run it on an otherwise idle machine: every number is a wall-clock time.
 #
-#     scripts/capture-cpu-profile.sh [profiles/cpu-NAME] [--repeats N] [--passes N] [--rounds N] [--no-gate]
+#     scripts/capture-cpu-profile.sh [profiles/cpu-NAME] [--repeats N] [--passes N] [--rounds N] [--rule typical|quiet] [--no-gate]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-profiles/cpu-amd-epyc-2c}"

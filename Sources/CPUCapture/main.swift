@@ -11,7 +11,7 @@ import PlannerCore
 
 var args = Array(CommandLine.arguments.dropFirst())
 var outPath: String?
-var repeats = 5, warmup = 1, passes = 2, rounds = 3, quick = false, gate = true, swift = "unknown"
+var repeats = 5, warmup = 1, passes = 2, rounds = 3, quick = false, gate = true, swift = "unknown", rule = QuietState.Rule.typical
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     exit(1)
@@ -28,13 +28,17 @@ while !args.isEmpty {
     case "--warmup": guard let v = Int(value()), (0...100).contains(v) else { fail("--warmup: must be an integer from 0 to 100") }; warmup = v
     case "--passes": guard let v = Int(value()), (1...20).contains(v) else { fail("--passes: must be an integer from 1 to 20") }; passes = v
     case "--rounds": guard let v = Int(value()), (1...20).contains(v) else { fail("--rounds: must be an integer from 1 to 20") }; rounds = v
+    case "--rule":
+        let v = value()
+        guard let r = QuietState.Rule(rawValue: v) else { fail("--rule: must be quiet or typical, got \(v)") }
+        rule = r
     case "--swift-version": swift = value()
     case "--quick": quick = true
     case "--no-gate": gate = false
     case "--help", "-h":
-        print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--passes N (1-20, default 2; the kernel tables are swept N + 1 times)] [--rounds N (1-20, default 3)] [--swift-version TEXT] [--quick] [--no-gate (measure whenever it comes instead of in the machine's quiet state)]")
+        print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--passes N (1-20, default 2; the kernel tables are swept N + 1 times)] [--rounds N (1-20, default 3)] [--rule typical|quiet (the machine's median or its fastest state, default typical)] [--swift-version TEXT] [--quick] [--no-gate (measure whenever it comes instead of in the machine's quiet state)]")
         exit(0)
-    default: fail("\(a): unknown option; allowed are --out, --repeats, --warmup, --passes, --rounds, --swift-version, --quick, --no-gate")
+    default: fail("\(a): unknown option; allowed are --out, --repeats, --warmup, --passes, --rounds, --rule, --swift-version, --quick, --no-gate")
     }
 }
 guard let outPath else { fail("--out: missing; name the profile folder to write (profiles/cpu-NAME)") }
@@ -44,6 +48,7 @@ capture.repeats = repeats
 capture.warmup = warmup
 capture.passes = passes
 capture.rounds = rounds
+capture.rule = rule
 capture.quick = quick
 if gate { capture.gate = QuietState.Gate.machine() }
 capture.swiftVersion = swift

@@ -42,6 +42,8 @@ public struct CPUProfileCapture {
     /// The kernel tables are swept `passes + 1` times (before the runs and after each pass).
     public var passes = 2
     public var rounds = 3
+    /// The state of the machine the tables and the end-to-end times describe (`QuietState.Rule`).
+    public var rule = QuietState.Rule.typical
     /// Pin the calling thread (which runs the kernels) to the first core for the capture, as the
     /// engine's copy threads are pinned to the last (`CPUAffinity`); tests leave their thread free.
     public var pinComputeThread = true
@@ -585,7 +587,7 @@ public struct CPUProfileCapture {
         }
         for group in groups {
             let last = group.map { i in windows[i].filter { w in !windows[i].contains { $0.pass == w.pass && $0.round == w.round && $0.attempt > w.attempt } } }
-            for (i, t) in zip(group, QuietState.groupTimes(last.map { $0.map(\.seconds) })) {
+            for (i, t) in zip(group, QuietState.groupTimes(last.map { $0.map(\.seconds) }, rule: rule)) {
                 out[i].run.stepSeconds = t
                 out[i].windows = windows[i]
                 log(String(format: "e2e %@: %.2f ms", out[i].run.run, t * 1e3))
@@ -627,7 +629,7 @@ public struct CPUProfileCapture {
         }
         callOverhead = callOverhead.isFinite ? Swift.max(0, callOverhead) : 0
         let total = MachineMemory.totalBytes().map { formatBytes($0) } ?? "unknown"
-        let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, per point the lowest of \(passes + 1) sweeps' medians of \(repeats) calls (before the end-to-end runs and after each pass\(gate == nil ? "" : ", each taken in the machine's quiet state")), \(date) (this profile)"
+        let src = "\(deviceName), OpenBLAS \(BLAS.version) (\(BLAS.coreName) kernels, 1 thread), fp32, per point the \(rule == .quiet ? "lowest" : "median") of \(passes + 1) sweeps' medians of \(repeats) calls (before the end-to-end runs and after each pass\(gate == nil ? "" : ", each taken in the machine's quiet state")), \(date) (this profile)"
         let gib = HardwareCatalog.GiB
         let spec: [String: Any] = [
             "name": name,
@@ -686,8 +688,8 @@ public struct CPUProfileCapture {
             log(String(format: "state probe: quiet level %.2f ms, threshold %.2f ms", gate.level * 1e3, gate.threshold * 1e3))
         }
         // The kernel tables are swept before the end-to-end runs and after each of their passes, and
-        // each point keeps its lowest sweep (QuietState: this machine has quiet and busy spells, and
-        // the end-to-end times are taken at the quiet level too).
+        // each point keeps its lowest or its median sweep by the rule (QuietState.Rule), which the
+        // end-to-end times follow too.
         var sweeps = [(link: link(), gemm: gemm(), attention: attention())]
         var contentionRounds: [ContentionRound] = []
         let e2eRuns = try e2e(afterGroup: { k in
@@ -699,7 +701,7 @@ public struct CPUProfileCapture {
         func quiet<P>(_ tables: [[P]], _ seconds: WritableKeyPath<P, Double>) -> [P] {
             tables[0].indices.map { i in
                 var p = tables[0][i]
-                p[keyPath: seconds] = QuietState.tablePoint(tables.map { $0[i][keyPath: seconds] })
+                p[keyPath: seconds] = QuietState.tablePoint(tables.map { $0[i][keyPath: seconds] }, rule: rule)
                 return p
             }
         }
@@ -745,15 +747,15 @@ public struct CPUProfileCapture {
         }.joined(separator: "\n") + "\n", out.appendingPathComponent("e2e_windows.csv"))
         let gating = gate.map { String(format: "every table point, contention alternation and window measured in the machine's quiet state (QuietState.Gate: it waits, at most %d readings, for a state-probe reading at most %.2f x the quiet level and is retried, up to %d attempts, when the reading before or after it is above)", $0.maxWaitReadings, $0.factor, $0.maxAttempts) }
             ?? "measured whenever it came (no state gate)"
-        let e2eRule = "a run's time its median window (the last attempt of each pass and round) relative to its round's level, at the group's lowest round level"
+        let e2eRule = "a run's time its median window (the last attempt of each pass and round) relative to its round's level, at the group's \(rule == .quiet ? "lowest" : "median") round level"
         let uname = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
         let meta: [String: Any] = [
             "format": ProfileReader.format, "device": deviceName, "hardware": "\(folderName).json", "dtype": "fp32", "capturedAt": date,
             "driver": "Linux \(uname)", "cuda": "none (CPU)",
             "libraries": ["openblas": BLAS.version, "openblas.config": BLAS.config, "openblas.core": BLAS.coreName, "openblas.threads": "1",
                           "swift": swiftVersion],
-            "repeats": repeats, "warmup": warmup,
-            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels (\(passes + 1) sweeps, before the end-to-end runs and after each pass, each point the median of \(repeats) calls, the lowest sweep kept), their contention with a copy (\(contentionRoundCount) short rounds, one after every group of end-to-end runs in every pass), and the engine itself (end-to-end runs: \(passes) passes, each \(rounds) rounds over a group's placements of \(repeats) timed steps, a window the median of a round's steps; \(e2eRule)); \(gating); \(String(format: "%.0f", now() - started)) s",
+            "repeats": repeats, "warmup": warmup, "rule": rule.rawValue,
+            "source": "planner-cpu-capture (Sources/CPUCapture; scripts/capture-cpu-profile.sh): the CPU engine's kernels (\(passes + 1) sweeps, before the end-to-end runs and after each pass, each point the median of \(repeats) calls, the \(rule == .quiet ? "lowest" : "median") sweep kept (rule \(rule.rawValue))), their contention with a copy (\(contentionRoundCount) short rounds, one after every group of end-to-end runs in every pass), and the engine itself (end-to-end runs: \(passes) passes, each \(rounds) rounds over a group's placements of \(repeats) timed steps, a window the median of a round's steps; \(e2eRule)); \(gating); \(String(format: "%.0f", now() - started)) s",
         ]
         try Self.write(String(data: try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), encoding: .utf8)! + "\n",
                        out.appendingPathComponent("profile.json"))

@@ -1,15 +1,18 @@
 import Foundation
+import PlannerCore
 
 /// How the CPU capture turns repeated measurements into one time per point when the machine it runs
 /// on is shared.
 ///
-/// The capture machine (a virtual machine) alternates, with nothing else of ours running, between a
+/// The first capture machine (a virtual machine) alternated, with nothing else of ours running, between a
 /// quiet state and a busy one, in spells of a tenth of a second to several seconds: a decode
 /// attention over a 32 MiB cache (batch 16, context 256, 16 heads) takes 3.5 ms in one and 5.0 ms in
 /// the other, a decode GEMM 8-13% longer in the busy state, a sequential read up to 14% slower
 /// (`probe`, printed by `planner-bench`). The
 /// simulator describes the machine alone, so both sides of the validation, the kernel tables that feed
-/// it and the end-to-end runs it is checked against, are taken in the quiet state:
+/// it and the end-to-end runs it is checked against, were taken in the quiet state (the `quiet` rule;
+/// the second machine, which wanders without two states, is captured ungated under the `typical`
+/// rule, `Rule`):
 ///
 /// - every measurement waits for a quiet reading of a state probe and is retried when the reading
 ///   after it is busy (`Gate`; the probe's decode attention reads 3.3-3.75 ms quiet, 4.75-5.5 ms
@@ -24,24 +27,24 @@ import Foundation
 ///   about 2 times and hardly any slowdown of a decode GEMM within seconds, and which the probe does
 ///   not see: the pairing absorbs it.
 public enum QuietState {
-    /// A table point from its sweeps' values: the lowest.
-    public static func tablePoint(_ sweeps: [Double]) -> Double {
-        sweeps.min() ?? .nan
+    /// Which state of the machine a capture's numbers describe: its fastest (`quiet`, for a machine
+    /// with a quiet and a busy state) or as it usually is (`typical`, for a machine whose speed
+    /// wanders without two states: on the second capture machine, whose state probe is unimodal, the
+    /// lowest of a few noisy sweeps and the lowest of many round levels are not the same quantile,
+    /// and the quiet rule predicted its end-to-end runs 7% fast on average). `CaptureRule`.
+    public typealias Rule = CaptureRule
+
+    /// A table point from its sweeps' values (`CaptureRule.tablePoint`).
+    public static func tablePoint(_ sweeps: [Double], rule: Rule = .quiet) -> Double {
+        rule.tablePoint(sweeps)
     }
 
     /// Step times of the runs of one group from their windows: `windows[i][r]` is run `i`'s median
     /// step in round `r` (every run has the same rounds, played side by side). A round's level is
     /// the geometric mean of its windows; run `i`'s time is the median over rounds of its window over
-    /// the round's level, times the lowest level.
-    public static func groupTimes(_ windows: [[Double]]) -> [Double] {
-        guard let rounds = windows.first?.count, rounds > 0, windows.allSatisfy({ $0.count == rounds }) else {
-            return windows.map { _ in .nan }
-        }
-        let levels = (0 ..< rounds).map { r in
-            exp(windows.reduce(0) { $0 + log($1[r]) } / Double(windows.count))
-        }
-        let quiet = levels.min()!
-        return windows.map { w in median((0 ..< rounds).map { w[$0] / levels[$0] }) * quiet }
+    /// the round's level, times the lowest level (`quiet`) or the median level (`typical`).
+    public static func groupTimes(_ windows: [[Double]], rule: Rule = .quiet) -> [Double] {
+        rule.groupTimes(windows)
     }
 }
 

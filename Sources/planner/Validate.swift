@@ -12,7 +12,10 @@ struct ValidateCommand: ParsableCommand {
         table. End to end (e2e.csv): every run replayed in the simulator with the profile-backed model, \
         predicted against measured step time, the MAPE, and for each group of runs that differ only in \
         placement, the placement the planner would choose, its measured throughput, the measured best \
-        and the regret.
+        and the regret. Repeatability (CPU captures with e2e_windows.csv over two passes or more): \
+        every run's time from the even passes' windows against the odd passes', what they disagree \
+        by, the noise floor under the step-time error it implies, and the regret of choosing by one \
+        half's times and paying the other's.
         """
     )
 
@@ -31,6 +34,7 @@ struct ValidateCommand: ParsableCommand {
             let cost = try ProfileCostModel(profile: profile, hardware: hw)
             let (predictions, groups) = try Validation.replay(profile, hardware: hw, cost: cost)
             let mape = Validation.meanAbsoluteError(predictions)
+            let repeat_ = Validation.repeatability(profile)
             if json {
                 let doc: [String: Any] = [
                     "profile": profile.name, "device": profile.meta.device, "hardware": hw.name,
@@ -41,6 +45,11 @@ struct ValidateCommand: ParsableCommand {
                     "groups": groups.map { ["group": $0.group, "runs": $0.runs, "chosen": $0.chosen, "measuredAtChoice": $0.measuredAtChoice,
                                             "best": $0.best, "measuredBest": $0.measuredBest, "regret": $0.regret] },
                     "maxRegret": groups.map(\.regret).max() as Any? ?? NSNull(),
+                    "repeatability": repeat_.map { r -> [String: Any] in
+                        ["rule": r.rule.rawValue, "evenPasses": r.evenPasses, "oddPasses": r.oddPasses, "runs": r.runs,
+                         "halfDisagreement": r.halfDisagreement, "noiseFloor": r.noiseFloor, "largestCrossRegret": r.largestCrossRegret,
+                         "groups": r.groups.map { ["group": $0.group, "bestEven": $0.bestEven, "bestOdd": $0.bestOdd, "crossRegret": $0.crossRegret] }]
+                    } as Any? ?? NSNull(),
                 ]
                 try printJSONObject(doc)
                 return
@@ -75,6 +84,14 @@ struct ValidateCommand: ParsableCommand {
                     print("  " + g.group.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: " %5d  %@ -> %.1f   %@ -> %.1f   %.2f%%", g.runs, g.chosen, g.measuredAtChoice, g.best, g.measuredBest, g.regret * 100))
                 }
                 print(String(format: "  largest regret: %.2f%% (target: under 2%%)", (groups.map(\.regret).max() ?? 0) * 100))
+            }
+            if let r = repeat_ {
+                print("\nrepeatability of the measurement (rule \(r.rule.rawValue); passes \(r.evenPasses.map(String.init).joined(separator: ", ")) against \(r.oddPasses.map(String.init).joined(separator: ", "))):")
+                print(String(format: "  the two halves' step times differ by %.2f%% (mean absolute, %d runs): a noise floor of about %.2f%% under the step-time error", r.halfDisagreement * 100, r.runs, r.noiseFloor * 100))
+                for g in r.groups where g.bestEven != g.bestOdd || g.crossRegret > 0 {
+                    print(String(format: "  %@: best %@ in one half, %@ in the other; choosing by one half costs %.2f%% in the other", g.group, g.bestEven, g.bestOdd, g.crossRegret * 100))
+                }
+                print(String(format: "  largest regret from measurement noise alone: %.2f%%", r.largestCrossRegret * 100))
             }
         }
     }

@@ -2,13 +2,16 @@
 (sweeps.csv and e2e_windows.csv, profiles/FORMAT.md) under another rule, into a new folder, so that
 `planner validate` can compare rules on the same measurements.
 
-    python3 profiles/tools/cpu_rules.py SRC DST --tables lowest|mean-first-last --e2e gated|quiet|median [--factor F]
+    python3 profiles/tools/cpu_rules.py SRC DST --tables lowest|median|mean-first-last --e2e gated|quiet|typical|median [--factor F]
 
 --tables lowest --e2e quiet is the capture's own rule (QuietState in Sources/CPUEngine): each table
 point the lowest sweep; a run's time its median window relative to its round's level (the geometric
 mean of the group's windows in that round), times the group's lowest round level. A capture with its
 state gate retries a window whose state-probe reading after it was busy; this rule takes the last
 attempt of each (pass, round), the quiet one when there was one.
+--tables median --e2e typical is the capture's typical rule (`--rule typical`): each table point the
+median sweep; a run's time its median window relative to its round's level, at the group's median
+round level.
 --e2e gated is the alternative tried on the gated captures: a run's time the median of all its
 attempts whose readings before and after are both at most F (1.15) times the quiet level, the 5th
 percentile (nearest rank) of all windows' readings (the median of all its attempts when none is).
@@ -53,7 +56,7 @@ def derive(src, out, tables, e2e, factor):
     sweeps = collections.defaultdict(dict)
     for i, r in enumerate(rows(src, "sweeps.csv")):
         sweeps[(r["table"], int(r["row"]))][int(r["sweep"])] = float(r["seconds"])
-    pick = min if tables == "lowest" else (lambda xs: (xs[0] + xs[-1]) / 2)
+    pick = {"lowest": min, "median": statistics.median, "mean-first-last": lambda xs: (xs[0] + xs[-1]) / 2}[tables]
     for table in ["gemm", "attention", "link"]:
         data = rows(src, table + ".csv")
         for i, r in enumerate(data):
@@ -106,6 +109,8 @@ def derive(src, out, tables, e2e, factor):
                 times[m] = statistics.median(quiet or [w[0] for w in attempts[m]])
             elif e2e == "median":
                 times[m] = statistics.median(windows[m][k] for k in keys)
+            elif e2e == "typical":
+                times[m] = statistics.median(windows[m][k] / level for k, level in zip(keys, levels)) * statistics.median(levels)
             else:
                 times[m] = statistics.median(windows[m][k] / level for k, level in zip(keys, levels)) * min(levels)
     for r in runs:
@@ -126,8 +131,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("src")
     ap.add_argument("dst")
-    ap.add_argument("--tables", choices=["lowest", "mean-first-last"], required=True)
-    ap.add_argument("--e2e", choices=["gated", "quiet", "median"], required=True)
+    ap.add_argument("--tables", choices=["lowest", "median", "mean-first-last"], required=True)
+    ap.add_argument("--e2e", choices=["gated", "quiet", "typical", "median"], required=True)
     ap.add_argument("--factor", type=float, default=1.15, help="gated: a quiet reading is at most this times the quiet level (default 1.15)")
     args = ap.parse_args()
     if not 1 <= args.factor <= 3:

@@ -18,6 +18,18 @@ public struct Profile: Sendable {
         public var warmup: Int
         public var source: String
         public var licence: String?
+        /// The rule a CPU capture's tables and end-to-end times follow (`CaptureRule`); nil for a
+        /// profile that names none.
+        public var rule: CaptureRule? = nil
+    }
+
+    /// One timed window of a CPU capture's end-to-end run (`e2e_windows.csv`): the median of a
+    /// round's timed steps; a (run, pass, round) can hold several attempts (the state gate's
+    /// retries), of which the capture keeps the last.
+    public struct E2EWindow: Sendable, Equatable {
+        public var run: String
+        public var pass: Int, round: Int, attempt: Int
+        public var seconds: Double
     }
 
     public struct LinkPoint: Sendable, Equatable {
@@ -98,6 +110,8 @@ public struct Profile: Sendable {
     public var attention: [AttentionPoint] = []
     public var e2e: [E2ERun] = []
     public var timeline: [TimelineRow] = []
+    /// The windows the e2e times of a CPU capture were taken from (empty for other profiles).
+    public var windows: [E2EWindow] = []
     /// Shapes of the e2e runs' models that are files in the profile's folder (a scaled-down model
     /// run on the CPU engine), by the name `e2e.csv` gives them.
     public var models: [String: ModelSpec] = [:]
@@ -198,6 +212,19 @@ public enum ProfileReader {
             profile.e2e = runs
             profile.models = models
         }
+        if let t = try table("e2e_windows.csv") {
+            // Captures made before the state gate have no attempt or probe columns.
+            let columns = ["run", "pass", "round", "attempt", "seconds", "probe_before", "probe_after"]
+            if t.header != ["run", "pass", "round", "seconds"] { try t.expect(columns) }
+            let runs = Set(profile.e2e.map(\.run))
+            profile.windows = try t.rows.map { r in
+                let w = Profile.E2EWindow(run: try r.string("run"), pass: try r.int("pass", min: 0), round: try r.int("round", min: 0),
+                                          attempt: t.header.contains("attempt") ? try r.int("attempt", min: 0) : 0,
+                                          seconds: try r.double("seconds", positive: true))
+                guard runs.contains(w.run) else { throw r.error("run", "\"\(w.run)\" is not a run of e2e.csv") }
+                return w
+            }
+        }
         if let t = try table("e2e_timeline.csv") {
             try t.expect(["run", "step", "layer", "stream", "op", "start_seconds", "end_seconds"])
             profile.timeline = try t.rows.map { r in
@@ -229,7 +256,12 @@ public enum ProfileReader {
         let o = try JSONFields.parse(data, source: source)
         let field = { (k: String) in "\(source): \(k)" }
         try o.rejectUnknown(allowed: ["format", "device", "hardware", "dtype", "capturedAt", "driver", "cuda", "libraries", "repeats",
-                                      "warmup", "source", "licence"])
+                                      "warmup", "source", "licence", "rule"])
+        var rule: CaptureRule?
+        if let r = try o.optionalString("rule") {
+            guard let v = CaptureRule(rawValue: r) else { throw InputError(field: field("rule"), "must be quiet or typical, got \"\(r)\"") }
+            rule = v
+        }
         let format = try o.string("format")
         guard format == Self.format else { throw InputError(field: field("format"), "must be \"\(Self.format)\", got \"\(format)\"") }
         let dtypeText = try o.string("dtype")
@@ -242,7 +274,7 @@ public enum ProfileReader {
         return Profile.Meta(format: format, device: try o.string("device"), hardware: try o.string("hardware"), dtype: dtype,
                             capturedAt: try o.string("capturedAt"), driver: try o.string("driver"), cuda: try o.string("cuda"),
                             libraries: libraries, repeats: try o.int("repeats", in: 1...1_000_000), warmup: try o.int("warmup", in: 0...1_000_000),
-                            source: try o.string("source"), licence: try o.optionalString("licence"))
+                            source: try o.string("source"), licence: try o.optionalString("licence"), rule: rule)
     }
 }
 
