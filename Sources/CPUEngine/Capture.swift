@@ -281,6 +281,21 @@ public struct CPUProfileCapture {
         return points
     }
 
+    /// Device copies: one memcpy between two device-tier buffers (what gathering the device KV
+    /// into the attention buffer does), from a region evicted from the caches, at the link's sizes.
+    /// The same memcpy as a link copy, measured apart so that the device copy is not priced at the
+    /// link's largest copy: on the second capture machine a 256 MiB copy ran at 8.2-10.2 GB/s, a
+    /// 1-64 MiB one (the sizes the engine gathers) at 5.7-6.2 GB/s.
+    func deviceCopies() -> [Profile.CopyPoint] {
+        let sizes = quick ? [4096, 1 << 20, 4 << 20] : (0 ... 8).map { 4096 << (2 * $0) }   // 4 KiB ... 256 MiB
+        let maxFloats = sizes.max()! / 4
+        let src = FloatBuffer(count: maxFloats), dst = FloatBuffer(count: maxFloats)
+        fill(src.p, src.count, scale: 1, seed: 3, stream: 2)
+        let times = gated({ sizes.map { bytes in time { dst.p.update(from: src.p, count: bytes / 4) } } }, lowest: { $0.reduce(0, +) })
+        log(String(format: "device copy: %.2f GB/s at %d MiB", Double(sizes.last!) / times.last! / 1e9, sizes.last! >> 20))
+        return zip(sizes, times).map { Profile.CopyPoint(bytes: Double($0), seconds: $1) }
+    }
+
     // MARK: Contention
 
     /// A thread that streams weights as the engine's H2D copy thread does while it is switched on:
@@ -690,13 +705,13 @@ public struct CPUProfileCapture {
         // The kernel tables are swept before the end-to-end runs and after each of their passes, and
         // each point keeps its lowest or its median sweep by the rule (QuietState.Rule), which the
         // end-to-end times follow too.
-        var sweeps = [(link: link(), gemm: gemm(), attention: attention())]
+        var sweeps = [(link: link(), copy: deviceCopies(), gemm: gemm(), attention: attention())]
         var contentionRounds: [ContentionRound] = []
         let e2eRuns = try e2e(afterGroup: { k in
             contentionRounds.append(contention(round: k, alternations: 1))
         }, afterPass: { pass in
             log("kernel tables, sweep \(pass + 2) of \(passes + 1)")
-            sweeps.append((link: link(), gemm: gemm(), attention: attention()))
+            sweeps.append((link: link(), copy: deviceCopies(), gemm: gemm(), attention: attention()))
         })
         func quiet<P>(_ tables: [[P]], _ seconds: WritableKeyPath<P, Double>) -> [P] {
             tables[0].indices.map { i in
@@ -706,6 +721,7 @@ public struct CPUProfileCapture {
             }
         }
         let linkPoints = quiet(sweeps.map(\.link), \.seconds)
+        let copyPoints = quiet(sweeps.map(\.copy), \.seconds)
         let gemmPoints = quiet(sweeps.map(\.gemm), \.seconds)
         let attentionPoints = quiet(sweeps.map(\.attention), \.seconds)
         let hw = try device(name: folderName, gemm: gemmPoints, attention: attentionPoints, link: linkPoints,
@@ -716,6 +732,8 @@ public struct CPUProfileCapture {
         for m in models { try Self.write(CPUModels.json(m), out.appendingPathComponent("\(m.name).json")) }
         try Self.write("direction,memory,bytes,seconds\n" + linkPoints.map { "\($0.direction.rawValue),\($0.memory.rawValue),\(Int($0.bytes)),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
                        out.appendingPathComponent("link.csv"))
+        try Self.write("bytes,seconds\n" + copyPoints.map { "\(Int($0.bytes)),\(Self.g($0.seconds))" }.joined(separator: "\n") + "\n",
+                       out.appendingPathComponent("copy.csv"))
         let copyBytes = 32 << 20   // the copy rows give the time of 32 MiB at the measured rates
         try Self.write("kind,round,m,n,k,alone_seconds,shared_seconds\n" + contentionRounds.enumerated().map { r, round in
             round.points.map { "\($0.kind),\(r),\($0.m),\($0.n),\($0.k),\(Self.g($0.aloneSeconds)),\(Self.g($0.sharedSeconds))" }.joined(separator: "\n")
@@ -734,7 +752,8 @@ public struct CPUProfileCapture {
         // run's window per pass and round.
         var sweepRows: [String] = []
         for (s, sweep) in sweeps.enumerated() {
-            for (table, seconds) in [("gemm", sweep.gemm.map(\.seconds)), ("attention", sweep.attention.map(\.seconds)), ("link", sweep.link.map(\.seconds))] {
+            for (table, seconds) in [("gemm", sweep.gemm.map(\.seconds)), ("attention", sweep.attention.map(\.seconds)), ("link", sweep.link.map(\.seconds)),
+                                     ("copy", sweep.copy.map(\.seconds))] {
                 sweepRows += seconds.enumerated().map { "\(table),\($0.offset + 1),\(s),\(Self.g($0.element))" }
             }
         }

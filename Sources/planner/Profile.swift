@@ -51,7 +51,7 @@ struct ProfileCommand: ParsableCommand {
                     print("\(p.name): \(p.device) (\(p.hardware)), \(p.dtype), captured \(p.capturedAt)")
                     print("  versions: \(p.versions)")
                     print("  source: \(p.source)")
-                    print("  rows: \(p.linkRows) link, \(p.gemmRows) GEMM, \(p.attentionRows) attention, \(p.e2eRuns) end-to-end runs, \(p.timelineRows) timeline; imported \(p.importedAt)")
+                    print("  rows: \(p.linkRows) link, \(p.copyRows) device copy, \(p.gemmRows) GEMM, \(p.attentionRows) attention, \(p.e2eRuns) end-to-end runs, \(p.timelineRows) timeline; imported \(p.importedAt)")
                     if name != nil, let licence = p.licence { print("  licence:\n" + licence.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")) }
                 }
                 if let name, !all.contains(where: { $0.name == name }) {

@@ -78,6 +78,7 @@ import Testing
         #expect(p.meta.source.contains("(4 short rounds") && p.meta.source.contains("each 2 rounds over a group's placements") && p.meta.source.contains("2 sweeps"), "\(p.meta.source)")
         #expect(p.meta.source.contains("quiet state (QuietState.Gate"), "\(p.meta.source)")
         #expect(!p.gemm.isEmpty && !p.attention.isEmpty && !p.link.isEmpty)
+        #expect(p.copy.map(\.bytes) == [4096, 1_048_576, 4_194_304] && p.copy.allSatisfy { $0.seconds > 0 })
         #expect(p.e2e.count == c.e2ePlan().count)
         #expect(Set(p.models.keys) == ["cpu-opt-small.json", "cpu-llama-small.json"])
         let hw = try p.hardware(in: URL(fileURLWithPath: dir.path, isDirectory: true))
@@ -103,7 +104,7 @@ import Testing
         // the group rule at the median round level.
         let sweeps = try String(contentsOf: dir.appendingPathComponent("sweeps.csv"), encoding: .utf8).split(separator: "\n")
         #expect(sweeps.first == "table,row,sweep,seconds")
-        #expect(sweeps.count == 1 + 2 * (p.gemm.count + p.attention.count + p.link.count))
+        #expect(sweeps.count == 1 + 2 * (p.gemm.count + p.attention.count + p.link.count + p.copy.count))
         var gemmSweeps: [Int: [Double]] = [:]
         for line in sweeps where line.hasPrefix("gemm,") {
             let f = line.split(separator: ",")

@@ -117,7 +117,7 @@ struct CLIProfileTests {
         let show = try CLITests.run(["profile", "show", "--store", store])
         #expect(show.status == 0)
         #expect(show.stdout.components(separatedBy: "reference-h100:").count == 2, "one profile, not two: \(show.stdout)")
-        #expect(show.stdout.contains("24 link, 260 GEMM, 64 attention"))
+        #expect(show.stdout.contains("24 link, 0 device copy, 260 GEMM, 64 attention"))
     }
 
     @Test func malformedProfileFailsCleanlyNamingFileAndLine() throws {

@@ -131,3 +131,36 @@ import Testing
         #expect(abs(r.largestCrossRegret - 0.136226) < 1e-6)
     }
 }
+
+@Suite struct DeviceCopyTableTests {
+    /// A profile with `copy.csv` (1 MiB in 200 us, 4 MiB in 900 us) prices a device copy of 2 MiB
+    /// by linear interpolation: 200 + 700 / 3 = 433.33 us; beyond 4 MiB it scales 900 us by the
+    /// analytic model's ratio between 8 and 4 MiB and says so; without the table the analytic price stays.
+    /// The store keeps the rows, and a malformed row is refused with file and line.
+    @Test func deviceCopiesFromTheTable() throws {
+        let copy = try ProfileTests.temporaryCopy(of: ProfileTests.h100)
+        defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
+        let plain = try ProfileCostModel(profile: try ProfileReader.read(copy), hardware: HardwareCatalog.h100sxm)
+        let analytic = try AnalyticCostModel(hardware: HardwareCatalog.h100sxm, dtype: .fp16)
+        #expect(plain.seconds(.deviceCopy(bytes: 2 * 1_048_576)) == analytic.seconds(.deviceCopy(bytes: 2 * 1_048_576)))
+        try "bytes,seconds\n1048576,200e-6\n4194304,900e-6\n".write(to: copy.appendingPathComponent("copy.csv"), atomically: true, encoding: .utf8)
+        let p = try ProfileReader.read(copy)
+        let cost = try ProfileCostModel(profile: p, hardware: HardwareCatalog.h100sxm)
+        #expect(abs(cost.seconds(.deviceCopy(bytes: 2 * 1_048_576)) - (200e-6 + 700e-6 / 3)) < 1e-12)
+        #expect(cost.stats.snapshot["device copy"]?[.measured] == 1)
+        let big = cost.seconds(.deviceCopy(bytes: 8 * 1_048_576))
+        let ratio = analytic.seconds(.deviceCopy(bytes: 8 * 1_048_576)) / analytic.seconds(.deviceCopy(bytes: 4 * 1_048_576))
+        #expect(ratio > 1 && abs(big - 900e-6 * ratio) < 1e-12)
+        #expect(cost.stats.snapshot["device copy"]?[.extrapolated] == 1)
+        let kernels = try Validation.kernelAccuracy(p, hardware: HardwareCatalog.h100sxm)
+        #expect(kernels.first { $0.table == "device copy" }?.points == 2)
+        let store = try ProfileStore(path: copy.deletingLastPathComponent().appendingPathComponent("p.sqlite").path)
+        try store.importProfile(from: copy)
+        try store.importProfile(from: copy)
+        #expect(try store.summaries().first?.copyRows == 2)
+        #expect(try store.load(name: copy.lastPathComponent).copy == p.copy)
+        try "bytes,seconds\n1048576,200e-6\n4194304,zero\n".write(to: copy.appendingPathComponent("copy.csv"), atomically: true, encoding: .utf8)
+        let e = try #require(throws: InputError.self) { try ProfileReader.read(copy) }
+        #expect(e.field == "\(copy.lastPathComponent)/copy.csv:3" && e.message.contains("seconds"))
+    }
+}

@@ -4,7 +4,8 @@
     python3 profiles/cuda/capture.py all --out profiles/h100-mybox --hardware h100-sxm
 
 Subcommands, each writing into `--out` (profile.json plus its table):
-  link       host<->device copy time vs size, pinned and pageable         -> link.csv
+  link       host<->device copy time vs size, pinned and pageable;
+             device-to-device copies on the compute stream                -> link.csv, copy.csv
   gemm       the layer GEMMs of the catalog models, m = 1 .. 32768         -> gemm.csv
   attention  decode and causal prefill attention, MHA and GQA              -> attention.csv
   e2e        the reference layer-streaming decoder over placements         -> e2e.csv, e2e_timeline.csv
@@ -39,6 +40,7 @@ HARDWARE_NAME = {"h100-sxm": "H100", "rtx4090": "4090", "a100-40gb": "A100", "t4
 META_KEYS = ("format", "device", "hardware", "dtype", "capturedAt", "driver", "cuda", "libraries", "repeats", "warmup", "source")
 
 LINK_HEADER = ["direction", "memory", "bytes", "seconds"]
+COPY_HEADER = ["bytes", "seconds"]
 GEMM_HEADER = ["m", "n", "k", "seconds"]
 ATTENTION_HEADER = ["kind", "batch", "heads", "kv_heads", "head_dim", "queries", "context", "seconds"]
 E2E_HEADER = ["run", "group", "model", "layers", "batch", "context", "weights_gpu_fraction", "gpu_kv", "gpu_act", "host_kv",
@@ -252,8 +254,19 @@ def capture_link(be, args, log: Log):
                 log(f"link {direction} {memory} {n} B: {s * 1e6:.1f} us ({n / s / 1e9:.2f} GB/s)")
         del host
     write_csv(os.path.join(args.out, "link.csv"), LINK_HEADER, rows)
+    # Device copies (gathering cached K/V into the attention buffer) on the compute stream.
+    dev2 = be.empty((top,), "gpu", dtype="uint8")
+    compute = be.compute_stream()
+    copies = []
+    for n in sizes:
+        dst, src = dev2[:n], dev[:n]
+        s = median(be.time_op(lambda: be.copy(dst, src, compute), args.repeats, args.warmup, stream=compute))
+        copies.append([n, fmt_seconds(max(s, 1e-9))])
+        log(f"device copy {n} B: {s * 1e6:.1f} us ({2 * n / s / 1e9:.2f} GB/s read and written)")
+    write_csv(os.path.join(args.out, "copy.csv"), COPY_HEADER, copies)
+    del dev2
     be.release()
-    return len(rows)
+    return len(rows) + len(copies)
 
 
 def capture_gemm(be, args, log: Log):

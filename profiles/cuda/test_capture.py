@@ -43,7 +43,7 @@ def format_headers():
     """The header line FORMAT.md gives for each table (the first line of the code block after its name)."""
     text = open(FORMAT_MD).read()
     headers = {}
-    for name in ("link.csv", "gemm.csv", "attention.csv", "e2e.csv", "e2e_timeline.csv"):
+    for name in ("link.csv", "copy.csv", "gemm.csv", "attention.csv", "e2e.csv", "e2e_timeline.csv"):
         m = re.search(r"^`" + re.escape(name) + r"`.*?^```\n([^\n]+)\n", text, re.S | re.M)
         assert m, f"FORMAT.md gives no header for {name}"
         headers[name] = m.group(1).split(",")
@@ -230,7 +230,7 @@ def test_decoder_all_gpu_kv_attends_the_resident_cache():
 def test_all_writes_every_table_as_format_md_says(profile_all):
     headers = format_headers()
     files = sorted(os.listdir(profile_all))
-    assert files == ["attention.csv", "e2e.csv", "e2e_timeline.csv", "gemm.csv", "link.csv", "profile.json"]
+    assert files == ["attention.csv", "copy.csv", "e2e.csv", "e2e_timeline.csv", "gemm.csv", "link.csv", "profile.json"]
     for name, header in headers.items():
         got, rows = read_table(os.path.join(profile_all, name))
         assert got == header, name
@@ -255,6 +255,8 @@ def test_kernel_tables_are_well_formed(profile_all):
     _, link = read_table(os.path.join(profile_all, "link.csv"))
     assert {(r[0], r[1]) for r in link} == {("h2d", "pinned"), ("d2h", "pinned"), ("h2d", "pageable"), ("d2h", "pageable")}
     assert sorted({int(r[2]) for r in link}) == [4096, 16384, 65536]
+    _, copy = read_table(os.path.join(profile_all, "copy.csv"))
+    assert [int(r[0]) for r in copy] == [4096, 16384, 65536] and all(float(r[1]) > 0 for r in copy)
     _, gemm = read_table(os.path.join(profile_all, "gemm.csv"))
     keys = [tuple(int(x) for x in r[:3]) for r in gemm]
     assert len(keys) == len(set(keys))
@@ -315,7 +317,7 @@ def test_subcommands_merge_into_one_profile(tmp_path):
     assert run_cli("e2e", "--out", out, "--hardware", "rtx4090", *FAST) == 1
     assert run_cli("e2e", "--out", out, "--hardware", "t4", *FAST[:-4], "--repeats", "5", "--warmup", "1") == 1
     assert open(os.path.join(out, "profile.json")).read() == before
-    assert sorted(os.listdir(out)) == ["attention.csv", "gemm.csv", "link.csv", "profile.json"]
+    assert sorted(os.listdir(out)) == ["attention.csv", "copy.csv", "gemm.csv", "link.csv", "profile.json"]
 
 
 def test_e2e_repeat_group_adds_to_an_earlier_capture(tmp_path):

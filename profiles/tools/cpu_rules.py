@@ -57,7 +57,8 @@ def derive(src, out, tables, e2e, factor):
     for i, r in enumerate(rows(src, "sweeps.csv")):
         sweeps[(r["table"], int(r["row"]))][int(r["sweep"])] = float(r["seconds"])
     pick = {"lowest": min, "median": statistics.median, "mean-first-last": lambda xs: (xs[0] + xs[-1]) / 2}[tables]
-    for table in ["gemm", "attention", "link"]:
+    # copy.csv (device copies) exists in captures made since it was added.
+    for table in ["gemm", "attention", "link"] + (["copy"] if os.path.isfile(os.path.join(src, "copy.csv")) else []):
         data = rows(src, table + ".csv")
         for i, r in enumerate(data):
             by_sweep = sweeps.get((table, i + 1))

@@ -86,7 +86,8 @@ public final class ProfileLookupStats: @unchecked Sendable {
 /// predicted to measured time). Where a lookup falls outside the measured range, or the
 /// shape was not measured, the nearest measurement is scaled by the analytic model's ratio between the
 /// asked and the measured point (`t = t_measured x analytic(asked) / analytic(measured)`), and the
-/// lookup is counted as extrapolated; element-wise work and device copies use the analytic model.
+/// lookup is counted as extrapolated; device copies over bytes from `copy.csv` when the profile has
+/// one; element-wise work, and device copies without a table, use the analytic model.
 /// `stats` tells how every lookup was answered.
 ///
 ///     let cost = try ProfileCostModel(profile: p, hardware: hw)
@@ -99,6 +100,7 @@ public struct ProfileCostModel: CostModel {
     let decode: [HeadShape: MeasuredCurve]
     let prefill: [HeadShape: MeasuredCurve]
     let link: [String: MeasuredCurve]
+    let copy: MeasuredCurve?
 
     struct GemmShape: Hashable { var n: Int; var k: Int }
     struct HeadShape: Hashable {
@@ -143,6 +145,7 @@ public struct ProfileCostModel: CostModel {
         }
         link = Dictionary(grouping: profile.link) { "\($0.direction.rawValue)/\($0.memory.rawValue)" }
             .mapValues { MeasuredCurve($0.map { ($0.bytes, $0.seconds) }) }
+        copy = profile.copy.isEmpty ? nil : MeasuredCurve(profile.copy.map { ($0.bytes, $0.seconds) })
     }
 
     /// Looks `x` up in `curve`; outside its range, scales the end point by `shape(x) / shape(end)`.
@@ -203,7 +206,11 @@ public struct ProfileCostModel: CostModel {
                 return analytic.seconds(op)
             }
             return lookup(curve, bytes, "link") { analytic.seconds(.transfer(bytes: $0, direction: direction, memory: memory)) }
-        case .elementwise, .deviceCopy:
+        case let .deviceCopy(bytes):
+            if bytes <= 0 { return 0 }
+            guard let copy else { return analytic.seconds(op) }
+            return lookup(copy, bytes, "device copy") { analytic.seconds(.deviceCopy(bytes: $0)) }
+        case .elementwise:
             return analytic.seconds(op)
         }
     }

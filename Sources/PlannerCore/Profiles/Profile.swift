@@ -90,6 +90,13 @@ public struct Profile: Sendable {
         }
     }
 
+    /// A copy within device memory (`copy.csv`): gathering cached K/V into the attention buffer.
+    public struct CopyPoint: Sendable, Equatable {
+        public var bytes: Double
+        public var seconds: Double
+        public init(bytes: Double, seconds: Double) { self.bytes = bytes; self.seconds = seconds }
+    }
+
     public struct TimelineRow: Sendable, Equatable {
         public var run: String
         public var step: Int
@@ -106,6 +113,7 @@ public struct Profile: Sendable {
     public var folder: URL?
     public var meta: Meta
     public var link: [LinkPoint] = []
+    public var copy: [CopyPoint] = []
     public var gemm: [GemmPoint] = []
     public var attention: [AttentionPoint] = []
     public var e2e: [E2ERun] = []
@@ -163,6 +171,12 @@ public enum ProfileReader {
                 Profile.LinkPoint(direction: try r.choice("direction", ["h2d": LinkDirection.hostToDevice, "d2h": .deviceToHost]),
                                   memory: try r.choice("memory", ["pinned": HostMemoryKind.pinned, "pageable": .pageable]),
                                   bytes: try r.double("bytes", positive: true), seconds: try r.double("seconds", positive: true))
+            }
+        }
+        if let t = try table("copy.csv") {
+            try t.expect(["bytes", "seconds"])
+            profile.copy = try t.rows.map { r in
+                Profile.CopyPoint(bytes: try r.double("bytes", positive: true), seconds: try r.double("seconds", positive: true))
             }
         }
         if let t = try table("gemm.csv") {

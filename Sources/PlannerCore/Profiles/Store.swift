@@ -23,6 +23,7 @@ public final class ProfileStore {
         public var source: String
         public var licence: String?
         public var linkRows: Int
+        public var copyRows: Int
         public var gemmRows: Int
         public var attentionRows: Int
         public var e2eRuns: Int
@@ -117,6 +118,14 @@ public final class ProfileStore {
                 t.column("end", .double).notNull()
             }
         }
+        m.registerMigration("v2: device copies") { db in
+            try db.create(table: "copy") { t in
+                t.column("profileId", .integer).notNull().references("profile", onDelete: .cascade)
+                t.column("bytes", .double).notNull()
+                t.column("seconds", .double).notNull()
+                t.uniqueKey(["profileId", "bytes"])
+            }
+        }
         return m
     }
 
@@ -146,6 +155,7 @@ public final class ProfileStore {
 
     public func save(_ p: Profile) throws {
         let link = Self.averaged(p.link, key: { "\($0.direction.rawValue) \($0.memory.rawValue) \($0.bytes)" }, seconds: \.seconds)
+        let copy = Self.averaged(p.copy, key: { $0.bytes }, seconds: \.seconds)
         let gemm = Self.averaged(p.gemm, key: { [$0.m, $0.n, $0.k] }, seconds: \.seconds)
         let attention = Self.averaged(p.attention, key: { "\($0.kind.rawValue) \($0.batch) \($0.heads) \($0.kvHeads) \($0.headDim) \($0.queries) \($0.context)" },
                                       seconds: \.seconds)
@@ -162,6 +172,9 @@ public final class ProfileStore {
             for r in link {
                 try db.execute(sql: "INSERT INTO link VALUES (?, ?, ?, ?, ?)",
                                arguments: [id, r.direction.rawValue, r.memory.rawValue, r.bytes, r.seconds])
+            }
+            for r in copy {
+                try db.execute(sql: "INSERT INTO copy VALUES (?, ?, ?)", arguments: [id, r.bytes, r.seconds])
             }
             for r in gemm {
                 try db.execute(sql: "INSERT INTO gemm VALUES (?, ?, ?, ?, ?)", arguments: [id, r.m, r.n, r.k, r.seconds])
@@ -188,6 +201,7 @@ public final class ProfileStore {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT p.*,
                   (SELECT COUNT(*) FROM link WHERE profileId = p.id) AS linkRows,
+                  (SELECT COUNT(*) FROM copy WHERE profileId = p.id) AS copyRows,
                   (SELECT COUNT(*) FROM gemm WHERE profileId = p.id) AS gemmRows,
                   (SELECT COUNT(*) FROM attention WHERE profileId = p.id) AS attentionRows,
                   (SELECT COUNT(*) FROM e2e WHERE profileId = p.id) AS e2eRuns,
@@ -197,7 +211,7 @@ public final class ProfileStore {
             return rows.map { r in
                 Summary(name: r["name"], device: r["device"], hardware: r["hardware"], dtype: r["dtype"], capturedAt: r["capturedAt"],
                         versions: "driver \(r["driver"] as String), CUDA \(r["cuda"] as String), \(r["libraries"] as String)",
-                        source: r["source"], licence: r["licence"], linkRows: r["linkRows"], gemmRows: r["gemmRows"],
+                        source: r["source"], licence: r["licence"], linkRows: r["linkRows"], copyRows: r["copyRows"], gemmRows: r["gemmRows"],
                         attentionRows: r["attentionRows"], e2eRuns: r["e2eRuns"], timelineRows: r["timelineRows"], importedAt: r["importedAt"])
             }
         }
@@ -219,6 +233,9 @@ public final class ProfileStore {
             p.link = try Row.fetchAll(db, sql: "SELECT * FROM link WHERE profileId = ? ORDER BY direction, memory, bytes", arguments: [id]).map {
                 Profile.LinkPoint(direction: LinkDirection(rawValue: $0["direction"]) ?? .hostToDevice,
                                   memory: HostMemoryKind(rawValue: $0["memory"]) ?? .pinned, bytes: $0["bytes"], seconds: $0["seconds"])
+            }
+            p.copy = try Row.fetchAll(db, sql: "SELECT * FROM copy WHERE profileId = ? ORDER BY bytes", arguments: [id]).map {
+                Profile.CopyPoint(bytes: $0["bytes"], seconds: $0["seconds"])
             }
             p.gemm = try Row.fetchAll(db, sql: "SELECT * FROM gemm WHERE profileId = ? ORDER BY n, k, m", arguments: [id]).map {
                 Profile.GemmPoint(m: $0["m"], n: $0["n"], k: $0["k"], seconds: $0["seconds"])

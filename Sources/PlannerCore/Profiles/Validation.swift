@@ -53,6 +53,8 @@ public enum Validation {
         try table("link", profile.link, op: { .transfer(bytes: $0.bytes, direction: $0.direction, memory: $0.memory) },
                   measured: { $0.seconds }, describe: { "\($0.direction.rawValue) \($0.memory.rawValue) \(Int64($0.bytes)) B" },
                   without: { i in var p = profile; p.link.remove(at: i); return p })
+        try table("device copy", profile.copy, op: { .deviceCopy(bytes: $0.bytes) }, measured: { $0.seconds },
+                  describe: { "\(Int64($0.bytes)) B" }, without: { i in var p = profile; p.copy.remove(at: i); return p })
         return out
     }
 
