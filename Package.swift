@@ -33,7 +33,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "PlannerBench", dependencies: ["PlannerCore", "CPUEngine", "CBLAS"]),
-        .testTarget(name: "PlannerCoreTests", dependencies: ["PlannerCore"]),
+        .testTarget(name: "PlannerCoreTests", dependencies: ["PlannerCore", .product(name: "GRDB", package: "GRDB.swift")]),
         // OpenBLAS through pkg-config (Debian: libopenblas-dev); the module map includes <cblas.h>.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // An fp32 decoder on the CPU that executes the planner's placements (Sources/CPUEngine/Engine.swift).

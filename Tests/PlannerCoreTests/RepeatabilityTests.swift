@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 @testable import PlannerCore
 
@@ -114,6 +115,13 @@ import Testing
         try "run,pass,seconds\na,0,0.01\n".write(to: copy.appendingPathComponent("e2e_windows.csv"), atomically: true, encoding: .utf8)
         let h = try #require(throws: InputError.self) { try ProfileReader.read(copy) }
         #expect(h.field.hasSuffix("e2e_windows.csv:1") && h.message.contains("header"))
+        // Every run of e2e.csv needs windows, in the same (pass, round)s as its group.
+        try "run,pass,round,seconds\na,0,0,0.01\na,1,0,0.01\n".write(to: copy.appendingPathComponent("e2e_windows.csv"), atomically: true, encoding: .utf8)
+        let none = try #require(throws: InputError.self) { try ProfileReader.read(copy) }
+        #expect(none.field.hasSuffix("e2e_windows.csv") && none.message.contains("\"b\"") && none.message.contains("no window"))
+        try "run,pass,round,seconds\na,0,0,0.01\na,1,0,0.01\nb,0,0,0.01\n".write(to: copy.appendingPathComponent("e2e_windows.csv"), atomically: true, encoding: .utf8)
+        let other = try #require(throws: InputError.self) { try ProfileReader.read(copy) }
+        #expect(other.field.hasSuffix("e2e_windows.csv") && other.message.contains("(pass, round)"))
         let bad = try Self.profile(windows: "run,pass,round,seconds\n", rule: "fastest")
         defer { try? FileManager.default.removeItem(at: bad.deletingLastPathComponent()) }
         let r = try #require(throws: InputError.self) { try ProfileReader.read(bad) }
@@ -159,6 +167,21 @@ import Testing
         try store.importProfile(from: copy)
         #expect(try store.summaries().first?.copyRows == 2)
         #expect(try store.load(name: copy.lastPathComponent).copy == p.copy)
+        // A store made before device copies (only its first migration applied) is upgraded when
+        // opened, and keeps what it held.
+        let old = copy.deletingLastPathComponent().appendingPathComponent("old.sqlite").path
+        do {
+            let s = try ProfileStore(path: old)
+            try s.importProfile(from: ProfileTests.h100)
+            try s.db.write { db in
+                try db.execute(sql: "DROP TABLE copy")
+                try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier != 'v1'")
+            }
+        }
+        let reopened = try ProfileStore(path: old)
+        #expect(try reopened.summaries().map(\.gemmRows) == [260])
+        try reopened.importProfile(from: copy)
+        #expect(try reopened.summaries().first { $0.name == copy.lastPathComponent }?.copyRows == 2)
         try "bytes,seconds\n1048576,200e-6\n4194304,zero\n".write(to: copy.appendingPathComponent("copy.csv"), atomically: true, encoding: .utf8)
         let e = try #require(throws: InputError.self) { try ProfileReader.read(copy) }
         #expect(e.field == "\(copy.lastPathComponent)/copy.csv:3" && e.message.contains("seconds"))

@@ -45,6 +45,12 @@ def main():
     groups = collections.OrderedDict()
     for r in csv.DictReader(open(os.path.join(src, "e2e.csv"), newline="")):
         groups.setdefault(r["group"], []).append(r["run"])
+    for name, members in groups.items():
+        for m in members:
+            if m not in last:
+                sys.exit(f"error: {src}/e2e_windows.csv: run {m!r} of e2e.csv has no window")
+            if set(last[m]) != set(last[members[0]]):
+                sys.exit(f"error: {src}/e2e_windows.csv: run {m!r} has windows in other (pass, round)s than {members[0]!r} of its group {name}")
 
     def times(members, half):
         keys = sorted(k for k in last[members[0]] if k[0] in half)

@@ -238,6 +238,21 @@ public enum ProfileReader {
                 guard runs.contains(w.run) else { throw r.error("run", "\"\(w.run)\" is not a run of e2e.csv") }
                 return w
             }
+            // Every run has windows, in the same (pass, round)s as the other runs of its group (they
+            // were played side by side).
+            var keys: [String: Set<[Int]>] = [:]
+            for w in profile.windows { keys[w.run, default: []].insert([w.pass, w.round]) }
+            for (group, members) in Dictionary(grouping: profile.e2e, by: \.group) {
+                let first = members[0].run
+                for m in members {
+                    guard let k = keys[m.run] else {
+                        throw InputError(field: "\(name)/e2e_windows.csv", "run \"\(m.run)\" of e2e.csv has no window")
+                    }
+                    guard k == keys[first] else {
+                        throw InputError(field: "\(name)/e2e_windows.csv", "run \"\(m.run)\" has windows in other (pass, round)s than \"\(first)\" of its group \(group)")
+                    }
+                }
+            }
         }
         if let t = try table("e2e_timeline.csv") {
             try t.expect(["run", "step", "layer", "stream", "op", "start_seconds", "end_seconds"])

@@ -48,6 +48,10 @@ extension Validation {
     /// a time by the capture's rule, and the two are compared. What they disagree by is measurement
     /// noise that no model can predict; half of it estimates the noise left in the times of all
     /// passes (their noise is about the mean of the two halves'), the floor under the step-time error.
+    /// It assumes the halves independent and alike (an odd number of passes gives one half a pass
+    /// more) and the all-pass time near their mean (under `quiet` it is lower: the lowest of all
+    /// round levels); the kernel tables' noise is not in it; and a half carries about 1.4 times the
+    /// noise of all passes, so its cross regret overstates what noise does to a choice on all passes.
     public struct Repeatability: Sendable {
         public struct Group: Sendable {
             public var group: String
