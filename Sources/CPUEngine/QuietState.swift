@@ -35,7 +35,7 @@ public enum QuietState {
     public typealias Rule = CaptureRule
 
     /// A table point from its sweeps' values (`CaptureRule.tablePoint`).
-    public static func tablePoint(_ sweeps: [Double], rule: Rule = .quiet) -> Double {
+    public static func tablePoint(_ sweeps: [Double], rule: Rule) -> Double {
         rule.tablePoint(sweeps)
     }
 
@@ -43,7 +43,7 @@ public enum QuietState {
     /// step in round `r` (every run has the same rounds, played side by side). A round's level is
     /// the geometric mean of its windows; run `i`'s time is the median over rounds of its window over
     /// the round's level, times the lowest level (`quiet`) or the median level (`typical`).
-    public static func groupTimes(_ windows: [[Double]], rule: Rule = .quiet) -> [Double] {
+    public static func groupTimes(_ windows: [[Double]], rule: Rule) -> [Double] {
         rule.groupTimes(windows)
     }
 }

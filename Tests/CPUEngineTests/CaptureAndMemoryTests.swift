@@ -188,7 +188,7 @@ import Testing
     /// A round that slows every placement alike changes nothing: the times are the quiet round's
     /// windows (a 10 and 12 ms pair, measured again at 20 and 24 ms in a busy round).
     @Test func busyRoundScalesOut() {
-        let t = QuietState.groupTimes([[10, 20, 10], [12, 24, 12]])
+        let t = QuietState.groupTimes([[10, 20, 10], [12, 24, 12]], rule: .quiet)
         #expect(abs(t[0] - 10) < 1e-9 && abs(t[1] - 12) < 1e-9)
     }
 
@@ -196,14 +196,14 @@ import Testing
     /// sqrt(10 * 12), sqrt(10 * 12) and sqrt(10 * 30); each run's median ratio to its round comes
     /// from the two clean rounds, so the times are 10 and 12 ms.
     @Test func oneSlowWindowIsOutvoted() {
-        let t = QuietState.groupTimes([[10, 10, 10], [12, 12, 30]])
+        let t = QuietState.groupTimes([[10, 10, 10], [12, 12, 30]], rule: .quiet)
         #expect(abs(t[0] - 10) < 1e-9 && abs(t[1] - 12) < 1e-9)
     }
 
     /// Two placements that trade places from round to round are equal, at the quietest round's
     /// level: sqrt(10 * 11) = 10.488 ms.
     @Test func pairedTieIsATie() {
-        let t = QuietState.groupTimes([[10, 30, 12], [11, 27, 12]])
+        let t = QuietState.groupTimes([[10, 30, 12], [11, 27, 12]], rule: .quiet)
         #expect(abs(t[0] - 110.0.squareRoot()) < 1e-9 && abs(t[1] - 110.0.squareRoot()) < 1e-9)
     }
 
@@ -212,7 +212,7 @@ import Testing
     /// median is 13/12; times the lowest level 4: 13/3 ms each. (Each run's own lowest window would
     /// give 2 ms; arithmetic-mean levels 6.5 and 5 would give other values.)
     @Test func evenRoundsTakeTheMiddleTwo() {
-        let t = QuietState.groupTimes([[4, 9, 8, 2], [9, 4, 2, 8]])
+        let t = QuietState.groupTimes([[4, 9, 8, 2], [9, 4, 2, 8]], rule: .quiet)
         #expect(abs(t[0] - 13.0 / 3) < 1e-9 && abs(t[1] - 13.0 / 3) < 1e-9)
     }
 
@@ -281,7 +281,7 @@ import Testing
 
     /// Windows of unequal counts have no paired estimate.
     @Test func unequalRoundsAreRefused() {
-        #expect(QuietState.groupTimes([[10, 20], [12]]).allSatisfy { $0.isNaN })
-        #expect(QuietState.tablePoint([3, 2, 5]) == 2)
+        #expect(QuietState.groupTimes([[10, 20], [12]], rule: .quiet).allSatisfy { $0.isNaN })
+        #expect(QuietState.tablePoint([3, 2, 5], rule: .quiet) == 2)
     }
 }
