@@ -261,11 +261,14 @@ public struct CPUProfileCapture {
         return points
     }
 
+    /// The sizes of the link and device copies: 4 KiB ... 256 MiB in powers of 4.
+    var copySizes: [Int] { quick ? [4096, 1 << 20, 4 << 20] : (0 ... 8).map { 4096 << (2 * $0) } }
+
     /// The copy threads' work: one memcpy between a host-tier and a device-tier buffer, from a region
     /// evicted from the caches (what streaming a layer's weights or cache entries does).
     func link() -> [Profile.LinkPoint] {
         var points: [Profile.LinkPoint] = []
-        let sizes = quick ? [4096, 1 << 20, 4 << 20] : (0 ... 8).map { 4096 << (2 * $0) }   // 4 KiB ... 256 MiB
+        let sizes = copySizes
         let maxFloats = sizes.max()! / 4
         let host = FloatBuffer(count: maxFloats), device = FloatBuffer(count: maxFloats)
         fill(host.p, host.count, scale: 1, seed: 3, stream: 1)
@@ -287,7 +290,7 @@ public struct CPUProfileCapture {
     /// link's largest copy: on the second capture machine a 256 MiB copy ran at 8.2-10.2 GB/s, a
     /// 1-64 MiB one (the sizes the engine gathers) at 5.7-6.2 GB/s.
     func deviceCopies() -> [Profile.CopyPoint] {
-        let sizes = quick ? [4096, 1 << 20, 4 << 20] : (0 ... 8).map { 4096 << (2 * $0) }   // 4 KiB ... 256 MiB
+        let sizes = copySizes
         let maxFloats = sizes.max()! / 4
         let src = FloatBuffer(count: maxFloats), dst = FloatBuffer(count: maxFloats)
         fill(src.p, src.count, scale: 1, seed: 3, stream: 2)

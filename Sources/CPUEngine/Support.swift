@@ -1,6 +1,7 @@
 import CAffinity
 import CBLAS
 import Foundation
+import PlannerCore
 import Synchronization
 
 /// A 64-byte aligned array of fp32 values that the engine owns. Which tier it belongs to (the
@@ -185,9 +186,7 @@ public enum CPUAffinity {
 
 /// The median of `xs` (the mean of the middle two for an even count); 0 for none.
 func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    if s.isEmpty { return 0 }
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    xs.isEmpty ? 0 : CaptureRule.median(xs)
 }
 
 /// Wall-clock seconds of a monotonic clock.

@@ -34,8 +34,8 @@ public enum CaptureRule: String, Sendable, CaseIterable {
         return windows.map { w in Self.median((0 ..< rounds).map { w[$0] / levels[$0] }) * level }
     }
 
-    /// The median (the mean of the middle two of an even count).
-    static func median(_ xs: [Double]) -> Double {
+    /// The median (the mean of the middle two of an even count); `xs` must not be empty.
+    public static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         let n = s.count
         return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
@@ -90,19 +90,11 @@ extension Validation {
         var diffs: [Double] = []
         var groups: [Repeatability.Group] = []
         for (name, members) in Dictionary(grouping: profile.e2e, by: \.group).sorted(by: { $0.key < $1.key }) {
+            // The reader gives every run of a group windows in the same (pass, round)s.
             func times(_ half: [Int]) -> [Double]? {
                 let keys = (last[members[0].run] ?? [:]).keys.filter { half.contains($0[0]) }.sorted { $0.lexicographicallyPrecedes($1) }
-                guard !keys.isEmpty else { return nil }
-                var windows: [[Double]] = []
-                for m in members {
-                    guard let ws = last[m.run], ws.count == (last[members[0].run] ?? [:]).count else { return nil }
-                    var row: [Double] = []
-                    for k in keys {
-                        guard let w = ws[k] else { return nil }
-                        row.append(w.seconds)
-                    }
-                    windows.append(row)
-                }
+                let windows = members.map { m in keys.compactMap { last[m.run]?[$0]?.seconds } }
+                guard !keys.isEmpty, windows.allSatisfy({ $0.count == keys.count }) else { return nil }
                 return rule.groupTimes(windows)
             }
             guard let a = times(even), let b = times(odd) else { continue }
