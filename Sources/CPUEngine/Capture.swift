@@ -304,12 +304,18 @@ public struct CPUProfileCapture {
     /// A thread that streams weights as the engine's H2D copy thread does while it is switched on:
     /// per layer the attention weights, then the FFN weights, each one `memcpy` from its own region of
     /// a host buffer (four layers of distinct weights) into one of two device slots in turn; it counts
-    /// the bytes and the time spent copying.
+    /// the bytes and the time spent copying. Switched off, it sleeps on a condition as the engine's
+    /// idle copy threads do: on the capture machines a thread that woke every 200 us to look
+    /// slowed the kernels on the other core by 6-9% (`planner-cpu-capture --neighbour-check`), so
+    /// the "alone" side of a contention round measured slow and the factor low.
     final class BackgroundCopy: @unchecked Sendable {
         let chunks: [Int]
         let src: FloatBuffer, dst: FloatBuffer
         let on = Atomic<Bool>(false), alive = Atomic<Bool>(true), idle = Atomic<Bool>(true)
         let bytes = Atomic<Int>(0), nanos = Atomic<Int>(0)
+        /// Times the loop has run while switched off (a sleeping thread runs it about once per switch).
+        let idleLoops = Atomic<Int>(0)
+        private let wake = NSCondition()
 
         /// `chunks`: floats of each copy of one layer (attention weights, FFN weights).
         init(chunks: [Int], layers: Int = 4) {
@@ -328,7 +334,14 @@ public struct CPUProfileCapture {
             let layer = chunks.reduce(0, +), layers = src.count / layer
             var l = 0
             while alive.load(ordering: .acquiring) {
-                guard on.load(ordering: .acquiring) else { idle.store(true, ordering: .releasing); usleep(200); continue }
+                if !on.load(ordering: .acquiring) {
+                    idleLoops.add(1, ordering: .relaxed)
+                    wake.lock()
+                    idle.store(true, ordering: .releasing)
+                    while !on.load(ordering: .acquiring), alive.load(ordering: .acquiring) { wake.wait() }
+                    wake.unlock()
+                    continue
+                }
                 idle.store(false, ordering: .releasing)
                 var offset = 0
                 for n in chunks {
@@ -345,7 +358,10 @@ public struct CPUProfileCapture {
         /// Runs `body` with the copies running; returns the copy rate (bytes per second) meanwhile.
         func during(_ body: () -> Void) -> Double {
             bytes.store(0, ordering: .relaxed); nanos.store(0, ordering: .relaxed)
+            wake.lock()
             on.store(true, ordering: .releasing)
+            wake.signal()
+            wake.unlock()
             while idle.load(ordering: .acquiring) { usleep(50) }
             body()
             // The rate of the copies that ended while `body` ran: the one still in flight finishes
@@ -356,7 +372,12 @@ public struct CPUProfileCapture {
             return rate
         }
 
-        func stop() { alive.store(false, ordering: .releasing) }
+        func stop() {
+            wake.lock()
+            alive.store(false, ordering: .releasing)
+            wake.signal()
+            wake.unlock()
+        }
     }
 
     /// How much a kernel slows down while weights stream on the other core, and the streaming while a
