@@ -2,6 +2,7 @@
 import Foundation
 import PlannerCore
 import Testing
+import Synchronization
 
 @Suite struct CaptureAndMemoryTests {
     /// A run whose buffers exceed the memory available is refused before anything is allocated, with
@@ -181,6 +182,25 @@ import Testing
         #expect(c.gemmSlowdown.count == 1 && c.gemmSlowdown[0][0] == 1 && abs(c.gemmSlowdown[0][1] - 4.75 / 3) < 1e-12)
         #expect(abs(c.streamSlowdown - 1.3) < 1e-12)
         #expect(abs(c.copySlowdown - 1.2) < 1e-12)
+    }
+
+    /// Switched off, the contention rounds' copy thread sleeps instead of looking for work: a thread
+    /// that woke every 200 us made the other core's kernels 3-6% slower on the capture machine, the
+    /// "alone" side of every round. Over 100 ms off it wakes once per switch (polling: about 500
+    /// times); switched on, it copies; `during` returns with the thread asleep again.
+    @Test func backgroundCopySleepsWhenOff() {
+        let copy = CPUProfileCapture.BackgroundCopy(chunks: [1 << 16, 1 << 16], layers: 2)
+        defer { copy.stop() }
+        usleep(100_000)
+        let loopsBefore = copy.idleLoops.load(ordering: .relaxed)
+        #expect(loopsBefore <= 1)
+        let rate = copy.during { usleep(20_000) }
+        #expect(rate > 0)
+        let asleep = copy.idle.load(ordering: .relaxed)
+        #expect(asleep)
+        usleep(100_000)
+        let loopsAfter = copy.idleLoops.load(ordering: .relaxed)
+        #expect(loopsAfter <= 2)
     }
 }
 
