@@ -41,12 +41,15 @@ while !args.isEmpty {
     case "--no-gate": gate = false
     case "--help", "-h":
         print("usage: planner-cpu-capture --out DIR [--repeats N (1-100, default 5)] [--warmup N (0-100, default 1)] [--passes N (1-20, default 2; the kernel tables are swept N + 1 times)] [--rounds N (1-20, default 3)] [--rule typical|quiet (the machine's median or its fastest state, default typical)] [--swift-version TEXT] [--quick] [--no-gate (measure whenever it comes instead of in the machine's quiet state)]")
-        print("       planner-cpu-capture --kernel-check ROUNDS (1-100) [--filter TEXT] [--repeats N] [--warmup N] [--quick]: the engine's GEMM and attention calls in the capture's end-to-end runs beside the same calls timed as the tables time them, ROUNDS rounds per run (CSV on stdout)")
+        print("       planner-cpu-capture --kernel-check ROUNDS (1-100) [--filter TEXT] [--repeats N] [--warmup N] [--quick]: the engine's GEMM and attention calls in the capture's end-to-end runs beside the same calls timed as the tables time them, ROUNDS rounds per run (CSV on stdout; each run's per-shape GEMM ratios follow it on lines that start with #)")
         print("       planner-cpu-capture --neighbour-check [--repeats N] [--warmup N]: the layer GEMMs while the other core sleeps, wakes every 200 us, or spins (CSV on stdout)")
         exit(0)
     default: fail("\(a): unknown option; allowed are --out, --repeats, --warmup, --passes, --rounds, --rule, --swift-version, --quick, --no-gate, --kernel-check, --filter, --neighbour-check")
     }
 }
+if neighbourCheck, kernelCheckRounds > 0 { fail("--neighbour-check and --kernel-check: give one of the two diagnostics at a time") }
+if !filter.isEmpty, kernelCheckRounds == 0 { fail("--filter: only with --kernel-check ROUNDS") }
+if neighbourCheck || kernelCheckRounds > 0, outPath != nil { fail("--out: the diagnostics write no profile; give --out only for a capture") }
 if neighbourCheck {
     // Diagnostic: the layer GEMMs with the other core idle, waking every 200 us, or busy.
     var capture = CPUProfileCapture(out: URL(fileURLWithPath: "/dev/null"), deviceName: CPUProfileCapture.cpuDescription())

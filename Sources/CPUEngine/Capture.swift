@@ -306,7 +306,7 @@ public struct CPUProfileCapture {
     /// a host buffer (four layers of distinct weights) into one of two device slots in turn; it counts
     /// the bytes and the time spent copying. Switched off, it sleeps on a condition as the engine's
     /// idle copy threads do: on the capture machines a thread that woke every 200 us to look
-    /// slowed the kernels on the other core by 6-9% (`planner-cpu-capture --neighbour-check`), so
+    /// slowed the kernels on the other core by 3-6% (`planner-cpu-capture --neighbour-check`), so
     /// the "alone" side of a contention round measured slow and the factor low.
     final class BackgroundCopy: @unchecked Sendable {
         let chunks: [Int]

@@ -35,11 +35,16 @@ extension CPUProfileCapture {
 
     func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(max(xs.count, 1)) }
 
-    /// Plays `rounds` rounds per run of `e2ePlan()` whose name contains `filter` (all when empty).
+    /// Plays `rounds` rounds per run of `e2ePlan()` whose name contains `filter` (all when empty;
+    /// an `InputError` when none does).
     public func kernelCheck(rounds: Int, filter: String = "") throws -> [KernelCheckRow] {
         var rows: [KernelCheckRow] = []
         var weightsOf: [String: [[FloatBuffer]]] = [:]
-        for entry in e2ePlan() where filter.isEmpty || entry.run.run.contains(filter) {
+        let entries = e2ePlan().filter { filter.isEmpty || $0.run.run.contains(filter) }
+        guard !entries.isEmpty else {
+            throw InputError(field: "--filter", "no end-to-end run of the capture's plan contains \"\(filter)\" (runs are named like \(e2ePlan()[0].run.run))")
+        }
+        for entry in entries {
             let r = entry.run, model = entry.model.withLayers(r.layers)
             let plan = ExecutionPlan(model: model, hardware: HardwareCatalog.h100sxm, batch: r.batch,
                                      weights: WeightPlacement(gpuFraction: r.weightsGPUFraction), placement: r.placement,

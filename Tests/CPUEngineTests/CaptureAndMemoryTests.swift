@@ -187,17 +187,34 @@ import Synchronization
     /// Switched off, the contention rounds' copy thread sleeps instead of looking for work: a thread
     /// that woke every 200 us made the other core's kernels 3-6% slower on the capture machine, the
     /// "alone" side of every round. Over 100 ms off it wakes once per switch (polling: about 500
-    /// times); switched on, it copies; `during` returns with the thread asleep again.
-    @Test func backgroundCopySleepsWhenOff() {
+    /// times); switched on, it copies, and off again it sleeps again. A lost wakeup would hang:
+    /// the time limit turns that into a failure.
+    /// The kernel check plays the runs its filter names: a run with a recomputed prefix has no
+    /// decode-attention table time (its attention is not all decode attention), one without has;
+    /// every run's engine GEMMs are the four layer shapes at the batch's rows; a filter that names
+    /// no run is refused by name.
+    @Test func kernelCheckPlaysTheFilteredRuns() throws {
+        var capture = CPUProfileCapture(out: URL(fileURLWithPath: "/nonexistent"), deviceName: "test")
+        capture.quick = true
+        capture.repeats = 2
+        let rows = try capture.kernelCheck(rounds: 1, filter: "cpu-llama-small-b2-c32-w100")
+        #expect(rows.map { $0.run.components(separatedBy: "-").last! } == ["gkv", "hkv", "mix", "hyb", "rec"])
+        let gkv = rows[0], rec = rows[4]
+        #expect(gkv.tableAttention != nil && rec.tableAttention == nil)
+        #expect(gkv.gemmRatios.map(\.shape[0]) == [2, 2, 2, 2])
+        #expect(gkv.engineGEMM > 0 && gkv.tableGEMM > 0 && gkv.step >= gkv.engineGEMM)
+        let err = try #require(throws: InputError.self) { try capture.kernelCheck(rounds: 1, filter: "no-such-run") }
+        #expect(err.field == "--filter" && err.message.contains("no-such-run"))
+    }
+
+    @Test(.timeLimit(.minutes(1))) func backgroundCopySleepsWhenOff() {
         let copy = CPUProfileCapture.BackgroundCopy(chunks: [1 << 16, 1 << 16], layers: 2)
         defer { copy.stop() }
         usleep(100_000)
         let loopsBefore = copy.idleLoops.load(ordering: .relaxed)
         #expect(loopsBefore <= 1)
-        let rate = copy.during { usleep(20_000) }
+        let rate = copy.during { usleep(50_000) }
         #expect(rate > 0)
-        let asleep = copy.idle.load(ordering: .relaxed)
-        #expect(asleep)
         usleep(100_000)
         let loopsAfter = copy.idleLoops.load(ordering: .relaxed)
         #expect(loopsAfter <= 2)
