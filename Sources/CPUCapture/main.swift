@@ -50,12 +50,21 @@ while !args.isEmpty {
 if neighbourCheck, kernelCheckRounds > 0 { fail("--neighbour-check and --kernel-check: give one of the two diagnostics at a time") }
 if !filter.isEmpty, kernelCheckRounds == 0 { fail("--filter: only with --kernel-check ROUNDS") }
 if neighbourCheck || kernelCheckRounds > 0, outPath != nil { fail("--out: the diagnostics write no profile; give --out only for a capture") }
-if neighbourCheck {
-    // Diagnostic: the layer GEMMs with the other core idle, waking every 200 us, or busy.
+let started = Date()
+func log(_ line: String) { FileHandle.standardError.write(Data(String(format: "[%4.0f s] %@\n", Date().timeIntervalSince(started), line).utf8)) }
+/// A capture object for the diagnostics (they write no profile), on the pinned compute thread.
+@MainActor func diagnostic() -> CPUProfileCapture {
     var capture = CPUProfileCapture(out: URL(fileURLWithPath: "/dev/null"), deviceName: CPUProfileCapture.cpuDescription())
     capture.repeats = repeats
     capture.warmup = warmup
+    capture.quick = quick
+    capture.log = log
     _ = CPUAffinity.pinComputeThread()
+    return capture
+}
+if neighbourCheck {
+    // Diagnostic: the layer GEMMs with the other core idle, waking every 200 us, or busy.
+    let capture = diagnostic()
     print("m,mode,median_ms,over_idle,lowest_ms")
     for m in [4, 16, 256] {
         let r = capture.neighbourCheck(m: m, alternations: 15)
@@ -68,13 +77,7 @@ if neighbourCheck {
 }
 if kernelCheckRounds > 0 {
     // Diagnostic: the engine's kernels against the same kernels timed as the tables time them.
-    var capture = CPUProfileCapture(out: URL(fileURLWithPath: "/dev/null"), deviceName: CPUProfileCapture.cpuDescription())
-    capture.repeats = repeats
-    capture.warmup = warmup
-    capture.quick = quick
-    let started = Date()
-    capture.log = { FileHandle.standardError.write(Data(String(format: "[%4.0f s] %@\n", Date().timeIntervalSince(started), $0).utf8)) }
-    _ = CPUAffinity.pinComputeThread()
+    let capture = diagnostic()
     do {
         let rows = try capture.kernelCheck(rounds: kernelCheckRounds, filter: filter)
         print("run,step_ms,engine_gemm_ms,table_gemm_ms,table_gemm_mean_ms,engine_attention_ms,table_attention_ms,table_attention_mean_ms,other_ms")
@@ -98,8 +101,7 @@ capture.rule = rule
 capture.quick = quick
 if gate { capture.gate = QuietState.Gate.machine() }
 capture.swiftVersion = swift
-let started = Date()
-capture.log = { FileHandle.standardError.write(Data(String(format: "[%4.0f s] %@\n", Date().timeIntervalSince(started), $0).utf8)) }
+capture.log = log
 do {
     try capture.run(folderName: url.standardizedFileURL.lastPathComponent)
 } catch {

@@ -95,17 +95,19 @@ public struct CPUProfileCapture {
         flushSink.p[0] = sum
     }
 
-    func time(_ body: () -> Void) -> Double {
+    /// The times of `repeats` calls of `body`, each after a cache sweep, after `warmup` untimed ones.
+    func calls(_ body: () -> Void) -> [Double] {
         for _ in 0 ..< warmup { flush(); body() }
-        var t: [Double] = []
-        for _ in 0 ..< repeats {
+        return (0 ..< repeats).map { _ in
             flush()
             let t0 = now()
             body()
-            t.append(now() - t0)
+            return now() - t0
         }
-        return median(t)
     }
+
+    /// The median of `calls(body)`.
+    func time(_ body: () -> Void) -> Double { median(calls(body)) }
 
     /// `time(body)` in the quiet state: the quiet attempt's time, or without one the lowest.
     func gatedTime(_ body: () -> Void) -> Double {
@@ -216,6 +218,16 @@ public struct CPUProfileCapture {
         return points
     }
 
+    /// Seeded buffers of one decode attention as the table times it: K/V of `context` positions, one
+    /// query per sequence, its output and scores.
+    func decodeAttentionBuffers(batch b: Int, heads h: Int, kvHeads kvh: Int, d: Int, context c: Int)
+        -> (kv: FloatBuffer, q: FloatBuffer, out: FloatBuffer, scores: FloatBuffer) {
+        let kv = FloatBuffer(count: c * b * 2 * kvh * d), q = FloatBuffer(count: b * h * d)
+        fill(kv.p, kv.count, scale: 1, seed: 2, stream: 3)
+        fill(q.p, q.count, scale: 1, seed: 2, stream: 4)
+        return (kv, q, FloatBuffer(count: b * h * d), FloatBuffer(count: c * h))
+    }
+
     func attention() -> [Profile.AttentionPoint] {
         var points: [Profile.AttentionPoint] = []
         let d = quick ? 32 : 64
@@ -227,12 +239,7 @@ public struct CPUProfileCapture {
             let h = hk[0], kvh = hk[1], kvW = 2 * kvh * d
             // One gated measurement per batch over its contexts (each point a few milliseconds).
             for b in batches {
-                let buffers = contexts.map { c -> (kv: FloatBuffer, q: FloatBuffer, out: FloatBuffer, scores: FloatBuffer) in
-                    let kv = FloatBuffer(count: c * b * kvW), q = FloatBuffer(count: b * h * d)
-                    fill(kv.p, kv.count, scale: 1, seed: 2, stream: 3)
-                    fill(q.p, q.count, scale: 1, seed: 2, stream: 4)
-                    return (kv, q, FloatBuffer(count: b * h * d), FloatBuffer(count: c * h))
-                }
+                let buffers = contexts.map { decodeAttentionBuffers(batch: b, heads: h, kvHeads: kvh, d: d, context: $0) }
                 let times = gated({ zip(contexts, buffers).map { c, x in
                     time { Kernels.attention(q: x.q.p, ldq: h * d, kv: x.kv.p, out: x.out.p, pos: [c - 1], batch: b, heads: h, kvHeads: kvh, d: d, scores: x.scores.p) }
                 } }, lowest: { $0.reduce(0, +) })
@@ -566,6 +573,17 @@ public struct CPUProfileCapture {
         return out
     }
 
+    /// The decode-step plan of an end-to-end run and an engine that holds its context.
+    func engine(_ entry: E2EPlanEntry) throws -> (ExecutionPlan, CPUDecoder) {
+        let r = entry.run
+        let plan = ExecutionPlan(model: entry.model.withLayers(r.layers), hardware: HardwareCatalog.h100sxm, batch: r.batch,
+                                 weights: WeightPlacement(gpuFraction: r.weightsGPUFraction), placement: r.placement,
+                                 phase: .decodeStep(context: r.context), policyName: "e2e")
+        let engine = try CPUDecoder(shape: try PlanRunner.shape(plan, includeHead: false))
+        engine.fillContext(plan.placement)
+        return (plan, engine)
+    }
+
     /// One timed window of an end-to-end run: the median of its timed steps, with the state probe's
     /// readings before and after it (nan without a gate). With a gate, a window whose reading before
     /// or after is busy is retried, so a (pass, round) can hold several attempts; the run's time
@@ -594,12 +612,7 @@ public struct CPUProfileCapture {
             for group in groups {
                 do {   // the group's engines are released before the contention round
                     let runs = try group.map { i -> (Int, ExecutionPlan, CPUDecoder) in
-                        let r = entries[i].run
-                        let plan = ExecutionPlan(model: entries[i].model.withLayers(r.layers), hardware: HardwareCatalog.h100sxm, batch: r.batch,
-                                                 weights: WeightPlacement(gpuFraction: r.weightsGPUFraction), placement: r.placement,
-                                                 phase: .decodeStep(context: r.context), policyName: "e2e")
-                        let engine = try CPUDecoder(shape: try PlanRunner.shape(plan, includeHead: false))
-                        engine.fillContext(plan.placement)
+                        let (plan, engine) = try self.engine(entries[i])
                         return (i, plan, engine)
                     }
                     for round in 0 ..< rounds {

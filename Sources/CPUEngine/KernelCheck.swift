@@ -22,17 +22,6 @@ extension CPUProfileCapture {
         public var gemmRatios: [(shape: [Int], ratio: Double)]
     }
 
-    /// The times of `repeats` calls of `body`, each after a cache sweep, after `warmup` untimed ones (as `time`).
-    func calls(_ body: () -> Void) -> [Double] {
-        for _ in 0 ..< warmup { flush(); body() }
-        return (0 ..< repeats).map { _ in
-            flush()
-            let t0 = now()
-            body()
-            return now() - t0
-        }
-    }
-
     func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(max(xs.count, 1)) }
 
     /// Plays `rounds` rounds per run of `e2ePlan()` whose name contains `filter` (all when empty;
@@ -45,12 +34,9 @@ extension CPUProfileCapture {
             throw InputError(field: "--filter", "no end-to-end run of the capture's plan contains \"\(filter)\" (runs are named like \(e2ePlan()[0].run.run))")
         }
         for entry in entries {
-            let r = entry.run, model = entry.model.withLayers(r.layers)
-            let plan = ExecutionPlan(model: model, hardware: HardwareCatalog.h100sxm, batch: r.batch,
-                                     weights: WeightPlacement(gpuFraction: r.weightsGPUFraction), placement: r.placement,
-                                     phase: .decodeStep(context: r.context), policyName: "kernel-check")
-            let engine = try CPUDecoder(shape: try PlanRunner.shape(plan, includeHead: false))
-            engine.fillContext(plan.placement)
+            let r = entry.run
+            let (plan, engine) = try self.engine(entry)
+            let model = plan.model
             let layers = weightsOf[model.name] ?? layerWeights(model, seed: 5)
             weightsOf[model.name] = layers
             let shapes = layerShapes(model)
@@ -96,11 +82,8 @@ extension CPUProfileCapture {
                 decodeOnly = decodeOnly && att.calls == model.layers * repeats
                 if decodeOnly {
                     let d = model.headDim, h = model.heads, kvh = model.kvHeads, b = r.batch, ctx = r.context + 1
-                    let kv = FloatBuffer(count: ctx * b * 2 * kvh * d), q = FloatBuffer(count: b * h * d)
-                    fill(kv.p, kv.count, scale: 1, seed: 2, stream: 3)
-                    fill(q.p, q.count, scale: 1, seed: 2, stream: 4)
-                    let out = FloatBuffer(count: b * h * d), scores = FloatBuffer(count: ctx * h)
-                    let ts = calls { Kernels.attention(q: q.p, ldq: h * d, kv: kv.p, out: out.p, pos: [ctx - 1], batch: b, heads: h, kvHeads: kvh, d: d, scores: scores.p) }
+                    let x = decodeAttentionBuffers(batch: b, heads: h, kvHeads: kvh, d: d, context: ctx)
+                    let ts = calls { Kernels.attention(q: x.q.p, ldq: h * d, kv: x.kv.p, out: x.out.p, pos: [ctx - 1], batch: b, heads: h, kvHeads: kvh, d: d, scores: x.scores.p) }
                     tA.append(median(ts) * Double(att.calls) / n)
                     tAm.append(mean(ts) * Double(att.calls) / n)
                 }
