@@ -8,7 +8,7 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Execute a scenario on the CPU engine and print the measured step time beside the simulator's prediction for the CPU.",
         discussion: """
-        SCENARIO is a scenario file (README.md, "Scenario format"), a `planner plan` output included. The CPU \
+        SCENARIO is a scenario file (docs/scenarios.md), a `planner plan` output included. The CPU \
         engine (Sources/CPUEngine) runs the scenario's batch, phase, weight split and placement (tokens per class) \
         in fp32 with seeded weights; a policy is resolved on the scenario's own machine first, as `simulate` does. \
         Catalog models are far too large for this machine: --layers and --width-divisor scale the model down \

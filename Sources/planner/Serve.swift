@@ -8,7 +8,7 @@ struct ServeCommand: ParsableCommand {
         abstract: "Simulate serving requests with continuous batching over a paged KV cache, with preemption by recompute or swap."
     )
 
-    @Argument(help: "A serving scenario (README.md, \"Serving\").")
+    @Argument(help: "A serving scenario (docs/serving.md).")
     var scenario: String
 
     @Flag(help: "Print the result as JSON.")

@@ -5,7 +5,7 @@ import PlannerCore
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Play out a scenario layer by layer and report step time, throughput, bytes, busy time and memory.",
-        discussion: "SCENARIO is a JSON file in the project's scenario format (README.md, \"Scenario format\"); examples/ has one per policy."
+        discussion: "SCENARIO is a JSON file in the project's scenario format (docs/scenarios.md); examples/ has one per policy."
     )
 
     @Argument(help: "Path to a scenario JSON file.")

@@ -4,7 +4,7 @@ import PlannerCore
 
 /// Options that choose the model, machine, workload and grids of a search.
 struct SearchOptions: ParsableArguments {
-    @Argument(help: "Optional sweep file (README.md, \"Sweep file\"); flags override its values.")
+    @Argument(help: "Optional sweep file (docs/scenarios.md, \"Sweep file\"); flags override its values.")
     var file: String?
 
     @Option(help: "Model: a catalog name or a path to a config.json (default opt-30b).")

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A sweep file: the scenario's setup keys (`model`, `layers`, `dtype`, `hardware`,
-/// `hostMemoryGiB`, `hostMemory`), a workload, and grids. README.md documents it.
+/// `hostMemoryGiB`, `hostMemory`), a workload, and grids. docs/scenarios.md documents it.
 ///
 ///     {"model": "opt-13b", "hardware": "rtx4090", "generate": {"prompt": 512, "tokens": 32},
 ///      "ratios": {"from": 0, "to": 1, "step": 0.05}, "batches": [16, 32, 64], "weights": "host"}

@@ -55,7 +55,7 @@ public enum Report {
         return out
     }
 
-    /// The `--json` document (see README.md, "Output").
+    /// The `--json` document (docs/output.md).
     public static func json(_ r: SimulationResult) throws -> Data {
         let p = r.plan
         var doc: [String: Any] = [:]

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The project's scenario format: a JSON object naming a model, a machine, a batch, a phase, and
-/// either an explicit placement or a policy. README.md documents every key.
+/// either an explicit placement or a policy. docs/scenarios.md documents every key.
 ///
 ///     {"model": "opt-13b", "hardware": "h100-sxm", "batch": 64,
 ///      "decodeStep": {"context": 2048}, "weights": "host",
