@@ -19,7 +19,7 @@ struct ValidateCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "A profile folder.")
+    @Argument(help: "A profile folder, or a file of published engine runs (format published-runs/1).")
     var folder: String
 
     @Flag(help: "Print the result as JSON.")
@@ -27,6 +27,11 @@ struct ValidateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), !isFolder.boolValue {
+                try validatePublishedRuns()
+                return
+            }
             let url = URL(fileURLWithPath: folder)
             let profile = try ProfileReader.read(url)
             let hw = try profile.hardware(in: url)
@@ -93,6 +98,42 @@ struct ValidateCommand: ParsableCommand {
                 }
                 print(String(format: "  largest regret from measurement noise alone: %.2f%%", r.largestCrossRegret * 100))
             }
+        }
+    }
+
+    /// Every run of a published-runs file simulated on its engine and machine, beside its published
+    /// throughput; a run the planner cannot express is listed with why.
+    func validatePublishedRuns() throws {
+        let file = try PublishedRuns.load(URL(fileURLWithPath: folder))
+        let results = file.runs.map { PublishedRuns.predict($0, in: file) }
+        let mape = PublishedRuns.meanAbsoluteError(results)
+        if json {
+            let runs: [[String: Any]] = results.map { r in
+                guard let p = r.predictedTokensPerSecond, let e = r.error else {
+                    return ["id": r.id, "expressible": false, "why": r.why ?? ""]
+                }
+                return ["id": r.id, "measuredTokensPerSecond": r.measuredTokensPerSecond, "predictedTokensPerSecond": p, "error": e]
+            }
+            try printJSONObject(["runs": runs, "meanAbsolutePercentageError": mape as Any? ?? NSNull()])
+            return
+        }
+        print("published runs: \(folder), \(results.count) runs")
+        print("  run                                   published tok/s   predicted tok/s    error")
+        for (run, r) in zip(file.runs, results) {
+            let name = r.id.padding(toLength: 38, withPad: " ", startingAt: 0)
+            if let p = r.predictedTokensPerSecond, let e = r.error {
+                print("  " + name + String(format: " %15.3f %17.3f %+8.1f%%", r.measuredTokensPerSecond, p, e * 100))
+            } else {
+                print("  " + name + String(format: " %15.3f %17@    not expressible: %@", run.tokensPerSecond, "-", r.why ?? ""))
+            }
+        }
+        let expressible = results.filter(\.expressible).count
+        if let mape {
+            let worst = results.compactMap { r in r.error.map { (r.id, abs($0)) } }.max { $0.1 < $1.1 }!
+            print(String(format: "  mean absolute percentage error: %.1f%% over %d of %d runs; largest %.1f%% (%@)", mape * 100, expressible, results.count,
+                         worst.1 * 100, worst.0))
+        } else {
+            print("  no run could be expressed")
         }
     }
 }

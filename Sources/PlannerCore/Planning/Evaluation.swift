@@ -144,7 +144,7 @@ public enum Evaluator {
     public static func fits(_ c: Candidate, _ setup: Setup) -> Bool {
         guard let p = try? plan(c, setup) else { return false }
         let r = MemoryModel.report(p)
-        return r.gpuUsed <= r.gpuCapacity && r.hostUsed <= r.hostCapacity
+        return r.fits
     }
 
     public static func evaluate(_ c: Candidate, _ setup: Setup) -> Outcome {

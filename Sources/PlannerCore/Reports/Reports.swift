@@ -35,7 +35,7 @@ public enum Report {
             let parts = r.bytes[res, default: [:]].sorted { $0.key < $1.key }.map { "\($0.key) \(formatBytes($0.value))" }
             out += "  \(res == .hostToDevice ? "H2D bytes " : "D2H bytes ")       \(formatBytes(r.totalBytes(res)))\(parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")")\n"
         }
-        out += "  busy             " + Resource.allCases.map { "\($0.label) \(pct(r.busy[$0] ?? 0))" }.joined(separator: ", ") + "\n"
+        out += "  busy             " + r.reportedResources.map { "\($0.label) \(pct(r.busy[$0] ?? 0))" }.joined(separator: ", ") + "\n"
         let gpuItems = r.memory.gpu.filter { $0.bytes > 0 }.map { "\($0.name) \(formatBytes($0.bytes))" }.joined(separator: ", ")
         let hostItems = r.memory.host.filter { $0.bytes > 0 }.map { "\($0.name) \(formatBytes($0.bytes))" }.joined(separator: ", ")
         out += "  GPU memory       \(formatBytes(r.memory.gpuUsed)) of \(formatBytes(r.memory.gpuCapacity)) (\(gpuItems))\n"
@@ -83,7 +83,7 @@ public enum Report {
             bytes[res.key] = d
         }
         doc["bytes"] = bytes
-        doc["busy"] = Dictionary(uniqueKeysWithValues: Resource.allCases.map { ($0.key, r.busy[$0] ?? 0) })
+        doc["busy"] = Dictionary(uniqueKeysWithValues: r.reportedResources.map { ($0.key, r.busy[$0] ?? 0) })
         func mem(_ items: [(name: String, bytes: Double)], _ cap: Double) -> [String: Any] {
             ["capacityBytes": cap, "usedBytes": items.reduce(0) { $0 + $1.bytes },
              "items": Dictionary(uniqueKeysWithValues: items.map { ($0.name, $0.bytes) })]
@@ -120,7 +120,7 @@ public enum Report {
         var s = "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n"
         s.reserveCapacity(r.graph.count * 160)
         s += "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"args\":{\"name\":\"\(r.plan.model.name) on \(r.plan.hardware.name), batch \(r.plan.batch), \(r.plan.policyName)\"}}"
-        for res in Resource.allCases {
+        for res in r.reportedResources {
             s += ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":\(res.rawValue),\"args\":{\"name\":\"\(res.label)\"}}"
             s += ",\n{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":1,\"tid\":\(res.rawValue),\"args\":{\"sort_index\":\(res.rawValue)}}"
         }

@@ -106,16 +106,96 @@ public struct TokenPlacement: Equatable, Sendable, Codable, CustomStringConverti
     }
 }
 
-/// What part of the weights stays on the GPU; the rest is streamed from host memory layer by layer.
+/// Shares of one block's weight bytes on each tier; they add up to 1.
+public struct TierShares: Equatable, Sendable, Codable {
+    public var gpu: Double
+    public var host: Double
+    public var disk: Double
+
+    public init(gpu: Double, host: Double, disk: Double = 0) {
+        self.gpu = gpu; self.host = host; self.disk = disk
+    }
+
+    /// The share that is copied to the GPU when the block runs (from host memory or from disk).
+    public var streamed: Double { host + disk }
+}
+
+/// The two weight blocks of a decoder layer.
+public enum WeightBlock: Int, CaseIterable, Sendable {
+    /// Norm, Q/K/V and output projections (and their biases).
+    case attention
+    /// Norm and the FFN matrices (and their biases).
+    case ffn
+}
+
+/// Where the weights live: resident on the GPU, or streamed layer by layer from host memory or
+/// from disk.
+///
+/// The uniform form keeps `gpuFraction` of every weight matrix on the GPU and `diskFraction` on
+/// disk, the rest in host memory. An engine that places whole tensors (FlexGen's `--percent`,
+/// `FlexGenPlacement`) gives per-block shares instead (`blocks`), and `gpuFraction` is then the
+/// byte-weighted share of the layer's weights on the GPU.
 public struct WeightPlacement: Equatable, Sendable, Codable {
     public var gpuFraction: Double
+    public var diskFraction: Double = 0
+    public var blocks: [TierShares]? = nil
+
     public static let gpu = WeightPlacement(gpuFraction: 1)
     public static let host = WeightPlacement(gpuFraction: 0)
-    public init(gpuFraction: Double) { self.gpuFraction = gpuFraction }
-    public var streamedFraction: Double { 1 - gpuFraction }
-    public var description: String {
-        gpuFraction >= 1 ? "gpu" : gpuFraction <= 0 ? "host" : "\(Int((gpuFraction * 100).rounded()))% on GPU"
+    public init(gpuFraction: Double, diskFraction: Double = 0) {
+        self.gpuFraction = gpuFraction
+        self.diskFraction = diskFraction
     }
+
+    /// Per-block tiers for `model` (attention first, then FFN).
+    public init(attention: TierShares, ffn: TierShares, model: ModelSpec) {
+        let a = model.attentionWeightBytes, f = model.ffnWeightBytes
+        gpuFraction = (attention.gpu * a + ffn.gpu * f) / (a + f)
+        diskFraction = (attention.disk * a + ffn.disk * f) / (a + f)
+        blocks = [attention, ffn]
+    }
+
+    public var streamedFraction: Double { 1 - gpuFraction }
+    public var hostFraction: Double { 1 - gpuFraction - diskFraction }
+
+    /// The tiers of one block.
+    public func tiers(_ b: WeightBlock) -> TierShares {
+        blocks?[b.rawValue] ?? TierShares(gpu: gpuFraction, host: 1 - gpuFraction - diskFraction, disk: diskFraction)
+    }
+
+    /// Bytes of `b` of one layer on each tier.
+    public func bytes(_ b: WeightBlock, _ model: ModelSpec) -> (gpu: Double, host: Double, disk: Double) {
+        let t = tiers(b)
+        let total = b == .attention ? model.attentionWeightBytes : model.ffnWeightBytes
+        return (t.gpu * total, t.host * total, t.disk * total)
+    }
+
+    public var description: String {
+        if blocks != nil { return String(format: "%.1f%% on GPU by whole tensors%@", gpuFraction * 100, diskFraction > 0 ? String(format: ", %.1f%% on disk", diskFraction * 100) : "") }
+        let disk = diskFraction > 0 ? ", \(Int((diskFraction * 100).rounded()))% on disk" : ""
+        return gpuFraction >= 1 ? "gpu" : gpuFraction <= 0 && diskFraction <= 0 ? "host" : "\(Int((gpuFraction * 100).rounded()))% on GPU\(disk)"
+    }
+}
+
+/// 4-bit (or 8-bit) group-wise quantisation of weights and KV cache: `bits` per element plus an
+/// fp16 scale and minimum per group of `groupSize` elements, so `bits / 8 + 4 / groupSize` bytes
+/// per element (FlexGen's compression.py 87-144: 4 bits, groups of 64, 0.5625 bytes; ZeRO-Inference
+/// deepspeed/inference/quantization/utils.py 43-93: the same format).
+public struct Quantization: Equatable, Sendable, Codable {
+    public var bits: Int
+    public var groupSize: Int
+    public init(bits: Int, groupSize: Int) { self.bits = bits; self.groupSize = groupSize }
+    public static let flexGen4 = Quantization(bits: 4, groupSize: 64)
+    public var bytesPerElement: Double { Double(bits) / 8 + 4 / Double(groupSize) }
+}
+
+/// Which weights and caches are quantised.
+public struct Compression: Equatable, Sendable, Codable {
+    public var weights: Quantization?
+    public var cache: Quantization?
+    public init(weights: Quantization? = nil, cache: Quantization? = nil) { self.weights = weights; self.cache = cache }
+    public static let none = Compression()
+    public var isNone: Bool { weights == nil && cache == nil }
 }
 
 /// What is simulated.

@@ -3,18 +3,30 @@
 /// `numGpuBatches` micro-batches of `gpuBatchSize` sequences sharing one pass over the weights
 /// (Sheng et al., "FlexGen", ICML 2023, Sec. 4.1 and Algorithm 1).
 public struct FlexGenSettings: Equatable, Sendable, Codable {
+    /// Weights, cache and activations on GPU and on CPU, in percent; what each pair leaves is on disk.
     public var percent: [Double]
     public var gpuBatchSize: Int
     public var numGpuBatches: Int
+    /// `--cpu-cache-compute`: decode attention on the CPU over the host cache.
+    public var cpuCacheCompute = false
+    /// `--compress-weight` and `--compress-cache`: 4-bit groups of 64 (flex_opt.py 1204-1208).
+    public var compressWeight = false
+    public var compressCache = false
 
-    public init(percent: [Double], gpuBatchSize: Int, numGpuBatches: Int) {
+    public init(percent: [Double], gpuBatchSize: Int, numGpuBatches: Int, cpuCacheCompute: Bool = false,
+                compressWeight: Bool = false, compressCache: Bool = false) {
         self.percent = percent
         self.gpuBatchSize = gpuBatchSize
         self.numGpuBatches = numGpuBatches
+        self.cpuCacheCompute = cpuCacheCompute
+        self.compressWeight = compressWeight
+        self.compressCache = compressCache
     }
 
     public var weightsGPUFraction: Double { percent[0] / 100 }
+    public var weightsDiskFraction: Double { max(0, 100 - percent[0] - percent[1]) / 100 }
     public var cacheGPUFraction: Double { percent[2] / 100 }
+    public var cacheDiskFraction: Double { max(0, 100 - percent[2] - percent[3]) / 100 }
     public var activationsOnHost: Bool { percent[5] > 0 }
 }
 
@@ -71,6 +83,17 @@ public struct ExecutionPlan: Sendable {
     public var policyName: String
     /// Whether each step ends with the LM head (false for a capture of decoder layers alone).
     public var includeHead = true
+    /// The engine whose schedule the simulation follows.
+    public var engine = Engine.ideal
+    /// Decode attention over the host KV tokens runs on the host CPU (FlexGen's
+    /// `--cpu-cache-compute`, ZeRO-Inference's `--kv-offload`): the query and the new K/V cross the
+    /// link to the CPU and the attention output comes back, instead of the cache crossing it.
+    public var attentionOnHost = false
+    /// Share of the host KV tokens whose home is the disk (read through host memory every step).
+    public var kvDiskFraction = 0.0
+    public var compression = Compression.none
+    /// FlexGen's `--percent` when the plan came from the flexgen policy (its embeddings follow it).
+    public var flexGenPercent: [Double]? = nil
 
     public init(model: ModelSpec, hardware: HardwareSpec, batch: Int, microBatches: Int = 1, weights: WeightPlacement,
                 placement: TokenPlacement, hostMemory: HostMemoryKind = .pinned, hiddenOnHost: Bool = false,
@@ -112,6 +135,77 @@ public struct ExecutionPlan: Sendable {
         if case .decodeStep(let c) = phase, c > model.maxContext {
             throw InputError(field: "decodeStep.context", "must be at most \(model.name)'s maximum context of \(model.maxContext), got \(c)")
         }
+        try validateEngineFeatures()
+    }
+
+    /// Refuses what the plan's engine cannot run or its machine cannot hold, naming the field.
+    func validateEngineFeatures() throws {
+        let e = engine
+        guard kvDiskFraction >= 0, kvDiskFraction <= 1 else {
+            throw InputError(field: "kvOnDisk", "must be a fraction from 0 to 1, got \(fmt(kvDiskFraction))")
+        }
+        for b in WeightBlock.allCases {
+            let t = weights.tiers(b)
+            guard t.gpu >= -1e-9, t.host >= -1e-9, t.disk >= -1e-9, abs(t.gpu + t.host + t.disk - 1) < 1e-6 else {
+                throw InputError(field: "weights", "the GPU, host and disk shares must each be from 0 to 1 and add up to 1, got \(fmt(t.gpu)), \(fmt(t.host)), \(fmt(t.disk))")
+            }
+        }
+        if weights.diskFraction > 0 {
+            try e.require(.diskWeights, field: "weights.diskFraction")
+            guard hardware.disk != nil else { throw InputError(field: "weights.diskFraction", "\(hardware.name) has no disk; give the device a \"disk\" or keep the weights off disk") }
+        }
+        if kvDiskFraction > 0 {
+            try e.require(.diskCache, field: "kvOnDisk")
+            guard hardware.disk != nil else { throw InputError(field: "kvOnDisk", "\(hardware.name) has no disk; give the device a \"disk\" or keep the cache off disk") }
+            guard placement.hostKV > 0 else { throw InputError(field: "kvOnDisk", "puts host KV on disk, but the placement has no host KV tokens") }
+        }
+        if attentionOnHost {
+            try e.require(.hostAttention, field: "attention")
+            guard hardware.hostCPU != nil else {
+                throw InputError(field: "attention", "\(hardware.name) has no host CPU rates (hardware.hostCPU); give them or compute attention on the GPU")
+            }
+            guard placement.hostAct == 0, placement.gpuAct == 0, placement.recompute == 0 else {
+                throw InputError(field: "attention", "CPU attention reads the host KV cache; it takes a placement of gpuKV and hostKV tokens only")
+            }
+        } else if placement.hostKV > 0 {
+            try e.require(.hostCache, field: "placement.hostKV")
+        }
+        if placement.gpuAct + placement.hostAct > 0 { try e.require(.activationCheckpoints, field: "placement") }
+        if placement.recompute > 0 { try e.require(.tokenRecomputation, field: "placement.recompute") }
+        if microBatches > 1 { try e.require(.microBatches, field: "policy.numGpuBatches") }
+        if weights.blocks == nil, weights.gpuFraction > 0, weights.gpuFraction < 1 { try e.require(.partialWeights, field: "weights.gpuFraction") }
+        for (field, q, feature) in [("compression.weights", compression.weights, EngineTraits.Feature.weightCompression),
+                                     ("compression.cache", compression.cache, .cacheCompression)] {
+            guard let q else { continue }
+            try e.require(feature, field: field)
+            // FlexGen implements 4 bits only (compression.py 92), ZeRO-Inference wires only 4 (run_model.py 99).
+            guard q.bits == 4 else {
+                throw InputError(field: "\(field).bits", "engine \(e.kind.rawValue) quantises to 4 bits only, got \(q.bits)")
+            }
+            guard (2...4096).contains(q.groupSize), q.groupSize % 2 == 0 else {
+                throw InputError(field: "\(field).groupSize", "must be an even number from 2 to 4096, got \(q.groupSize)")
+            }
+        }
+        if compression.cache != nil, placement.gpuAct + placement.hostAct > 0 {
+            throw InputError(field: "compression.cache", "compresses KV entries; the placement holds activation checkpoints, which stay uncompressed")
+        }
+    }
+}
+
+/// What a plan asks of its engine besides the placement: the engine, where decode attention over
+/// host KV runs, compression, and the disk share of the host KV cache.
+public struct EngineOptions: Equatable, Sendable {
+    public var engine = Engine.ideal
+    public var attentionOnHost = false
+    public var compression = Compression.none
+    public var kvDiskFraction = 0.0
+
+    public init(engine: Engine = .ideal, attentionOnHost: Bool = false, compression: Compression = .none, kvDiskFraction: Double = 0) {
+        self.engine = engine; self.attentionOnHost = attentionOnHost; self.compression = compression; self.kvDiskFraction = kvDiskFraction
+    }
+
+    func apply(to p: inout ExecutionPlan) {
+        p.engine = engine; p.attentionOnHost = attentionOnHost; p.compression = compression; p.kvDiskFraction = kvDiskFraction
     }
 }
 
@@ -120,13 +214,19 @@ extension PolicySpec {
     ///
     /// `weights` is the scenario's weights setting, if it gave one. Policies that fix the weights
     /// (all-gpu, deepspeed, flexgen) reject a conflicting one; the offloading policies stream the
-    /// weights (`host`) unless told otherwise.
+    /// weights (`host`) unless told otherwise. `options` carries the engine and what the plan asks
+    /// of it; the flexgen policy sets CPU attention, compression and the disk shares from its own
+    /// settings.
     public func resolve(model: ModelSpec, hardware: HardwareSpec, batch: Int, phase: Phase,
-                        weights: WeightPlacement?, hostMemory: HostMemoryKind = .pinned) throws -> ExecutionPlan {
+                        weights: WeightPlacement?, hostMemory: HostMemoryKind = .pinned,
+                        options: EngineOptions = EngineOptions()) throws -> ExecutionPlan {
         let context = phase.placementContext
+        var options = options
         func plan(_ w: WeightPlacement, _ p: TokenPlacement, micro: Int = 1, hidden: Bool = false) -> ExecutionPlan {
-            ExecutionPlan(model: model, hardware: hardware, batch: batch, microBatches: micro, weights: w, placement: p,
-                          hostMemory: hostMemory, hiddenOnHost: hidden, phase: phase, policyName: name)
+            var x = ExecutionPlan(model: model, hardware: hardware, batch: batch, microBatches: micro, weights: w, placement: p,
+                                  hostMemory: hostMemory, hiddenOnHost: hidden, phase: phase, policyName: name)
+            options.apply(to: &x)
+            return x
         }
         func fixedWeights(_ fixed: WeightPlacement) throws -> WeightPlacement {
             if let w = weights, w != fixed {
@@ -162,8 +262,22 @@ extension PolicySpec {
                 throw InputError(field: "weights", "policy flexgen takes its weight split from percent[0] and percent[1]; remove the key")
             }
             let gpuKV = Int((s.cacheGPUFraction * Double(context)).rounded())
-            return plan(WeightPlacement(gpuFraction: s.weightsGPUFraction), TokenPlacement(gpuKV: gpuKV, hostKV: context - gpuKV),
-                        micro: s.numGpuBatches, hidden: s.activationsOnHost)
+            // FlexGen places whole tensors by its midpoint rule; another engine streams that share
+            // of every tensor.
+            let w = options.engine.kind == .flexgen
+                ? WeightPlacement(attention: FlexGenPlacement.shares(.attention, model: model, percent: s.percent),
+                                  ffn: FlexGenPlacement.shares(.ffn, model: model, percent: s.percent), model: model)
+                : WeightPlacement(gpuFraction: s.weightsGPUFraction, diskFraction: s.weightsDiskFraction)
+            let hostCache = s.percent[3] + max(0, 100 - s.percent[2] - s.percent[3])
+            options.kvDiskFraction = hostCache > 0 ? s.cacheDiskFraction * 100 / hostCache : 0
+            if s.cpuCacheCompute { options.attentionOnHost = true }
+            if s.compressWeight { options.compression.weights = .flexGen4 }
+            if s.compressCache { options.compression.cache = .flexGen4 }
+            var p = plan(w, TokenPlacement(gpuKV: gpuKV, hostKV: context - gpuKV), micro: s.numGpuBatches, hidden: s.activationsOnHost)
+            p.flexGenPercent = s.percent
+            // CPU attention over a cache held on the GPU is computed on the GPU.
+            if p.placement.hostKV == 0 { p.attentionOnHost = false }
+            return p
         case .kvOffload(let given):
             let w = weights ?? .host
             let gpuKV = given ?? gpuCapacity(bytesPerToken: model.kvBytesPerToken, limit: context) { plan(w, TokenPlacement(gpuKV: $0, hostKV: context - $0)) }

@@ -27,6 +27,8 @@ struct ScheduleBuilder {
     /// Last hidden-state store per micro-batch (FlexGen CPU activations).
     var hiddenStored: [Int32]
     var heads: [Int32] = []
+    /// State of an engine's unit pipeline (EngineSchedule.swift).
+    var units = UnitPipeline()
 
     init(plan: ExecutionPlan, cost: any CostModel, expectedTasks: Int) {
         self.plan = plan

@@ -41,6 +41,13 @@ public struct SimulationResult: Sendable {
 
     public func totalBytes(_ r: Resource) -> Double { bytes[r, default: [:]].values.reduce(0, +) }
 
+    /// The GPU's stream and copy engines, and the host CPU and disk queues where the plan used them.
+    public var reportedResources: [Resource] {
+        var used = Set<Int>()
+        for r in graph.resource { used.insert(Int(r)) }
+        return Resource.allCases.filter { $0.alwaysReported || used.contains($0.rawValue) }
+    }
+
     /// Seconds per decode step that the tasks on `resource` (of `kinds`, or all) ran, as played (a
     /// task slowed by contention counts its longer time): the steady step of a decode-step plan, the
     /// mean over the decode steps of a generation (its prefill left out).
@@ -79,23 +86,29 @@ public enum Simulator {
         let perLayer = 16 * plan.microBatches
         var builder = ScheduleBuilder(plan: plan, cost: cost,
                                       expectedTasks: (growth.steps.count + 2) * (plan.model.layers * perLayer + 1))
-        var firstDecodeStep = 0
+        // The ideal engine's layer schedule (ScheduleBuilder.addLayer), or an engine's units
+        // (EngineSchedule.swift) when the plan runs on another engine or overrides a trait.
+        let ideal = plan.engine.kind == .ideal && plan.engine.traits == .ideal
+        let firstDecodeStep = 1
         if let prompt = growth.prompt, case .generate(let p, _) = plan.phase {
-            builder.prefill(prompt: p, split: prompt, step: 0)
-            firstDecodeStep = 1
-        } else {
-            firstDecodeStep = 1
+            if ideal { builder.prefill(prompt: p, split: prompt, step: 0) } else { builder.enginePrefill(prompt: p, split: prompt, step: 0) }
         }
-        for (i, s) in growth.steps.enumerated() {
-            builder.decode(cached: s.cached, newToken: s.newToken, step: firstDecodeStep + i)
-        }
+        var steps = growth.steps.map { ($0.cached, $0.newToken) }
         if case .decodeStep = plan.phase, let s = growth.steps.last {
             // A trailing step, not reported: in a running engine the next step's first loads start
             // during the reported step's last layers. In-order queues keep it from delaying the
             // reported step, except where copies and kernels share memory (`contention`): there the
             // reported step's last layers run beside those loads, as in the steady state.
-            builder.decode(cached: s.cached, newToken: s.newToken, step: firstDecodeStep + growth.steps.count)
+            steps.append((s.cached, s.newToken))
         }
+        for (i, s) in steps.enumerated() {
+            if ideal {
+                builder.decode(cached: s.0, newToken: s.1, step: firstDecodeStep + i)
+            } else {
+                builder.engineDecode(cached: s.0, newToken: s.1, step: firstDecodeStep + i)
+            }
+        }
+        if !ideal { builder.finishUnits() }
         let graph = builder.graph
         let timeline = try EventEngine.run(graph)
 
@@ -122,7 +135,7 @@ public enum Simulator {
         let layers = plan.model.layers
         var layerStart = [Double](repeating: .infinity, count: layers)
         var layerEnd = [Double](repeating: 0, count: layers)
-        var layerBusy = [[Double]](repeating: [0, 0, 0], count: layers)
+        var layerBusy = [[Double]](repeating: [Double](repeating: 0, count: Resource.allCases.count), count: layers)
         var layerH2D = [Double](repeating: 0, count: layers)
         var layerD2H = [Double](repeating: 0, count: layers)
         for i in 0 ..< graph.count {
@@ -134,7 +147,7 @@ public enum Simulator {
                 bytes[Resource(rawValue: r)!, default: [:]][key, default: 0] += graph.bytes[i]
             }
             let l = Int(graph.layer[i])
-            if st == layerStep, l >= 0 {
+            if st == layerStep, l >= 0, l < layers {
                 layerStart[l] = min(layerStart[l], s)
                 layerEnd[l] = max(layerEnd[l], e)
                 layerBusy[l][r] += e - s

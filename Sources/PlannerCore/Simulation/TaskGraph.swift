@@ -1,15 +1,24 @@
 /// A hardware queue that runs one task at a time, in the order tasks were submitted to it (a CUDA
 /// stream). The host link has one copy engine per direction, so the two directions overlap.
+///
+/// The host CPU (attention over a host cache, staging copies) and the disk's read and write queues
+/// are resources too; only the engines that use them add tasks there.
 public enum Resource: Int, CaseIterable, Sendable, Codable {
     case compute = 0
     case hostToDevice = 1
     case deviceToHost = 2
+    case hostCPU = 3
+    case diskRead = 4
+    case diskWrite = 5
 
     public var label: String {
         switch self {
         case .compute: "GPU compute"
         case .hostToDevice: "H2D copy engine"
         case .deviceToHost: "D2H copy engine"
+        case .hostCPU: "host CPU"
+        case .diskRead: "disk read"
+        case .diskWrite: "disk write"
         }
     }
 
@@ -18,8 +27,14 @@ public enum Resource: Int, CaseIterable, Sendable, Codable {
         case .compute: "compute"
         case .hostToDevice: "h2d"
         case .deviceToHost: "d2h"
+        case .hostCPU: "hostCPU"
+        case .diskRead: "diskRead"
+        case .diskWrite: "diskWrite"
         }
     }
+
+    /// The GPU's stream and its copy engines, reported for every plan; the others only when used.
+    public var alwaysReported: Bool { rawValue <= 2 }
 }
 
 /// What a task does, for reports, traces and byte accounting.
@@ -28,6 +43,10 @@ public enum TaskKind: Int, CaseIterable, Sendable {
     case kvStore, actStore, hiddenStore
     case tokenRecompute, actRecomputeGPU, actRecomputeHost
     case qkv, concat, attention, outProjection, ffn, head
+    /// Engines' extra work: weights or KV read from disk, written to disk, pageable memory staged
+    /// into pinned buffers, attention on the host CPU and the vectors it exchanges with the GPU,
+    /// 4-bit (de)quantisation, and a device-wide synchronisation.
+    case weightDiskRead, kvDiskRead, kvDiskWrite, hostStaging, hostAttention, attentionExchange, dequantize, barrier, embedding
 
     public var name: String {
         switch self {
@@ -47,6 +66,15 @@ public enum TaskKind: Int, CaseIterable, Sendable {
         case .outProjection: "out proj"
         case .ffn: "FFN"
         case .head: "LM head"
+        case .weightDiskRead: "read weights from disk"
+        case .kvDiskRead: "read KV from disk"
+        case .kvDiskWrite: "write KV to disk"
+        case .hostStaging: "stage into pinned memory"
+        case .hostAttention: "attention on the CPU"
+        case .attentionExchange: "attention query/output copy"
+        case .dequantize: "dequantize"
+        case .barrier: "synchronize"
+        case .embedding: "embedding"
         }
     }
 
@@ -57,6 +85,9 @@ public enum TaskKind: Int, CaseIterable, Sendable {
         case .kvLoad, .kvStore: "kv"
         case .actLoad, .actStore: "act"
         case .hiddenLoad, .hiddenStore: "hidden"
+        case .weightDiskRead: "weights"
+        case .kvDiskRead, .kvDiskWrite: "kv"
+        case .attentionExchange: "attention"
         default: nil
         }
     }

@@ -50,9 +50,15 @@ public struct MemoryReport: Sendable {
     public var host: [(name: String, bytes: Double)]
     public var gpuCapacity: Double
     public var hostCapacity: Double
+    /// What lives on disk, for plans with a disk tier (empty otherwise).
+    public var disk: [(name: String, bytes: Double)] = []
+    public var diskCapacity: Double = 0
 
     public var gpuUsed: Double { gpu.reduce(0) { $0 + $1.bytes } }
     public var hostUsed: Double { host.reduce(0) { $0 + $1.bytes } }
+    public var diskUsed: Double { disk.reduce(0) { $0 + $1.bytes } }
+    /// Whether every level holds what the plan puts there.
+    public var fits: Bool { gpuUsed <= gpuCapacity && hostUsed <= hostCapacity && diskUsed <= diskCapacity }
 
     /// Throws a `CapacityError` naming the memory that overflows and by how much (the GPU first; when
     /// both overflow, the description says so).
@@ -68,6 +74,9 @@ public struct MemoryReport: Sendable {
         if hostUsed > hostCapacity {
             throw CapacityError(memory: "host", neededBytes: hostUsed, capacityBytes: hostCapacity, breakdown: host.map { ($0.name, $0.bytes) })
         }
+        if diskUsed > diskCapacity {
+            throw CapacityError(memory: "disk", neededBytes: diskUsed, capacityBytes: diskCapacity, breakdown: disk.map { ($0.name, $0.bytes) })
+        }
     }
 }
 
@@ -81,6 +90,7 @@ public enum MemoryModel {
     }
 
     public static func report(_ plan: ExecutionPlan, peak: TokenPlacement) -> MemoryReport {
+        if !(plan.engine.kind == .ideal && plan.engine.traits == .ideal) { return engineReport(plan, peak: peak) }
         let m = plan.model
         let e = Double(m.bytesPerElement)
         let b = Double(plan.batch)

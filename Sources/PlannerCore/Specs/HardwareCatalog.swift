@@ -15,7 +15,7 @@ public enum HardwareCatalog {
     static let transferFractions = "estimate: datasheet peak x the fraction achieved on the H100 reference (large GEMMs 68% of matmul peak; weight-bound GEMMs 66% and decode attention 88% of memory bandwidth)"
     static let pageableNote = "estimate: pageable copies are bounded by the host's staging memcpy, not by the link; the H100 reference host measured 8-13 GB/s h2d and 9-16 GB/s d2h"
 
-    public static let all: [HardwareSpec] = [rtx4090, a100_40gb, h100sxm, t4]
+    public static let all: [HardwareSpec] = [rtx4090, a100_40gb, h100sxm, t4, gcpT4, a6000]
 
     /// A PCIe 4.0 x16 host link: 25 GB/s pinned each way, 10 GB/s pageable, 10 us per copy
     /// (sources in each device's `sources`).
@@ -139,6 +139,59 @@ public enum HardwareCatalog {
             "host.memoryBytes": "FlexGen (Sheng et al., ICML 2023) evaluation machine: T4 16 GB with 208 GB CPU DRAM",
         ])
 
+    /// FlexGen's evaluation machine (Sheng et al., ICML 2023, Sec. 6; FlexLLMGen docs/gcp_setup.md): a
+    /// GCP n1 instance with 32 vCPUs, 208 GB of memory, an NVIDIA T4 and a 1.5 TB SSD. The GPU and its
+    /// link are the `t4` entry's; the host CPU and the disk are this machine's.
+    public static let gcpT4: HardwareSpec = {
+        var hw = t4
+        hw.name = "gcp-t4"
+        hw.hostCPU = HostCPUSpec(name: "Intel Xeon (Skylake) @ 2.00 GHz, 32 vCPUs (GCP n1)", cores: 16,
+                                 memoryBytesPerSecond: 50 * GB, fp32FlopsPerSecond: 1.0e12, singleThreadCopyBytesPerSecond: 8 * GB)
+        hw.disk = DiskSpec(name: "GCP SSD, 1.5 TB", capacityBytes: 1.5e12, readBytesPerSecond: 2.0 * GB, writeBytesPerSecond: 1.0 * GB)
+        hw.sources["hostCPU.cores"] = "GCP n1 machine types: a vCPU is one hyperthread, 32 vCPUs = 16 cores; FlexGen paper Sec. 6: 32 vCPUs, Intel Xeon @ 2.00 GHz"
+        hw.sources["hostCPU.memoryBytesPerSecond"] = "estimate: a Skylake-SP socket has 6 channels of DDR4-2666 (128 GB/s peak, Intel Xeon Scalable product brief); a 16-core share running PyTorch's multithreaded copies and bmm at about 40% of it"
+        hw.sources["hostCPU.fp32FlopsPerSecond"] = "estimate: 16 Skylake cores x 2.0 GHz x 64 fp32 FLOP/cycle (two AVX-512 FMA units) = 2.05 TFLOP/s peak, half of it in batched matrix-vector work"
+        hw.sources["hostCPU.singleThreadCopyBytesPerSecond"] = "estimate: one Skylake core's memcpy between DRAM buffers, about 8 GB/s"
+        hw.sources["disk"] = "FlexGen paper Sec. 6: 1.5 TB SSD, about 2 GB/s read and 1 GB/s write (shared/validation/published-runs.json, machine gcp-t4)"
+        hw.sources["host.memoryBytes"] = "FlexGen paper Sec. 6: 208 GB of CPU DRAM"
+        return hw
+    }()
+
+    /// The machine of ZeRO-Inference's published runs (DeepSpeedExamples
+    /// inference/huggingface/zero_inference/README.md, line 13): one NVIDIA RTX A6000 48 GB, 252 GB of
+    /// host memory, an NVMe SSD of 5,600 MB/s sequential read. Rates not measured on it are the H100
+    /// reference's fractions of this card's datasheet peaks.
+    public static let a6000 = HardwareSpec(
+        name: "a6000",
+        gpu: GPUSpec(name: "NVIDIA RTX A6000", memoryBytes: 48 * GiB, memoryBandwidthBytesPerSecond: 768 * GB,
+                     peakMatmulFlops: ["fp16": 154.8e12, "bf16": 154.8e12, "fp32": 38.7e12],
+                     achievedMatmulFlops: ["fp16": 105.3e12, "bf16": 105.3e12, "fp32": 26.3e12],
+                     gemmBytesPerSecond: 507 * GB, streamBytesPerSecond: 676 * GB, attentionFlopsFraction: 0.67,
+                     kernelSeconds: 5e-6, reservedBytes: 1 * GiB),
+        link: pcie4,
+        host: HostSpec(memoryBytes: 252 * GB),
+        sources: [
+            "gpu.memoryBytes": "NVIDIA RTX A6000 datasheet: 48 GB GDDR6",
+            "gpu.memoryBandwidthBytesPerSecond": "NVIDIA RTX A6000 datasheet: 768 GB/s",
+            "gpu.peakMatmulFlops": "NVIDIA RTX A6000 datasheet: FP16/BF16 tensor 154.8 TFLOPS dense; FP32 38.7 TFLOPS",
+            "gpu.achievedMatmulFlops": transferFractions,
+            "gpu.gemmBytesPerSecond": transferFractions,
+            "gpu.streamBytesPerSecond": transferFractions,
+            "gpu.attentionFlopsFraction": "estimate: as on the H100 reference",
+            "gpu.kernelSeconds": "estimate: 5 us per kernel, as fitted on the H100 reference",
+            "gpu.reservedBytes": "estimate: CUDA context and allocator slack, about 1 GiB",
+            "link.h2dPinned": "estimate: PCIe 4.0 x16 (peak 31.5 GB/s) at the 25 GB/s pinned rate DESIGN.md gives for PCIe 4 hosts; latency 10 us",
+            "link.d2hPinned": "as h2dPinned: PCIe is full duplex and symmetric",
+            "link.h2dPageable": pageableNote,
+            "link.d2hPageable": pageableNote,
+            "host.memoryBytes": "DeepSpeedExamples zero_inference/README.md line 13: 252 GB host memory",
+            "hostCPU": "estimate: the README does not name the CPU; a two-socket server of its time (16 cores used, 100 GB/s for multithreaded tensor copies, 1.5 TFLOP/s fp32, 10 GB/s for one thread's memcpy)",
+            "disk": "DeepSpeedExamples zero_inference/README.md line 13: PNY CS3040 2 TB NVMe, 5,600 MB/s sequential read; write 5,300 MB/s from the drive's datasheet",
+        ],
+        hostCPU: HostCPUSpec(name: "not stated (estimate)", cores: 16, memoryBytesPerSecond: 100 * GB, fp32FlopsPerSecond: 1.5e12,
+                             singleThreadCopyBytesPerSecond: 10 * GB),
+        disk: DiskSpec(name: "PNY CS3040 2 TB NVMe", capacityBytes: 2e12, readBytesPerSecond: 5.6 * GB, writeBytesPerSecond: 5.3 * GB))
+
     public static var names: [String] { all.map(\.name) }
 
     public static func device(named name: String, field: String = "hardware") throws -> HardwareSpec {
@@ -172,7 +225,11 @@ public enum HardwareCatalog {
     /// error instead of being dropped by the decoder.
     static func rejectUnknownKeys(_ o: JSONFields, path: String) throws {
         let top = JSONFields(o.object, path: path)
-        try top.rejectUnknown(allowed: ["name", "gpu", "link", "host", "sources", "contention"])
+        try top.rejectUnknown(allowed: ["name", "gpu", "link", "host", "sources", "contention", "hostCPU", "disk"])
+        if let c = try top.optionalObject("hostCPU") {
+            try c.rejectUnknown(allowed: ["name", "cores", "memoryBytesPerSecond", "fp32FlopsPerSecond", "singleThreadCopyBytesPerSecond"])
+        }
+        if let d = try top.optionalObject("disk") { try d.rejectUnknown(allowed: ["name", "capacityBytes", "readBytesPerSecond", "writeBytesPerSecond"]) }
         if let c = try top.optionalObject("contention") { try c.rejectUnknown(allowed: ["gemmSlowdown", "streamSlowdown", "copySlowdown"]) }
         if let gpu = try top.optionalObject("gpu") {
             try gpu.rejectUnknown(allowed: ["name", "memoryBytes", "memoryBandwidthBytesPerSecond", "peakMatmulFlops", "achievedMatmulFlops",

@@ -159,6 +159,33 @@ public struct HostSpec: Codable, Sendable, Equatable {
     public var memoryBytes: Double
 }
 
+/// The host's processor, as far as an engine computes on it: attention over a host-resident KV
+/// cache (FlexGen's `--cpu-cache-compute`, ZeRO-Inference's KV offload) and the copies that stage
+/// pageable memory into pinned buffers. Its kernels are memory-bound: decode attention reads each
+/// cached element once for a few FLOPs, so a CPU task costs
+/// `max(bytes / memoryBytesPerSecond, FLOPs / fp32FlopsPerSecond)`.
+public struct HostCPUSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var cores: Int
+    /// Bytes per second that multithreaded tensor operations (copies, conversions, batched
+    /// matrix-vector products) move through host memory on all cores.
+    public var memoryBytesPerSecond: Double
+    /// fp32 FLOP/s such operations achieve on all cores.
+    public var fp32FlopsPerSecond: Double
+    /// Bytes per second one thread copies between two host buffers (a pageable tensor staged into
+    /// pinned memory by `tensor.pin_memory()`).
+    public var singleThreadCopyBytesPerSecond: Double
+}
+
+/// A disk (NVMe) as a third memory level: weights or KV that neither GPU nor host memory holds.
+/// Reads and writes are separate queues; a read of `b` bytes takes `b / readBytesPerSecond`.
+public struct DiskSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var capacityBytes: Double
+    public var readBytesPerSecond: Double
+    public var writeBytesPerSecond: Double
+}
+
 /// One machine: a GPU, its link to the host, and the host.
 ///
 ///     var hw = try HardwareCatalog.device(named: "rtx4090")
@@ -172,6 +199,10 @@ public struct HardwareSpec: Codable, Sendable, Equatable {
     public var sources: [String: String]
     /// How kernels and copies slow each other when they overlap; nil: they do not (the catalog's GPUs).
     public var contention: MemoryContention? = nil
+    /// The host CPU's rates; nil: unknown, and CPU attention is refused on this machine.
+    public var hostCPU: HostCPUSpec? = nil
+    /// A disk for a third memory level; nil: none, and a disk share is refused.
+    public var disk: DiskSpec? = nil
 
     /// Checks every number; throws naming the first out-of-range field.
     public func validate(path: String = "hardware") throws {
@@ -217,5 +248,18 @@ public struct HardwareSpec: Codable, Sendable, Equatable {
         }
         try positive(host.memoryBytes, "host.memoryBytes")
         try contention?.validate(path: "\(path).contention")
+        if let cpu = hostCPU {
+            guard (1...4096).contains(cpu.cores) else {
+                throw InputError(field: "\(path).hostCPU.cores", "must be an integer from 1 to 4096, got \(cpu.cores)")
+            }
+            try positive(cpu.memoryBytesPerSecond, "hostCPU.memoryBytesPerSecond")
+            try positive(cpu.fp32FlopsPerSecond, "hostCPU.fp32FlopsPerSecond")
+            try positive(cpu.singleThreadCopyBytesPerSecond, "hostCPU.singleThreadCopyBytesPerSecond")
+        }
+        if let d = disk {
+            try positive(d.capacityBytes, "disk.capacityBytes")
+            try positive(d.readBytesPerSecond, "disk.readBytesPerSecond")
+            try positive(d.writeBytesPerSecond, "disk.writeBytesPerSecond")
+        }
     }
 }

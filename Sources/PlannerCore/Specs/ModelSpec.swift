@@ -82,6 +82,42 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         return matrices + biases + norm
     }
 
+    /// Elements of the attention block's matrices alone (what 4-bit compression covers; FlexGen
+    /// never compresses 1-D tensors, flex_opt.py 104-109).
+    public var attentionMatrixElements: Int { hidden * qDim + 2 * hidden * kvDim + qDim * hidden }
+    /// Elements of the FFN block's matrices alone.
+    public var ffnMatrixElements: Int { ffnKind.matrices * hidden * ffnSize }
+
+    /// The weight tensors of one block in the order an OPT checkpoint lists them (FlexGen's
+    /// SelfAttention and MLP weight specs, flex_opt.py 284-305 and 480-493): name, elements, and
+    /// whether it is a matrix. Llama-like shapes have no biases and one norm weight.
+    public func tensors(_ block: WeightBlock) -> [(name: String, elements: Int, matrix: Bool)] {
+        var t: [(String, Int, Bool)] = []
+        switch block {
+        case .attention:
+            for (name, rows) in [("q", qDim), ("k", kvDim), ("v", kvDim)] {
+                t.append(("w_\(name)", hidden * rows, true))
+                if bias { t.append(("b_\(name)", rows, false)) }
+            }
+            t.append(("w_out", qDim * hidden, true))
+            if bias { t.append(("b_out", hidden, false)) }
+            t.append(("w_ln", hidden, false))
+            if bias { t.append(("b_ln", hidden, false)) }
+        case .ffn:
+            if ffnKind == .gated3 {
+                t.append(("w_gate", hidden * ffnSize, true))
+                if bias { t.append(("b_gate", ffnSize, false)) }
+            }
+            t.append(("wi", hidden * ffnSize, true))
+            if bias { t.append(("bi", ffnSize, false)) }
+            t.append(("wo", ffnSize * hidden, true))
+            if bias { t.append(("bo", hidden, false)) }
+            t.append(("w_ln", hidden, false))
+            if bias { t.append(("b_ln", hidden, false)) }
+        }
+        return t.map { (name: $0.0, elements: $0.1, matrix: $0.2) }
+    }
+
     public var attentionWeightBytes: Double { Double(attentionWeightElements * bytesPerElement) }
     public var ffnWeightBytes: Double { Double(ffnWeightElements * bytesPerElement) }
     /// Bytes of one decoder layer's weights.

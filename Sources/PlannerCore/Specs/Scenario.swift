@@ -10,7 +10,8 @@ import Foundation
 ///     let plan = try Scenario.load(URL(fileURLWithPath: "examples/hybrid.json"))
 public enum Scenario {
     public static let keys = ["name", "description", "model", "layers", "hardware", "hostMemoryGiB", "batch", "decodeStep",
-                              "generate", "weights", "placement", "policy", "hostMemory", "dtype", "planner", "profile"]
+                              "generate", "weights", "placement", "policy", "hostMemory", "dtype", "planner", "profile",
+                              "engine", "engineTraits", "attention", "compression", "kvOnDisk"]
 
     public static func load(_ url: URL) throws -> ExecutionPlan {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -25,10 +26,13 @@ public enum Scenario {
         // `planner` holds what `planner plan` expected of this configuration; it is information only.
         if o.has("planner") { _ = try o.object("planner") }
 
-        let (model, hardware, hostMemory) = try parseSetup(o, baseDirectory: baseDirectory)
+        let (model, hardware, setupHostMemory) = try parseSetup(o, baseDirectory: baseDirectory)
         let batch = try o.int("batch", in: 1...1_048_576)
         let phase = try parsePhase(o)
         let weights = try o.has("weights") ? parseWeights(try o.raw("weights")) : nil
+        let options = try parseEngineOptions(o)
+        // A scenario that does not say which host memory it streams from uses its engine's.
+        let hostMemory = o.has("hostMemory") ? setupHostMemory : options.engine.traits.weightsHostMemory
         let plan: ExecutionPlan
         switch (o.has("placement"), o.has("policy")) {
         case (true, true):
@@ -45,11 +49,14 @@ public enum Scenario {
             for c in TokenClass.allCases {
                 placement[c] = try p.optionalInt(c.key, in: 0...(1 << 24)) ?? 0
             }
-            plan = ExecutionPlan(model: model, hardware: hardware, batch: batch, weights: w, placement: placement,
-                                 hostMemory: hostMemory, phase: phase, policyName: "placement")
+            var explicit = ExecutionPlan(model: model, hardware: hardware, batch: batch, weights: w, placement: placement,
+                                         hostMemory: hostMemory, phase: phase, policyName: "placement")
+            options.apply(to: &explicit)
+            plan = explicit
         case (false, true):
             let policy = try parsePolicy(try o.object("policy"), batch: batch)
-            plan = try policy.resolve(model: model, hardware: hardware, batch: batch, phase: phase, weights: weights, hostMemory: hostMemory)
+            plan = try policy.resolve(model: model, hardware: hardware, batch: batch, phase: phase, weights: weights, hostMemory: hostMemory,
+                                      options: options)
         }
         try plan.validate()
         return plan
@@ -106,6 +113,40 @@ public enum Scenario {
         }
     }
 
+    /// The scenario's `engine`, `engineTraits`, `attention`, `compression` and `kvOnDisk`.
+    public static func parseEngineOptions(_ o: JSONFields) throws -> EngineOptions {
+        var options = EngineOptions()
+        if let name = try o.optionalString("engine") {
+            guard let kind = EngineKind(rawValue: name) else {
+                throw InputError(field: "engine", "unknown engine \"\(name)\"; allowed are \(EngineKind.names.joined(separator: ", "))")
+            }
+            options.engine = Engine(kind)
+        }
+        if let t = try o.optionalObject("engineTraits") {
+            options.engine.traits = try options.engine.traits.overridden(by: t)
+        }
+        if let where_ = try o.optionalString("attention") {
+            switch where_ {
+            case "gpu": options.attentionOnHost = false
+            case "cpu": options.attentionOnHost = true
+            default: throw InputError(field: "attention", "must be \"gpu\" or \"cpu\" (decode attention over the host KV cache on the host CPU), got \"\(where_)\"")
+            }
+        }
+        if let c = try o.optionalObject("compression") {
+            try c.rejectUnknown(allowed: ["weights", "cache"])
+            func quantization(_ key: String) throws -> Quantization? {
+                guard let q = try c.optionalObject(key) else { return nil }
+                try q.rejectUnknown(allowed: ["bits", "groupSize"])
+                let bits = try q.int("bits", in: 1...16)
+                guard bits == 4 || bits == 8 else { throw InputError(field: q.fieldPath("bits"), "must be 4 or 8, got \(bits)") }
+                return Quantization(bits: bits, groupSize: try q.optionalInt("groupSize", in: 2...4096) ?? 64)
+            }
+            options.compression = Compression(weights: try quantization("weights"), cache: try quantization("cache"))
+        }
+        if let f = try o.optionalDouble("kvOnDisk", in: 0...1) { options.kvDiskFraction = f }
+        return options
+    }
+
     public static func parseWeights(_ v: Any) throws -> WeightPlacement {
         if let s = v as? String {
             switch s {
@@ -116,8 +157,13 @@ public enum Scenario {
         }
         if let d = v as? [String: Any] {
             let o = JSONFields(d, path: "weights")
-            try o.rejectUnknown(allowed: ["gpuFraction"])
-            return WeightPlacement(gpuFraction: try o.double("gpuFraction", in: 0...1))
+            try o.rejectUnknown(allowed: ["gpuFraction", "diskFraction"])
+            let gpu = try o.double("gpuFraction", in: 0...1)
+            let disk = try o.optionalDouble("diskFraction", in: 0...1) ?? 0
+            guard gpu + disk <= 1 + 1e-9 else {
+                throw InputError(field: "weights.diskFraction", "gpuFraction + diskFraction must be at most 1 (the rest is in host memory), got \(fmt(gpu)) + \(fmt(disk))")
+            }
+            return WeightPlacement(gpuFraction: gpu, diskFraction: disk)
         }
         throw InputError(field: "weights", "must be \"gpu\", \"host\" or {\"gpuFraction\": x} with x from 0 to 1")
     }
@@ -146,7 +192,7 @@ public enum Scenario {
                            gpuActTokens: try o.optionalInt("gpuActTokens", in: 0...(1 << 24)),
                            recomputeFraction: try o.optionalDouble("recomputeFraction", in: 0...1) ?? 0)
         case "flexgen":
-            try o.rejectUnknown(allowed: ["name", "percent", "gpuBatchSize", "numGpuBatches"])
+            try o.rejectUnknown(allowed: ["name", "percent", "gpuBatchSize", "numGpuBatches", "cpuCacheCompute", "compressWeight", "compressCache"])
             let raw = try o.array("percent")
             guard raw.count == 6 else {
                 throw InputError(field: o.fieldPath("percent"), "must hold six numbers (weights GPU, weights CPU, cache GPU, cache CPU, activations GPU, activations CPU), got \(raw.count)")
@@ -158,15 +204,22 @@ public enum Scenario {
                 }
                 percent.append(n.doubleValue)
             }
-            for (i, what) in [(0, "weights"), (2, "cache"), (4, "activations")] where abs(percent[i] + percent[i + 1] - 100) > 1e-9 {
-                throw InputError(field: o.fieldPath("percent"), "\(what) GPU + CPU must be 100 (no disk tier here), got \(fmt(percent[i])) + \(fmt(percent[i + 1]))")
+            for (i, what) in [(0, "weights"), (2, "cache"), (4, "activations")] where percent[i] + percent[i + 1] > 100 + 1e-9 {
+                throw InputError(field: o.fieldPath("percent"), "\(what) GPU + CPU must be at most 100 (the rest is on disk), got \(fmt(percent[i])) + \(fmt(percent[i + 1]))")
+            }
+            // FlexGen keeps activations whole on one tier (flex_opt.py 608-615); the disk is not a tier for them here.
+            guard percent[4] == 100 || percent[5] == 100 else {
+                throw InputError(field: o.fieldPath("percent"), "activations must be 100% on the GPU or 100% on the CPU (percent[4] or percent[5]), got \(fmt(percent[4])) and \(fmt(percent[5]))")
             }
             let gpuBatch = try o.optionalInt("gpuBatchSize", in: 1...1_048_576) ?? batch
             let numBatches = try o.optionalInt("numGpuBatches", in: 1...4096) ?? 1
             guard gpuBatch * numBatches == batch else {
                 throw InputError(field: o.fieldPath("numGpuBatches"), "gpuBatchSize x numGpuBatches (\(gpuBatch) x \(numBatches)) must equal batch (\(batch))")
             }
-            return .flexGen(FlexGenSettings(percent: percent, gpuBatchSize: gpuBatch, numGpuBatches: numBatches))
+            func flag(_ key: String) throws -> Bool { o.has(key) ? try o.bool(key) : false }
+            return .flexGen(FlexGenSettings(percent: percent, gpuBatchSize: gpuBatch, numGpuBatches: numBatches,
+                                            cpuCacheCompute: try flag("cpuCacheCompute"), compressWeight: try flag("compressWeight"),
+                                            compressCache: try flag("compressCache")))
         default:
             throw InputError(field: o.fieldPath("name"), "unknown policy \"\(name)\"; allowed are \(PolicySpec.names.joined(separator: ", "))")
         }
