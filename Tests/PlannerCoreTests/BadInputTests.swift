@@ -566,12 +566,17 @@ struct BadInputTests {
         #expect(e.message.contains("got \(percent.count)"), "message: \(e.message)")
     }
 
-    @Test func flexgenPairNotAddingTo100() throws {
-        let e = try Self.inputError(Self.flexgen([100, 0, 60, 30, 100, 0]))
+    /// A pair over 100 is refused naming the pair; a pair under 100 leaves the rest on disk, which
+    /// the ideal engine does not run (FlexGen does, given a machine with a disk).
+    @Test func flexgenPairOver100AndDiskOnTheIdealEngine() throws {
+        let e = try Self.inputError(Self.flexgen([100, 0, 60, 50, 100, 0]))
         #expect(e.field == "policy.percent")
         #expect(e.message.contains("cache"), "message should name the pair: \(e.message)")
-        #expect(e.message.contains("100"))
-        #expect(e.message.contains("60 + 30"), "message: \(e.message)")
+        #expect(e.message.contains("at most 100"))
+        #expect(e.message.contains("60 + 50"), "message: \(e.message)")
+        let disk = try Self.inputError(Self.flexgen([100, 0, 60, 30, 100, 0]))
+        #expect(disk.field == "kvOnDisk")
+        #expect(disk.message.contains("engine ideal"), "message: \(disk.message)")
     }
 
     @Test func flexgenPercentOutOfRange() throws {

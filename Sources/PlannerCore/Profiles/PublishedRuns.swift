@@ -30,6 +30,7 @@ public enum PublishedRuns {
         /// The engine's settings, as JSON values.
         public var settings: [String: any Sendable]
         public var tokensPerSecond: Double
+        public var provenance: String
     }
 
     public struct File: Sendable {
@@ -79,7 +80,8 @@ public enum PublishedRuns {
             runs.append(Run(id: try r.string("id"), system: try r.string("system"), model: try r.string("model"),
                             machine: try r.string("machine"), prompt: try r.int("prompt", in: 1...(1 << 24)),
                             tokens: try r.int("tokens", in: 1...(1 << 20)), dtype: try r.optionalString("dtype"),
-                            settings: settings.mapValues { sendable($0) }, tokensPerSecond: try r.double("tokensPerSecond", in: 1e-9...1e12)))
+                            settings: settings.mapValues { sendable($0) }, tokensPerSecond: try r.double("tokensPerSecond", in: 1e-9...1e12),
+                            provenance: try r.optionalString("provenance") ?? ""))
         }
         return File(machines: machines, runs: runs)
     }
@@ -145,6 +147,13 @@ public enum PublishedRuns {
             return try policy.resolve(model: model, hardware: hardware, batch: gbs * ngb, phase: phase, weights: nil,
                                       hostMemory: engine.traits.weightsHostMemory, options: options)
         case .hfAccelerate, .deepSpeedZeroInference:
+            if kind == .deepSpeedZeroInference, run.provenance.contains("hf_ds") {
+                // FlexGen's baseline harness (benchmark/hf_ds) runs the DeepSpeed 0.7.7 it vendors
+                // (benchmark/third_party): the all-gather fetch path, and a timed prefill that
+                // records the trace instead of prefetching.
+                engine.traits.gatherDeviceCopies = 3
+                engine.traits.prefillPrefetches = false
+            }
             try s.allow(kind == .hfAccelerate ? ["percent", "batch"] : ["percent", "batch", "offloadWeights", "kvOffload", "pinMemory", "quantWeightBits"])
             guard let batch = try s.int("batch") else { throw InputError(field: "settings.batch", "missing") }
             if let pin = try s.bool("pinMemory") { engine.traits.weightsHostMemory = pin ? .pinned : .pageable }

@@ -59,6 +59,9 @@ extension ScheduleBuilder {
         var lastWeightCopy: Int32 = -1
         var lastKernel: Int32 = -1
         var previousStepEnd: Int32 = -1
+        /// The fetch order of the step being built, where it differs from the engine's (a prefill
+        /// that does not prefetch).
+        var fetchOverride: EngineTraits.WeightFetch?
         /// The attention output copied back from the CPU, which the output projection waits for.
         var attentionOut: Int32 = -1
         /// A unit whose kernels wait for the next unit's loads to be issued first (FlexGen issues the
@@ -129,7 +132,7 @@ extension ScheduleBuilder {
     func loadDeps(_ u: Unit) -> [Int32] {
         let n = units.kernelEnds.count
         var deps: [Int32] = []
-        switch traits.weightFetch {
+        switch units.fetchOverride ?? traits.weightFetch {
         case .doubleBuffered:
             if n >= 2 { deps.append(units.kernelEnds[n - 2]) }
         case .oneAheadSynchronized:
@@ -228,6 +231,14 @@ extension ScheduleBuilder {
         var last: Int32 = -1
         for (i, k) in u.kernels.enumerated() {
             var deps = gate + [hidden]
+            if first, traits.gatherDeviceCopies > 0, l.weights >= 0 {
+                let bytes = u.weightHostBytes + u.weightDiskBytes
+                let copy = cost(.deviceCopy(bytes: bytes))
+                let g = graph.add(.compute, .concat, cost: Cost(alone: copy.alone * Double(traits.gatherDeviceCopies), shared: copy.shared * Double(traits.gatherDeviceCopies)),
+                                  bytes: 0, layer: u.layer, step: step, deps: deps + [l.weights])
+                units.stepTasks.append(g)
+                deps.append(g)
+            }
             if first, u.dequant.alone > 0 {
                 let dq = graph.add(.compute, .dequantize, cost: u.dequant, bytes: 0, layer: u.layer, step: step, deps: deps + [l.weights])
                 units.stepTasks.append(dq)

@@ -244,6 +244,8 @@ extension ScheduleBuilder {
         u.storeBytes = kv + Double(gb * split.hostAct) * m.actBytesPerToken
         u.storeDiskBytes = kv * plan.kvDiskFraction
         let headRows = traits.prefillLogitsAllPositions ? plan.batch * prompt : plan.batch
+        if !traits.prefillPrefetches { units.fetchOverride = .serial }
         addEngineStep(step: step, headRows: headRows, microBatches: plan.microBatches) { _ in u }
+        units.fetchOverride = nil
     }
 }

@@ -104,6 +104,16 @@ public struct EngineTraits: Equatable, Sendable {
     /// `k.permute(1, 2, 0).reshape(...)` of a non-contiguous view, pytorch_backend.py 415-419):
     /// 2 x 2 bytes more traffic per cached element and layer.
     public var attentionCopiesCache: Bool
+    /// Device-to-device copies every fetched weight byte takes after it arrives: DeepSpeed before
+    /// 0.9 flattens a module's partitions into one buffer (`torch.cat`), all-gathers it (NCCL, a copy
+    /// at world size 1) and splits it back (partition_parameters.py 806-880 at v0.7.7): 3. From 0.9
+    /// a single GPU skips the gather (`_no_gather_coalesced`, partition_parameters.py 810-821): 0.
+    public var gatherDeviceCopies: Int
+    /// Whether the prefill's weights are prefetched. ZeRO-3 prefetches only along a recorded trace
+    /// (partitioned_param_coordinator.py 228-264); in DeepSpeed 0.7.7 the first forward is untraced
+    /// and the second records, so a timed `generate` after one warm-up forward fetches its prefill
+    /// on demand, copy then compute.
+    public var prefillPrefetches: Bool
     /// Host memory of streamed weights when the scenario does not say (`hostMemory`).
     public var weightsHostMemory: HostMemoryKind
     /// Host memory of the host KV cache. FlexGen never pins it ("disable pin_memory due to high
@@ -157,7 +167,8 @@ public struct EngineTraits: Equatable, Sendable {
     public static let ideal = EngineTraits(
         weightFetch: .doubleBuffered, fetchUnit: .layer, copyPerTensor: false, prefetchAcrossSteps: true, hostSecondsPerFetch: 0,
         pageableStagedOnHost: false, diskReadAheadUnits: 0,
-        cacheUpdate: .inPlace, attentionCopiesCache: false, weightsHostMemory: .pinned, cacheHostMemory: .pinned,
+        cacheUpdate: .inPlace, attentionCopiesCache: false, gatherDeviceCopies: 0, prefillPrefetches: true,
+        weightsHostMemory: .pinned, cacheHostMemory: .pinned,
         hiddenCopiesOnComputeStream: false, hostAttentionConvertsFP16Cache: false, hostAttentionCacheBytesPerElement: 2,
         prefillLogitsAllPositions: false, prefillAttentionMaterialized: false, dequantBytesPerElement: 2.5625, dequantKernelsPerTensor: 1,
         dequantPerMicroBatch: false, supports: [.hostCache, .activationCheckpoints, .tokenRecomputation, .partialWeights, .microBatches])
@@ -170,7 +181,8 @@ public struct EngineTraits: Equatable, Sendable {
     public static let flexGen = EngineTraits(
         weightFetch: .oneAheadSynchronized, fetchUnit: .block, copyPerTensor: true, prefetchAcrossSteps: true, hostSecondsPerFetch: 0,
         pageableStagedOnHost: true, diskReadAheadUnits: 0,
-        cacheUpdate: .inPlace, attentionCopiesCache: true, weightsHostMemory: .pinned, cacheHostMemory: .pageable,
+        cacheUpdate: .inPlace, attentionCopiesCache: true, gatherDeviceCopies: 0, prefillPrefetches: true,
+        weightsHostMemory: .pinned, cacheHostMemory: .pageable,
         hiddenCopiesOnComputeStream: true, hostAttentionConvertsFP16Cache: true, hostAttentionCacheBytesPerElement: 2,
         prefillLogitsAllPositions: true, prefillAttentionMaterialized: true, dequantBytesPerElement: 13, dequantKernelsPerTensor: 6,
         dequantPerMicroBatch: true,
@@ -183,7 +195,8 @@ public struct EngineTraits: Equatable, Sendable {
     /// `--pin-memory 1`; DeepSpeed's own default is unpinned, offload_config.py 45).
     public static let deepSpeedZeroInference = EngineTraits(
         weightFetch: .oneAheadHostSynchronized, fetchUnit: .module, copyPerTensor: true, prefetchAcrossSteps: false,
-        hostSecondsPerFetch: 0, pageableStagedOnHost: false, diskReadAheadUnits: 5, cacheUpdate: .concatenate, attentionCopiesCache: false, weightsHostMemory: .pinned,
+        hostSecondsPerFetch: 0, pageableStagedOnHost: false, diskReadAheadUnits: 5, cacheUpdate: .concatenate, attentionCopiesCache: false, gatherDeviceCopies: 0, prefillPrefetches: true,
+        weightsHostMemory: .pinned,
         cacheHostMemory: .pageable, hiddenCopiesOnComputeStream: false, hostAttentionConvertsFP16Cache: false,
         hostAttentionCacheBytesPerElement: 4, prefillLogitsAllPositions: true, prefillAttentionMaterialized: true,
         dequantBytesPerElement: 2.5625, dequantKernelsPerTensor: 1, dequantPerMicroBatch: false,
@@ -198,7 +211,8 @@ public struct EngineTraits: Equatable, Sendable {
     public static let hfAccelerate = EngineTraits(
         weightFetch: .serial, fetchUnit: .module, copyPerTensor: true, prefetchAcrossSteps: false, hostSecondsPerFetch: 0,
         pageableStagedOnHost: false, diskReadAheadUnits: 0,
-        cacheUpdate: .concatenate, attentionCopiesCache: false, weightsHostMemory: .pageable, cacheHostMemory: .pageable,
+        cacheUpdate: .concatenate, attentionCopiesCache: false, gatherDeviceCopies: 0, prefillPrefetches: true,
+        weightsHostMemory: .pageable, cacheHostMemory: .pageable,
         hiddenCopiesOnComputeStream: false, hostAttentionConvertsFP16Cache: false, hostAttentionCacheBytesPerElement: 2,
         prefillLogitsAllPositions: true, prefillAttentionMaterialized: true, dequantBytesPerElement: 2.5625, dequantKernelsPerTensor: 1,
         dequantPerMicroBatch: false, supports: [.diskWeights, .partialWeights])
@@ -210,6 +224,8 @@ public struct EngineTraits: Equatable, Sendable {
         "copyPerTensor": "true or false",
         "prefetchAcrossSteps": "true or false",
         "hostSecondsPerFetch": "seconds from 0 to 1",
+        "gatherDeviceCopies": "an integer from 0 to 8",
+        "prefillPrefetches": "true or false",
         "pageableStagedOnHost": "true or false",
         "diskReadAheadUnits": "an integer from 0 to 64",
         "cacheUpdate": CacheUpdate.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "),
@@ -240,6 +256,8 @@ public struct EngineTraits: Equatable, Sendable {
         if let v = try flag("prefetchAcrossSteps") { t.prefetchAcrossSteps = v }
         if let v = try o.optionalDouble("hostSecondsPerFetch", in: 0...1) { t.hostSecondsPerFetch = v }
         if let v = try flag("pageableStagedOnHost") { t.pageableStagedOnHost = v }
+        if let v = try o.optionalInt("gatherDeviceCopies", in: 0...8) { t.gatherDeviceCopies = v }
+        if let v = try flag("prefillPrefetches") { t.prefillPrefetches = v }
         if let v = try o.optionalInt("diskReadAheadUnits", in: 0...64) { t.diskReadAheadUnits = v }
         if let v = try choice("cacheUpdate", CacheUpdate.self) { t.cacheUpdate = v }
         if let v = try flag("attentionCopiesCache") { t.attentionCopiesCache = v }
