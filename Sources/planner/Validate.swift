@@ -5,7 +5,7 @@ import PlannerCore
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
-        abstract: "Compare the planner's predictions with a measured profile: kernel tables, and end-to-end decode steps with the placement choice per group.",
+        abstract: "Compare the planner's predictions with a measured profile (kernel tables, end-to-end decode steps, the placement choice per group) or with published runs of real engines.",
         discussion: """
         Kernels: the mean absolute percentage error (MAPE) of the analytic model against every measured \
         GEMM, attention and link point, and of the profile-backed model with each point left out of its \
@@ -15,7 +15,9 @@ struct ValidateCommand: ParsableCommand {
         and the regret. Repeatability (CPU captures with e2e_windows.csv over two passes or more): \
         every run's time from the even passes' windows against the odd passes', what they disagree \
         by, the noise floor under the step-time error it implies, and the regret of choosing by one \
-        half's times and paying the other's.
+        half's times and paying the other's. Published runs (a file in the published-runs/1 format, \
+        docs/profiles.md): every run played on its engine, machine and settings, published against \
+        predicted throughput, the error and the MAPE; a run the planner cannot express is listed with why.
         """
     )
 

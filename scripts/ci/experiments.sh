@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 python3 experiments/kv-overflow/run.py .build/release/planner
 experiments/hybridserve-headline/run.sh
+python3 experiments/published-baselines/run.py .build/release/planner
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     if ! git diff --exit-code --stat -- experiments/; then
         echo "experiments/: a rerun changed the committed results (above); rerun the experiment and commit what it writes" >&2

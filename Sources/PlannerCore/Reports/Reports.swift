@@ -40,6 +40,10 @@ public enum Report {
         let hostItems = r.memory.host.filter { $0.bytes > 0 }.map { "\($0.name) \(formatBytes($0.bytes))" }.joined(separator: ", ")
         out += "  GPU memory       \(formatBytes(r.memory.gpuUsed)) of \(formatBytes(r.memory.gpuCapacity)) (\(gpuItems))\n"
         out += "  host memory      \(formatBytes(r.memory.hostUsed)) of \(formatBytes(r.memory.hostCapacity))\(hostItems.isEmpty ? "" : " (" + hostItems + ")")\n"
+        if !r.memory.disk.isEmpty {
+            let diskItems = r.memory.disk.filter { $0.bytes > 0 }.map { "\($0.name) \(formatBytes($0.bytes))" }.joined(separator: ", ")
+            out += "  disk             \(formatBytes(r.memory.diskUsed)) of \(formatBytes(r.memory.diskCapacity)) (\(diskItems))\n"
+        }
         out += "  events           \(r.timeline.events)\n\n"
         let which: String
         switch p.phase {
@@ -88,7 +92,9 @@ public enum Report {
             ["capacityBytes": cap, "usedBytes": items.reduce(0) { $0 + $1.bytes },
              "items": Dictionary(uniqueKeysWithValues: items.map { ($0.name, $0.bytes) })]
         }
-        doc["memory"] = ["gpu": mem(r.memory.gpu, r.memory.gpuCapacity), "host": mem(r.memory.host, r.memory.hostCapacity)]
+        var memory: [String: Any] = ["gpu": mem(r.memory.gpu, r.memory.gpuCapacity), "host": mem(r.memory.host, r.memory.hostCapacity)]
+        if !r.memory.disk.isEmpty { memory["disk"] = mem(r.memory.disk, r.memory.diskCapacity) }
+        doc["memory"] = memory
         doc["events"] = r.timeline.events
         doc["layers"] = r.layers.map { l -> [String: Any] in
             ["layer": l.layer, "startSeconds": l.start, "endSeconds": l.end, "computeBusySeconds": l.busySeconds[0],

@@ -9,6 +9,9 @@ extension ScheduleBuilder {
         /// Share of the block's elements in this portion.
         var share: Double
         var tensors: Int
+        /// The portion's matrices: what compression stores quantised (FlexGen leaves tensors of one
+        /// dimension, biases and norms, uncompressed: `init_weight_list`, flex_opt.py).
+        var matrices: Int
         var matrixElements: Double
     }
 
@@ -21,8 +24,9 @@ extension ScheduleBuilder {
             let chosen = names.map { n in all.filter { n.contains($0.name) } } ?? all
             let total = Double(all.reduce(0) { $0 + $1.elements })
             let elements = Double(chosen.reduce(0) { $0 + $1.elements })
-            let matrices = Double(chosen.filter(\.matrix).reduce(0) { $0 + $1.elements })
-            return Portion(block: b, share: elements / total, tensors: chosen.count, matrixElements: matrices)
+            let matrices = chosen.filter(\.matrix)
+            return Portion(block: b, share: elements / total, tensors: chosen.count, matrices: matrices.count,
+                           matrixElements: Double(matrices.reduce(0) { $0 + $1.elements }))
         }
         switch traits.fetchUnit {
         case .layer: return [[portion(.attention, nil), portion(.ffn, nil)]]
@@ -50,7 +54,7 @@ extension ScheduleBuilder {
         }
         u.weightTensors = max(1, tensors)
         if elements > 0, u.microBatch == 0 || traits.dequantPerMicroBatch {
-            u.dequant = dequantize(elements, tensors: parts.reduce(0) { $0 + $1.tensors })
+            u.dequant = dequantize(elements, tensors: parts.reduce(0) { $0 + $1.matrices })
         }
         return u
     }
@@ -182,7 +186,9 @@ extension ScheduleBuilder {
                                     needs: u.cacheHostBytes + u.cacheDiskBytes > 0 ? [.kvLoad] : []))
         }
         if onHost > 0 {
-            u.hostAttention = hostAttention(gb: gb, tokens: onHost, diskShare: diskShare, afterKernel: u.kernels.firstIndex { $0.kind == .qkv }!)
+            // The step's own token is written into the host cache before the CPU attends over it
+            // (FlexGen's `mha_gen` writes `k[src_s - 1:src_s] = k_new` and attends over `src_s` positions, pytorch_backend.py).
+            u.hostAttention = hostAttention(gb: gb, tokens: onHost + (newToken == .hostKV ? 1 : 0), diskShare: diskShare, afterKernel: u.kernels.firstIndex { $0.kind == .qkv }!)
         }
         if plan.compression.cache != nil {
             // The new K and V compressed (pytorch_backend.py 458-464; about 12 small kernels each, compression.py 87-144).

@@ -91,11 +91,20 @@ public struct JSONFields: @unchecked Sendable {
         guard let n = v as? NSNumber, !JSONFields.isBool(v) else {
             throw InputError(field: fieldPath(key), "must be an integer from \(range.lowerBound) to \(range.upperBound), got \(describe(v))")
         }
-        let d = n.doubleValue
-        guard d.isFinite, d.rounded() == d, d >= Double(range.lowerBound), d <= Double(range.upperBound) else {
-            throw InputError(field: fieldPath(key), "must be an integer from \(range.lowerBound) to \(range.upperBound), got \(fmt(d))")
+        guard let i = JSONFields.exactInteger(n), range.contains(i) else {
+            throw InputError(field: fieldPath(key), "must be an integer from \(range.lowerBound) to \(range.upperBound), got \(fmt(n.doubleValue))")
         }
-        return Int(d)
+        return i
+    }
+
+    /// The number as an `Int` when it is one exactly: integers are read as integers (all 64 bits),
+    /// fractions and values beyond `Int`'s range are not integers.
+    static func exactInteger(_ n: NSNumber) -> Int? {
+        switch UInt8(bitPattern: n.objCType.pointee) {
+        case UInt8(ascii: "Q"), UInt8(ascii: "L"): return n.uint64Value <= UInt64(Int.max) ? Int(n.uint64Value) : nil
+        case UInt8(ascii: "f"), UInt8(ascii: "d"): return Int(exactly: n.doubleValue)
+        default: return Int(exactly: n.int64Value)
+        }
     }
 
     public func optionalInt(_ key: String, in range: ClosedRange<Int>) throws -> Int? {

@@ -137,9 +137,9 @@ public enum Scenario {
             func quantization(_ key: String) throws -> Quantization? {
                 guard let q = try c.optionalObject(key) else { return nil }
                 try q.rejectUnknown(allowed: ["bits", "groupSize"])
-                let bits = try q.int("bits", in: 1...16)
+                let bits = try q.int("bits", in: Int.min...Int.max)
                 guard bits == 4 || bits == 8 else { throw InputError(field: q.fieldPath("bits"), "must be 4 or 8, got \(bits)") }
-                return Quantization(bits: bits, groupSize: try q.optionalInt("groupSize", in: 2...4096) ?? 64)
+                return Quantization(bits: bits, groupSize: try q.optionalInt("groupSize", in: 1...4096) ?? 64)
             }
             options.compression = Compression(weights: try quantization("weights"), cache: try quantization("cache"))
         }
