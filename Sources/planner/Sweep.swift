@@ -43,6 +43,9 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "A profile folder whose measurements replace the analytic cost model.")
     var profile: String?
 
+    @Flag(name: .customLong("allow-compression"), help: "Let FlexGen's 4-bit compression of weights and cache be chosen (it changes the model's outputs).")
+    var allowCompression = false
+
     func sweep(defaultSpace: SearchSpace) throws -> Sweep {
         var s: Sweep
         if let file {
@@ -80,6 +83,7 @@ struct SearchOptions: ParsableArguments {
             guard maxStepMs > 0, maxStepMs <= 1e9 else { throw InputError(field: "--max-step-ms", "must be a positive number of ms up to 1e9, got \(maxStepMs)") }
             s.setup.workload.maxStepSeconds = maxStepMs / 1e3
         }
+        if allowCompression { s.space.allowCompression = true }
         if let ratios { s.space.ratios = try SweepConfig.ratios(ratios, field: "--ratios") }
         if let batches { s.space.batches = try SweepConfig.batches(batches, field: "--batches") }
         if let weights {

@@ -20,8 +20,8 @@ struct CLIPlannerTests {
         let o = try CLITests.run(["sweep", "--csv", "--chart", chart] + Self.grid)
         #expect(o.status == 0, "\(o.stderr)")
         let lines = o.stdout.split(separator: "\n")
-        // 3 ratios x 2 batches of hybrid, and 2 batches for each of the 4 baselines.
-        #expect(lines.count == 1 + 6 + 8)
+        // 3 ratios x 2 batches of hybrid, and 2 batches for each of the 5 baselines.
+        #expect(lines.count == 1 + 6 + 10)
         let svg = try String(contentsOfFile: chart, encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.contains("batch 64"))
     }

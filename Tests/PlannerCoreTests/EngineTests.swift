@@ -259,6 +259,69 @@ struct EngineTests {
         #expect(abs((doc["meanAbsolutePercentageError"] as? Double ?? .nan) - abs(predicted / 25 - 1)) < 1e-12)
     }
 
+    // MARK: The search
+
+    /// The sweep tries FlexGen's CPU attention where the machine has host CPU rates, and says which
+    /// way it goes. Tiny model, batch 16, prompt 512 + 32 tokens: a layer's host cache is up to
+    /// 16 x 543 x 4,096 B = 35.6 MB. Streamed over a 0.2 GB/s link that is 178 ms a layer; attended
+    /// on a 100 GB/s host CPU at FlexGen's 18 B an element (2 B each) 16 x 543 x 2,048 x 18 / 1e11 =
+    /// 3.2 ms: CPU attention must win. On a 0.2 GB/s host CPU the same attention takes 320 ms a
+    /// layer against 178 ms of streaming: it must lose.
+    @Test func sweepSaysWhenCPUAttentionWins() throws {
+        func verdict(hostBytes: Double) throws -> (String, [Outcome]) {
+            let hw = Self.machine(link: 0.2e9, gpuBytes: 1e12, flops: 1e14, hostBytes: hostBytes)
+            let sweep = Sweep(setup: Setup(model: Fixtures.tinyModel, hardware: hw, workload: Workload(prompt: 512, tokens: 32)),
+                              space: SearchSpace(ratios: [0.5], batches: [16]))
+            let r = sweep.run()
+            return (SweepReport.text(r), r.baselines[.flexGen] ?? [])
+        }
+        let (fast, outcomes) = try verdict(hostBytes: 100e9)
+        #expect(outcomes.count == 2, "one with CPU attention, one without")
+        #expect(fast.contains("FlexGen's CPU attention wins"), "\(fast)")
+        let (slow, _) = try verdict(hostBytes: 0.2e9)
+        #expect(slow.contains("FlexGen's CPU attention does not pay"), "\(slow)")
+    }
+
+    /// `plan --policy flexgen` on the GCP T4 picks among FlexGen's options and prints the scenario
+    /// on the flexgen engine, its flags as FlexGen's argument parser names them, and the engines
+    /// that can run it; `simulate` of that scenario reproduces the expected throughput.
+    @Test func planOnFlexGenIsAScenarioSimulateAccepts() throws {
+        let dir = try CLITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let o = try CLITests.run(["plan", "--hardware", "gcp-t4", "--policy", "flexgen", "--batches", "48,144"])
+        #expect(o.status == 0, "\(o.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: o.stdoutData) as? [String: Any])
+        #expect(doc["engine"] as? String == "flexgen")
+        let planner = try #require(doc["planner"] as? [String: Any])
+        #expect(planner["engines"] as? [String] == ["flexgen"])
+        let flags = try #require((planner["flexgen"] as? [String: Any])?["flags"] as? String)
+        #expect(flags.hasPrefix("--percent ") && flags.contains("--gpu-batch-size") && flags.contains("--num-gpu-batches"))
+        #expect(o.stderr.contains("FlexGen flags: \(flags)"))
+        let expected = try #require((planner["expected"] as? [String: Any])?["tokensPerSecond"] as? Double)
+        let file = dir.appendingPathComponent("plan.json")
+        try o.stdoutData.write(to: file)
+        let sim = try CLITests.run(["simulate", file.path, "--json"])
+        #expect(sim.status == 0, "\(sim.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: sim.stdoutData) as? [String: Any])
+        #expect(abs((result["tokensPerSecond"] as? Double ?? 0) / expected - 1) < 1e-9)
+    }
+
+    /// Which engines can run a plan follows what each implements: ACT checkpoints only HybridServe's
+    /// (the ideal engine), a GPU-resident cache with streamed weights every engine.
+    @Test func enginesThatCanRunAPlan() throws {
+        let hw = try HardwareCatalog.device(named: "gcp-t4")
+        let model = try ModelCatalog.model(named: "opt-6.7b").withLayers(2)
+        let streamed = ExecutionPlan(model: model, hardware: hw, batch: 4, weights: .host, placement: TokenPlacement(gpuKV: 100),
+                                     phase: .decodeStep(context: 100))
+        #expect(PlanSearch.engines(thatCanRun: streamed) == EngineKind.allCases)
+        var act = streamed
+        act.placement = TokenPlacement(gpuKV: 50, hostAct: 50)
+        #expect(PlanSearch.engines(thatCanRun: act) == [.ideal])
+        var hostKV = streamed
+        hostKV.placement = TokenPlacement(hostKV: 100)
+        #expect(PlanSearch.engines(thatCanRun: hostKV) == [.ideal, .flexgen])
+    }
+
     // MARK: Bad input
 
     static func scenario(_ changes: [String: Any]) -> String {

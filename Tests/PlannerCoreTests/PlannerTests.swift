@@ -118,12 +118,14 @@ import Testing
     @Test func sweepOutputs() throws {
         let r = try Self.small().run()
         let csv = SweepReport.csv(r).split(separator: "\n")
-        #expect(csv.count == 1 + 5 * 3 + 3 * 4)
+        // Hybrid 5 ratios x 3 batches; KV-only, ACT-only, DeepSpeed, all-GPU and FlexGen (one option:
+        // the device has no host CPU rates and no disk) 3 batches each.
+        #expect(csv.count == 1 + 5 * 3 + 3 * 5)
         #expect(csv[0].hasPrefix("policy,kvFraction,batch"))
         let json = try #require(try JSONSerialization.jsonObject(with: SweepReport.json(r)) as? [String: Any])
         #expect((json["points"] as? [Any])?.count == 15)
         #expect(json["best"] is [String: Any])
-        #expect((json["baselines"] as? [String: Any])?.keys.sorted() == ["actOnly", "allGPU", "deepSpeed", "kvOnly"])
+        #expect((json["baselines"] as? [String: Any])?.keys.sorted() == ["actOnly", "allGPU", "deepSpeed", "flexGen", "kvOnly"])
         let svg = SVGChart.sweep(r)
         #expect(svg.hasPrefix("<svg"))
         #expect(svg.components(separatedBy: "batch 32").count == 2)

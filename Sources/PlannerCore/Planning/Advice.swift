@@ -70,6 +70,7 @@ public enum Advice {
         case .actOnly: s = "ACT-only"
         case .deepSpeed: s = "DeepSpeed"
         case .allGPU: s = "all-GPU"
+        case .flexGen(let f): s = "FlexGen on its engine (\(f.description))"
         }
         return s + ", batch \(c.batch), \(WeightPlacement(gpuFraction: c.weightsGPUFraction).description) weights"
     }

@@ -59,6 +59,8 @@ public struct Candidate: Sendable, Hashable {
         case deepSpeed
         /// Everything on the GPU.
         case allGPU
+        /// FlexGen on its own engine, with the options it implements.
+        case flexGen(FlexGenChoice)
     }
 
     public var kind: Kind
@@ -78,13 +80,23 @@ public struct Candidate: Sendable, Hashable {
         case .actOnly: .actOnly(gpuActTokens: nil)
         case .deepSpeed: .deepSpeed
         case .allGPU: .allGPU
+        case .flexGen(let f):
+            .flexGen(FlexGenSettings(percent: f.percent(weightsGPUFraction: weightsGPUFraction), gpuBatchSize: f.gpuBatchSize(batch),
+                                     numGpuBatches: batch / f.gpuBatchSize(batch), cpuCacheCompute: f.cpuAttention,
+                                     compressWeight: f.compress, compressCache: f.compress))
         }
     }
 
-    /// The weights the policy is given (DeepSpeed and all-GPU fix their own).
+    /// The engine the candidate runs on, and what it asks of it.
+    var engineOptions: EngineOptions {
+        if case .flexGen = kind { return EngineOptions(engine: Engine(.flexgen)) }
+        return EngineOptions()
+    }
+
+    /// The weights the policy is given (DeepSpeed, all-GPU and FlexGen fix their own).
     var weights: WeightPlacement? {
         switch kind {
-        case .deepSpeed, .allGPU: nil
+        case .deepSpeed, .allGPU, .flexGen: nil
         default: WeightPlacement(gpuFraction: weightsGPUFraction)
         }
     }
@@ -93,6 +105,56 @@ public struct Candidate: Sendable, Hashable {
     public var kvFraction: Double? {
         if case .hybrid(let r, _) = kind { return r }
         return nil
+    }
+}
+
+/// A FlexGen configuration the planner may choose: the KV cache and the hidden states in host memory
+/// (the placement of every published FlexGen offloading policy, FlexLLMGen
+/// `benchmark/flexgen/bench_suite.py`), the weights' GPU share placed by whole tensors, and
+/// FlexGen's options: attention on the host CPU (`--cpu-cache-compute`), 4-bit weights and cache
+/// (`--compress-weight --compress-cache`), part of the weights on disk.
+public struct FlexGenChoice: Sendable, Hashable {
+    public var cpuAttention: Bool
+    public var compress: Bool
+    /// Percent of the weights on disk: FlexGen's `100 - percent[0] - percent[1]`.
+    public var weightsDiskPercent: Int
+
+    public init(cpuAttention: Bool = false, compress: Bool = false, weightsDiskPercent: Int = 0) {
+        self.cpuAttention = cpuAttention
+        self.compress = compress
+        self.weightsDiskPercent = weightsDiskPercent
+    }
+
+    /// FlexGen's `--percent` for a GPU share of the weights.
+    public func percent(weightsGPUFraction w: Double) -> [Double] {
+        let gpu = (w * 100).rounded()
+        let disk = min(Double(weightsDiskPercent), 100 - gpu)
+        return [gpu, 100 - gpu - disk, 0, 100, 0, 100]
+    }
+
+    /// The GPU batch of a zig-zag block schedule over `batch` sequences: the largest divisor of the
+    /// batch up to 64, the size of FlexGen's published GPU batches (32 to 72; benchmark/flexgen).
+    public func gpuBatchSize(_ batch: Int) -> Int {
+        (1 ... max(1, min(batch, 64))).reversed().first { batch % $0 == 0 } ?? 1
+    }
+
+    public var description: String {
+        var parts: [String] = []
+        if cpuAttention { parts.append("CPU attention") }
+        if compress { parts.append("4-bit weights and cache") }
+        if weightsDiskPercent > 0 { parts.append("\(weightsDiskPercent)% of the weights on disk") }
+        return parts.isEmpty ? "host KV cache" : parts.joined(separator: ", ")
+    }
+
+    /// The options worth trying on `hardware`: CPU attention where its host CPU has rates, disk
+    /// shares where it has a disk (half, and all, of the streamed weights), compression where
+    /// `allowCompression`.
+    public static func options(on hardware: HardwareSpec, weightsGPUFraction w: Double, allowCompression: Bool) -> [FlexGenChoice] {
+        let attention = hardware.hostCPU == nil ? [false] : [false, true]
+        let compress = allowCompression ? [false, true] : [false]
+        let streamed = Int(((1 - w) * 100).rounded())
+        let disk = hardware.disk == nil || streamed == 0 ? [0] : Array(Set([0, streamed / 2, streamed])).sorted()
+        return attention.flatMap { a in compress.flatMap { c in disk.map { FlexGenChoice(cpuAttention: a, compress: c, weightsDiskPercent: $0) } } }
     }
 }
 
@@ -137,7 +199,7 @@ public struct Outcome: Sendable {
 public enum Evaluator {
     public static func plan(_ c: Candidate, _ setup: Setup) throws -> ExecutionPlan {
         try c.policy.resolve(model: setup.model, hardware: setup.hardware, batch: c.batch, phase: setup.workload.phase,
-                             weights: c.weights, hostMemory: setup.hostMemory)
+                             weights: c.weights, hostMemory: setup.hostMemory, options: c.engineOptions)
     }
 
     /// Memory only: whether the candidate fits, without simulating.

@@ -4,7 +4,7 @@ import Foundation
 /// (`planner simulate` accepts it back) with what the planner expects of it.
 public enum PlanSearch {
     public enum PolicyChoice: String, CaseIterable, Sendable {
-        case any, hybrid, kvOnly = "kv-only", actOnly = "act-only", deepspeed, allGPU = "all-gpu"
+        case any, hybrid, kvOnly = "kv-only", actOnly = "act-only", deepspeed, allGPU = "all-gpu", flexgen
     }
 
     public struct Result: Sendable {
@@ -24,7 +24,7 @@ public enum PlanSearch {
         var baselineCandidates: [Candidate] = []
         for b in Sweep.Baseline.allCases {
             switch (policy, b) {
-            case (.any, _), (.kvOnly, .kvOnly), (.actOnly, .actOnly), (.deepspeed, .deepSpeed), (.allGPU, .allGPU):
+            case (.any, _), (.kvOnly, .kvOnly), (.actOnly, .actOnly), (.deepspeed, .deepSpeed), (.allGPU, .allGPU), (.flexgen, .flexGen):
                 baselineCandidates += sweep.baselineCandidates(b)
             default: break
             }
@@ -47,6 +47,18 @@ public enum PlanSearch {
         let total = max(p.placement.total, 1)
         let c = Int((Double(p.placement.gpuKV) / Double(total) * 100 + 1e-9).rounded(.down))
         return [w, 100 - w, c, 100 - c, 100, 0]
+    }
+
+    /// The engines whose implementation has every feature the plan uses (CPU attention, a host KV
+    /// cache, ACT checkpoints, recomputation, disk, compression, micro-batches, a resident share of
+    /// every layer): `EngineTraits.supports`. `ideal` stands for HybridServe's engine, the only one
+    /// with ACT checkpoints.
+    public static func engines(thatCanRun plan: ExecutionPlan) -> [EngineKind] {
+        EngineKind.allCases.filter { kind in
+            var p = plan
+            p.engine = Engine(kind)
+            return (try? p.validateEngineFeatures()) != nil
+        }
     }
 
     /// The configuration as a scenario with a `planner` section of expectations.
@@ -83,9 +95,16 @@ public enum PlanSearch {
         doc["hostMemory"] = p.hostMemory.rawValue
         doc["batch"] = p.batch
         doc["generate"] = ["prompt": setup.workload.prompt, "tokens": setup.workload.tokens]
-        let w = p.weights.gpuFraction
-        doc["weights"] = w >= 1 ? "gpu" : w <= 0 ? "host" : ["gpuFraction": w] as Any
-        doc["placement"] = Dictionary(uniqueKeysWithValues: TokenClass.allCases.map { ($0.key, p.placement[$0]) })
+        if case .flexGen(let f) = o.candidate.kind {
+            doc["engine"] = EngineKind.flexgen.rawValue
+            doc["policy"] = ["name": "flexgen", "percent": f.percent(weightsGPUFraction: o.candidate.weightsGPUFraction).map { Int($0) },
+                             "gpuBatchSize": f.gpuBatchSize(p.batch), "numGpuBatches": p.batch / f.gpuBatchSize(p.batch),
+                             "cpuCacheCompute": f.cpuAttention, "compressWeight": f.compress, "compressCache": f.compress] as [String: Any]
+        } else {
+            let w = p.weights.gpuFraction
+            doc["weights"] = w >= 1 ? "gpu" : w <= 0 ? "host" : ["gpuFraction": w] as Any
+            doc["placement"] = Dictionary(uniqueKeysWithValues: TokenClass.allCases.map { ($0.key, p.placement[$0]) })
+        }
         var planner: [String: Any] = [
             "policy": SweepReport.policyName(o.candidate),
             "kvActTokens": "\(p.placement.hostKV + p.placement.gpuKV):\(p.placement.actTokens)",
@@ -107,6 +126,16 @@ public enum PlanSearch {
                 "flags": "--percent \(percent.map(String.init).joined(separator: " ")) --gpu-batch-size \(p.batch) --num-gpu-batches 1",
             ] as [String: Any]
         }
+        if case .flexGen(let f) = o.candidate.kind {
+            let percent = f.percent(weightsGPUFraction: o.candidate.weightsGPUFraction).map { Int($0) }
+            let gbs = f.gpuBatchSize(p.batch)
+            // Flag names of FlexLLMGen's flex_opt.py argument parser (add_parser_arguments).
+            var flags = "--percent \(percent.map(String.init).joined(separator: " ")) --gpu-batch-size \(gbs) --num-gpu-batches \(p.batch / gbs)"
+            if f.cpuAttention { flags += " --cpu-cache-compute" }
+            if f.compress { flags += " --compress-weight --compress-cache" }
+            planner["flexgen"] = ["percent": percent, "gpuBatchSize": gbs, "numGpuBatches": p.batch / gbs, "flags": flags] as [String: Any]
+        }
+        planner["engines"] = engines(thatCanRun: p).map(\.rawValue)
         if let note = SweepReport.notes(p.model) { planner["note"] = note }
         doc["planner"] = planner
         if let folder = setup.profileFolder { doc["profile"] = folder.standardizedFileURL.path }

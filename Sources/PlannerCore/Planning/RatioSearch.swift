@@ -7,12 +7,17 @@ public struct SearchSpace: Sendable, Equatable {
     public var batches: [Int]
     public var weightsGPUFractions: [Double]
     public var recomputeFractions: [Double]
+    /// Whether FlexGen's 4-bit group-wise compression of weights and cache may be chosen. Off by
+    /// default: it changes the model's outputs, which is the user's call, not the planner's.
+    public var allowCompression: Bool
 
-    public init(ratios: [Double], batches: [Int], weightsGPUFractions: [Double] = [0], recomputeFractions: [Double] = [0]) {
+    public init(ratios: [Double], batches: [Int], weightsGPUFractions: [Double] = [0], recomputeFractions: [Double] = [0],
+                allowCompression: Bool = false) {
         self.ratios = ratios
         self.batches = batches
         self.weightsGPUFractions = weightsGPUFractions
         self.recomputeFractions = recomputeFractions
+        self.allowCompression = allowCompression
     }
 
     /// 0, 0.01, ..., 1.

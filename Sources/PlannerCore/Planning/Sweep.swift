@@ -25,15 +25,7 @@ public struct Sweep: Sendable {
         case actOnly = "ACT-only"
         case deepSpeed = "DeepSpeed ZeRO-Inference"
         case allGPU = "all-GPU"
-
-        var kind: Candidate.Kind {
-            switch self {
-            case .kvOnly: .kvOnly
-            case .actOnly: .actOnly
-            case .deepSpeed: .deepSpeed
-            case .allGPU: .allGPU
-            }
-        }
+        case flexGen = "FlexGen on its engine"
 
         public var key: String {
             switch self {
@@ -41,19 +33,26 @@ public struct Sweep: Sendable {
             case .actOnly: "actOnly"
             case .deepSpeed: "deepSpeed"
             case .allGPU: "allGPU"
+            case .flexGen: "flexGen"
             }
         }
     }
 
     /// Candidates of a baseline over the space's batches (and weights, where the policy leaves them free).
+    /// FlexGen runs its own engine with every option the machine allows (`FlexGenChoice.options`).
     public func baselineCandidates(_ b: Baseline) -> [Candidate] {
+        let kinds: (Double) -> [Candidate.Kind]
         let weights: [Double]
         switch b {
-        case .kvOnly, .actOnly: weights = space.weightsGPUFractions
-        case .deepSpeed: weights = [0]
-        case .allGPU: weights = [1]
+        case .kvOnly: weights = space.weightsGPUFractions; kinds = { _ in [.kvOnly] }
+        case .actOnly: weights = space.weightsGPUFractions; kinds = { _ in [.actOnly] }
+        case .deepSpeed: weights = [0]; kinds = { _ in [.deepSpeed] }
+        case .allGPU: weights = [1]; kinds = { _ in [.allGPU] }
+        case .flexGen:
+            weights = space.weightsGPUFractions
+            kinds = { w in FlexGenChoice.options(on: setup.hardware, weightsGPUFraction: w, allowCompression: space.allowCompression).map { .flexGen($0) } }
         }
-        return weights.flatMap { w in space.batches.map { Candidate(b.kind, batch: $0, weightsGPUFraction: w) } }
+        return weights.flatMap { w in kinds(w).flatMap { k in space.batches.map { Candidate(k, batch: $0, weightsGPUFraction: w) } } }
     }
 
     public func run(progress: (@Sendable (Int, Int) -> Void)? = nil) -> SweepResult {

@@ -7,7 +7,7 @@ import Foundation
 ///      "ratios": {"from": 0, "to": 1, "step": 0.05}, "batches": [16, 32, 64], "weights": "host"}
 public enum SweepConfig {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory",
-                              "generate", "maxStepMs", "ratios", "batches", "weights", "recomputeFractions", "profile"]
+                              "generate", "maxStepMs", "ratios", "batches", "weights", "recomputeFractions", "allowCompression", "profile"]
 
     public static func load(_ url: URL, space: SearchSpace) throws -> Sweep {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -37,6 +37,7 @@ public enum SweepConfig {
         if o.has("ratios") { s.ratios = try ratios(try o.raw("ratios"), field: "ratios") }
         if o.has("batches") { s.batches = try batches(try o.raw("batches"), field: "batches") }
         if o.has("weights") { s.weightsGPUFractions = [try Scenario.parseWeights(try o.raw("weights")).gpuFraction] }
+        if o.has("allowCompression") { s.allowCompression = try o.bool("allowCompression") }
         if o.has("recomputeFractions") { s.recomputeFractions = try fractions(try o.raw("recomputeFractions"), field: "recomputeFractions") }
         var setup = Setup(model: model, hardware: hardware, hostMemory: hostMemory, workload: workload)
         if let path = try o.optionalString("profile") {

@@ -49,12 +49,15 @@ public enum SweepReport {
         for base in Sweep.Baseline.allCases {
             if let o = r.bestBaseline(base) {
                 let speedup = b.tokensPerSecond / o.tokensPerSecond
+                var what = base.rawValue
+                if case .flexGen(let f) = o.candidate.kind { what += " (\(f.description))" }
                 out += String(format: "  %.2fx %@ the best %@: %.2f tokens/s at batch %d%@\n", speedup, speedup >= 1 ? "over" : "of",
-                              base.rawValue, o.tokensPerSecond, o.candidate.batch, speedup < 1 ? " (faster than the hybrid cache here)" : "")
+                              what, o.tokensPerSecond, o.candidate.batch, speedup < 1 ? " (faster than the hybrid cache here)" : "")
             } else {
                 out += "  no \(base.rawValue) configuration: \(r.baselineFailure(base))\n"
             }
         }
+        if let line = cpuAttentionVerdict(r) { out += line }
         if let p = r.search.best {
             out += String(format: "ratio search: KV fraction %.2f, batch %d, %.2f tokens/s (%.2f%% of the exhaustive best) with %d simulations instead of %d\n",
                           p.candidate.kvFraction ?? 0, p.candidate.batch, p.tokensPerSecond, p.tokensPerSecond / b.tokensPerSecond * 100,
@@ -63,6 +66,20 @@ public enum SweepReport {
         if let note = notes(s.setup.model) { out += "note: \(note)\n" }
         out += String(format: "%d simulations in %.2f s\n", r.allOutcomes.count, r.sweepSeconds)
         return out
+    }
+
+    /// Where FlexGen's options were tried both ways: whether attention on the host CPU beats the
+    /// host cache streamed to the GPU, with what binds each.
+    static func cpuAttentionVerdict(_ r: SweepResult) -> String? {
+        let os = r.baselines[.flexGen] ?? []
+        func best(_ cpu: Bool) -> Outcome? {
+            RatioSearch.bestOf(os.filter { if case .flexGen(let f) = $0.candidate.kind { return f.cpuAttention == cpu }; return false })
+        }
+        guard let cpu = best(true), let gpu = best(false) else { return nil }
+        let wins = cpu.tokensPerSecond > gpu.tokensPerSecond
+        return String(format: "  FlexGen's CPU attention %@: %.2f tokens/s (host CPU busy %.0f%%, PCIe %.0f%%) against %.2f with the cache streamed to the GPU (PCIe %.0f%%)\n",
+                      wins ? "wins" : "does not pay", cpu.tokensPerSecond, (cpu.busy[.hostCPU] ?? 0) * 100, (cpu.busy[.hostToDevice] ?? 0) * 100,
+                      gpu.tokensPerSecond, (gpu.busy[.hostToDevice] ?? 0) * 100)
     }
 
     /// What a reader should know about the model before trusting an ACT cache: for grouped-query
@@ -82,6 +99,7 @@ public enum SweepReport {
         case .actOnly: "act-only"
         case .deepSpeed: "deepspeed"
         case .allGPU: "all-gpu"
+        case .flexGen: "flexgen"
         }
     }
 
@@ -120,6 +138,12 @@ public enum SweepReport {
         if case .hybrid(let r, let rho) = c.kind {
             d["kvFraction"] = r
             d["recomputeFraction"] = rho
+        }
+        if case .flexGen(let f) = c.kind {
+            d["engine"] = EngineKind.flexgen.rawValue
+            d["flexgen"] = ["percent": f.percent(weightsGPUFraction: c.weightsGPUFraction), "gpuBatchSize": f.gpuBatchSize(c.batch),
+                            "numGpuBatches": c.batch / f.gpuBatchSize(c.batch), "cpuCacheCompute": f.cpuAttention,
+                            "compressWeight": f.compress, "compressCache": f.compress, "weightsDiskPercent": f.weightsDiskPercent] as [String: Any]
         }
         if let p = o.plan?.placement {
             d["placement"] = Dictionary(uniqueKeysWithValues: TokenClass.allCases.map { ($0.key, p[$0]) })
