@@ -123,6 +123,26 @@ struct EngineTests {
         #expect(abs(ideal.seconds - 50.37984e-3) < 1e-9, "ideal \(ideal.seconds)")
     }
 
+    /// DeepSpeed 0.7.7's gather: each fetched module's partitions are flattened, all-gathered and
+    /// split, three device copies that read and write every byte, on the same stream as the
+    /// partitions' host copies, so the next module's copy waits behind them. On a link of 1 GB/s and
+    /// a GPU of 1e11 B/s (compute free, a 10-token cache), every streamed byte then costs
+    /// 1 ns on the link plus 3 x 2 / 1e11 = 0.06 ns of gather, all in one chain: the step with
+    /// the gather is longer than the one without by 6e-11 s a byte copied.
+    @Test func deepSpeedGatherQueuesBehindTheCopies() throws {
+        let hw = Self.machine(link: 1e9, gpuBytes: 1e11, flops: 1e20)
+        var plan = ExecutionPlan(model: Fixtures.tinyModel, hardware: hw, batch: 4, weights: .host,
+                                 placement: TokenPlacement(gpuKV: 10), phase: .decodeStep(context: 10))
+        plan.engine = Engine(.deepSpeedZeroInference)
+        let plain = try Fixtures.run(plan)
+        plan.engine.traits.gatherDeviceCopies = 3
+        let gathered = try Fixtures.run(plan)
+        let bytes = gathered.totalBytes(.hostToDevice)
+        #expect(bytes >= 2 * 25_169_920)
+        let extra = gathered.seconds - plain.seconds
+        #expect(abs(extra - 6e-11 * bytes) < 1e-6, "extra \(extra) for \(bytes) B")
+    }
+
     /// FlexGen's `--percent 20 80` on OPT-30B by its midpoint rule (tiers in the order disk, CPU,
     /// GPU; a tensor goes to the GPU when its midpoint passes 80% of its block): of the attention
     /// block (Q, K, V, O of 7168^2, their biases, the norm) only O and what follows it, 51,380,224

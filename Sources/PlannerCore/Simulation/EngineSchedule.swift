@@ -238,6 +238,11 @@ extension ScheduleBuilder {
                                   bytes: 0, layer: u.layer, step: step, deps: deps + [l.weights])
                 units.stepTasks.append(g)
                 deps.append(g)
+                // ZeRO-3 issues the partitions' copies and their gather on one stream, its
+                // `__allgather_stream` (partitioned_param_coordinator.py, fetch_sub_module: the
+                // all-gather and the handle's wait both under `torch.cuda.stream(self.__allgather_stream)`),
+                // so the next module's copy queues behind this module's gather.
+                if traits.weightFetch == .oneAheadHostSynchronized { units.lastWeightCopy = g }
             }
             if first, u.dequant.alone > 0 {
                 let dq = graph.add(.compute, .dequantize, cost: u.dequant, bytes: 0, layer: u.layer, step: step, deps: deps + [l.weights])
