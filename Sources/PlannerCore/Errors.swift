@@ -14,8 +14,28 @@ public struct InputError: Error, CustomStringConvertible, Equatable, Sendable {
     public var message: String
 
     public init(field: String, _ message: String) {
-        self.field = field
-        self.message = message
+        self.field = InputError.printable(field)
+        self.message = InputError.printable(message)
+    }
+
+    /// The text with control characters written as escapes (`\u{1B}`, `\r`), and cut to 400
+    /// characters, so that an error about a malformed file never echoes raw bytes or the file itself.
+    static func printable(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.properties.generalCategory == .control || u.properties.generalCategory == .format {
+                    out += "\\u{\(String(u.value, radix: 16, uppercase: true))}"
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out.count > 400 ? String(out.prefix(400)) + "..." : out
     }
 
     public var description: String { field.isEmpty ? message : "\(field): \(message)" }

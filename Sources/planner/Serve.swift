@@ -25,13 +25,19 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            for (path, field) in [(csv, "--csv"), (trace, "--trace"), (chart, "--chart")] {
+                if let path { try checkWritable(path, field: field) }
+            }
             var (config, requests) = try ServingScenario.load(URL(fileURLWithPath: scenario))
             config.recordTrace = trace != nil
             let cost = try AnalyticCostModel(hardware: config.hardware, dtype: config.model.dtype)
             let result = try ServingSimulator.run(config, requests: requests, cost: cost)
-            if let csv { try writeAtomically(Data(ServingReport.csv(result).utf8), to: csv) }
-            if let trace { try writeAtomically(try ServingReport.chromeTrace(result, config), to: trace) }
-            if let chart { try writeAtomically(Data(ServingReport.chart(result, config).utf8), to: chart) }
+            // All outputs are made first, then written together: a failure writes none of them.
+            var outputs: [OutputFile] = []
+            if let csv { outputs.append(OutputFile(field: "--csv", path: csv, data: Data(ServingReport.csv(result).utf8))) }
+            if let trace { outputs.append(OutputFile(field: "--trace", path: trace, data: try ServingReport.chromeTrace(result, config))) }
+            if let chart { outputs.append(OutputFile(field: "--chart", path: chart, data: Data(ServingReport.chart(result, config).utf8))) }
+            try writeAllAtomically(outputs)
             if json {
                 printJSON(try ServingReport.json(result))
             } else {

@@ -23,6 +23,7 @@ struct Simulate: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let url = URL(fileURLWithPath: scenario)
+            if let trace { try checkWritable(trace, field: "--trace") }
             let plan = try Scenario.load(url)
             var measured: ProfileCostModel?
             if let folder = try profile.map({ URL(fileURLWithPath: $0) }) ?? Scenario.profileFolder(url) {
@@ -30,7 +31,7 @@ struct Simulate: ParsableCommand {
             }
             let cost: any CostModel = try measured ?? AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype)
             let result = try Simulator.run(plan, cost: cost)
-            if let trace { try writeAtomically(Report.chromeTrace(result), to: trace) }
+            if let trace { try writeAtomically(Report.chromeTrace(result), to: trace, field: "--trace") }
             if json {
                 printJSON(try Report.json(result))
             } else {

@@ -171,11 +171,12 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if let chart { try checkWritable(chart, field: "--chart") }
             let sweep = try options.sweep(defaultSpace: .sweepDefault)
             let bar = ProgressBar("sweep")
             let result = sweep.run(progress: { bar.update($0, $1) })
             bar.finish()
-            if let chart { try writeAtomically(Data(SVGChart.sweep(result).utf8), to: chart) }
+            if let chart { try writeAtomically(Data(SVGChart.sweep(result).utf8), to: chart, field: "--chart") }
             if csv {
                 print(SweepReport.csv(result), terminator: "")
             } else if json {

@@ -170,19 +170,19 @@ public enum ProfileReader {
             profile.link = try t.rows.map { r in
                 Profile.LinkPoint(direction: try r.choice("direction", ["h2d": LinkDirection.hostToDevice, "d2h": .deviceToHost]),
                                   memory: try r.choice("memory", ["pinned": HostMemoryKind.pinned, "pageable": .pageable]),
-                                  bytes: try r.double("bytes", positive: true), seconds: try r.double("seconds", positive: true))
+                                  bytes: try r.bytes("bytes"), seconds: try r.seconds("seconds"))
             }
         }
         if let t = try table("copy.csv") {
             try t.expect(["bytes", "seconds"])
             profile.copy = try t.rows.map { r in
-                Profile.CopyPoint(bytes: try r.double("bytes", positive: true), seconds: try r.double("seconds", positive: true))
+                Profile.CopyPoint(bytes: try r.bytes("bytes"), seconds: try r.seconds("seconds"))
             }
         }
         if let t = try table("gemm.csv") {
             try t.expect(["m", "n", "k", "seconds"])
             profile.gemm = try t.rows.map { r in
-                Profile.GemmPoint(m: try r.int("m"), n: try r.int("n"), k: try r.int("k"), seconds: try r.double("seconds", positive: true))
+                Profile.GemmPoint(m: try r.int("m"), n: try r.int("n"), k: try r.int("k"), seconds: try r.seconds("seconds"))
             }
         }
         if let t = try table("attention.csv") {
@@ -190,7 +190,7 @@ public enum ProfileReader {
             profile.attention = try t.rows.map { r in
                 let p = Profile.AttentionPoint(kind: try r.choice("kind", ["decode": .decode, "prefill": .prefill]), batch: try r.int("batch"),
                                                heads: try r.int("heads"), kvHeads: try r.int("kv_heads"), headDim: try r.int("head_dim"),
-                                               queries: try r.int("queries"), context: try r.int("context"), seconds: try r.double("seconds", positive: true))
+                                               queries: try r.int("queries"), context: try r.int("context"), seconds: try r.seconds("seconds"))
                 guard p.heads % p.kvHeads == 0 else { throw r.error("kv_heads", "must divide heads (\(p.heads)), got \(p.kvHeads)") }
                 guard p.queries <= p.context else { throw r.error("queries", "must not exceed context (\(p.context)), got \(p.queries)") }
                 if p.kind == .decode, p.queries != 1 { throw r.error("queries", "must be 1 for a decode row, got \(p.queries)") }
@@ -210,7 +210,7 @@ public enum ProfileReader {
                                          layers: try r.int("layers"), batch: try r.int("batch"), context: try r.int("context"),
                                          weightsGPUFraction: try r.double("weights_gpu_fraction", in: 0...1), placement: placement,
                                          hostMemory: try r.choice("host_memory", ["pinned": HostMemoryKind.pinned, "pageable": .pageable]),
-                                         stepSeconds: try r.double("step_seconds", positive: true))
+                                         stepSeconds: try r.seconds("step_seconds"))
                 guard placement.total == run.context else {
                     throw r.error("context", "gpu_kv + gpu_act + host_kv + host_act + recompute = \(placement.total) must equal context (\(run.context))")
                 }
@@ -234,7 +234,7 @@ public enum ProfileReader {
             profile.windows = try t.rows.map { r in
                 let w = Profile.E2EWindow(run: try r.string("run"), pass: try r.int("pass", min: 0), round: try r.int("round", min: 0),
                                           attempt: t.header.contains("attempt") ? try r.int("attempt", min: 0) : 0,
-                                          seconds: try r.double("seconds", positive: true))
+                                          seconds: try r.seconds("seconds"))
                 guard runs.contains(w.run) else { throw r.error("run", "\"\(w.run)\" is not a run of e2e.csv") }
                 return w
             }
@@ -259,8 +259,8 @@ public enum ProfileReader {
             profile.timeline = try t.rows.map { r in
                 let row = Profile.TimelineRow(run: try r.string("run"), step: try r.int("step", min: 0), layer: try r.int("layer", min: 0),
                                               stream: try r.choice("stream", ["compute": "compute", "h2d": "h2d", "d2h": "d2h"]),
-                                              op: try r.string("op"), start: try r.double("start_seconds", positive: false),
-                                              end: try r.double("end_seconds", positive: false))
+                                              op: try r.string("op"), start: try r.double("start_seconds", in: 0...1e6),
+                                              end: try r.double("end_seconds", in: 0...1e6))
                 guard row.end >= row.start else { throw r.error("end_seconds", "must not be before start_seconds (\(row.start)), got \(row.end)") }
                 return row
             }
@@ -338,6 +338,20 @@ struct CSVTable {
             return v
         }
 
+        /// A measured time: 1 ns to one hour. Anything outside is a broken measurement, not a
+        /// slow kernel, and would overflow or vanish in the arithmetic downstream.
+        func seconds(_ c: String) throws -> Double { try double(c, in: Self.measuredSeconds) }
+
+        /// A size in bytes: 1 B to 1 PiB, a whole number.
+        func bytes(_ c: String) throws -> Double {
+            let v = try double(c, in: Self.measuredBytes)
+            guard v.rounded() == v else { throw error(c, "must be a whole number of bytes, got \"\(values[c] ?? "")\"") }
+            return v
+        }
+
+        static let measuredSeconds: ClosedRange<Double> = 1e-9 ... 3600
+        static let measuredBytes: ClosedRange<Double> = 1 ... 1_125_899_906_842_624
+
         func double(_ c: String, in range: ClosedRange<Double>) throws -> Double {
             let s = try string(c)
             guard let v = Double(s), range.contains(v) else { throw error(c, "must be a number from \(fmt(range.lowerBound)) to \(fmt(range.upperBound)), got \"\(s)\"") }
@@ -357,7 +371,9 @@ struct CSVTable {
 
     init(text: String, source: String) throws {
         self.source = source
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+        // Split on the scalars: a Swift String holds "\r\n" as one Character, which is not "\n".
+        var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { String(String.UnicodeScalarView($0.last == "\r" ? $0.dropLast() : $0[...])) }
         while lines.last == "" { lines.removeLast() }
         guard let first = lines.first, !first.isEmpty else { throw InputError(field: "\(source):1", "is empty; a header line is required") }
         header = first.split(separator: ",", omittingEmptySubsequences: false).map(String.init)

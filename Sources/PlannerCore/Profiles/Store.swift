@@ -37,8 +37,35 @@ public final class ProfileStore {
         do {
             db = try DatabaseQueue(path: path)
             try Self.migrator.migrate(db)
+            try Self.checkShape(db, path: path)
         } catch let e as DatabaseError {
             throw InputError(field: path, "cannot open the profile store: \(e.message ?? "\(e)")")
+        }
+    }
+
+    /// Refuses a store whose tables lack a column the migrations create (a store edited by hand,
+    /// or written by another program), naming the table and the column, so that no read of it can
+    /// fail half-way.
+    static func checkShape(_ db: DatabaseQueue, path: String) throws {
+        let reference = try DatabaseQueue()
+        try migrator.migrate(reference)
+        func columns(_ q: DatabaseQueue) throws -> [String: Set<String>] {
+            try q.read { db in
+                var out: [String: Set<String>] = [:]
+                for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%'") {
+                    out[table] = Set(try db.columns(in: table).map(\.name))
+                }
+                return out
+            }
+        }
+        let want = try columns(reference), have = try columns(db)
+        for table in want.keys.sorted() {
+            guard let got = have[table] else {
+                throw InputError(field: path, "is not a profile store this planner can read: it has no table \(table); move it aside and import the profiles again")
+            }
+            if let missing = want[table]!.subtracting(got).sorted().first {
+                throw InputError(field: path, "is not a profile store this planner can read: table \(table) has no column \(missing); move it aside and import the profiles again")
+            }
         }
     }
 

@@ -146,11 +146,56 @@ public enum Report {
 }
 
 /// Writes a file through a temporary sibling and a rename, so that no reader ever sees it half written.
-public func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    do {
-        try data.write(to: url, options: .atomic)
-    } catch {
-        throw InputError(field: path, "cannot write the file: \(error.localizedDescription)")
+public func writeAtomically(_ data: Data, to path: String, field: String? = nil) throws {
+    try writeAllAtomically([OutputFile(field: field ?? path, path: path, data: data)])
+}
+
+/// A file a command writes, and the option that named it.
+public struct OutputFile: Sendable {
+    public var field: String
+    public var path: String
+    public var data: Data
+    public init(field: String, path: String, data: Data) {
+        self.field = field; self.path = path; self.data = data
+    }
+}
+
+/// Refuses an output path before any work is done: one that is a directory, or whose folder does
+/// not exist, named by its option.
+public func checkWritable(_ path: String, field: String) throws {
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+        throw InputError(field: field, "\(path) is a directory; give a file path")
+    }
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+        throw InputError(field: field, "cannot write \(path): folder \(folder) does not exist")
+    }
+}
+
+/// Writes every file or none: each to a temporary sibling first, then all renamed into place; if
+/// any write fails, the temporaries are removed and no destination is touched. (A rename replaces
+/// a file in one step, so a reader sees the old file or the new one; a process killed before the
+/// renames leaves only `.NAME.partial-PID` siblings, never a half-written destination.)
+public func writeAllAtomically(_ files: [OutputFile]) throws {
+    for f in files { try checkWritable(f.path, field: f.field) }
+    var written: [(temporary: String, file: OutputFile)] = []
+    func removeTemporaries() { for w in written { try? FileManager.default.removeItem(atPath: w.temporary) } }
+    for f in files {
+        let url = URL(fileURLWithPath: f.path)
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())").path
+        do {
+            try f.data.write(to: URL(fileURLWithPath: temporary))
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            removeTemporaries()
+            throw InputError(field: f.field, "cannot write \(f.path): \((error as NSError).localizedFailureReason ?? error.localizedDescription)")
+        }
+        written.append((temporary, f))
+    }
+    for (i, w) in written.enumerated() where rename(w.temporary, w.file.path) != 0 {
+        let reason = String(cString: strerror(errno))
+        for rest in written[i...] { try? FileManager.default.removeItem(atPath: rest.temporary) }
+        throw InputError(field: w.file.field, "cannot write \(w.file.path): \(reason)")
     }
 }

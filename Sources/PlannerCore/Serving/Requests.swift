@@ -21,13 +21,14 @@ public enum RequestSource {
     /// malformed line is named by its number. Blank lines are skipped.
     public static func trace(_ text: String, source: String) throws -> [ServingRequest] {
         var out: [ServingRequest] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+        // Lines split on the scalars, so that CRLF files read too (a String holds "\r\n" as one Character).
+        for (i, raw) in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(String.UnicodeScalarView(raw)).trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty { continue }
             let where_ = "\(source):\(i + 1)"
             let o: JSONFields
             do {
-                o = try JSONFields.parse(Data(line.utf8), source: where_)
+                o = try JSONFields.parse(Data(line.utf8), source: "the line")
             } catch let e as InputError {
                 throw InputError(field: where_, e.message)
             }

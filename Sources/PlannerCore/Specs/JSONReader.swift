@@ -92,7 +92,7 @@ public struct JSONFields: @unchecked Sendable {
             throw InputError(field: fieldPath(key), "must be an integer from \(range.lowerBound) to \(range.upperBound), got \(describe(v))")
         }
         guard let i = JSONFields.exactInteger(n), range.contains(i) else {
-            throw InputError(field: fieldPath(key), "must be an integer from \(range.lowerBound) to \(range.upperBound), got \(fmt(n.doubleValue))")
+            throw InputError(field: fieldPath(key), "must be an integer from \(range.lowerBound) to \(range.upperBound), got \(n.stringValue)")
         }
         return i
     }

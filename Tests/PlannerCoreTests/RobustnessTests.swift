@@ -1,0 +1,127 @@
+import Foundation
+import GRDB
+import Testing
+@testable import PlannerCore
+
+/// Inputs that once crashed the planner or left it printing nonsense, each refused in one line
+/// naming the file, line or field, or read as it should be.
+@Suite("Robustness")
+struct RobustnessTests {
+    /// Replaces the value in column `column` of data row `row` (1-based, after the header) of `file`.
+    static func spoil(_ folder: URL, _ file: String, row: Int, column: Int, with value: String) throws {
+        let url = folder.appendingPathComponent(file)
+        var lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map(String.init)
+        var fields = lines[row].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        fields[column] = value
+        lines[row] = fields.joined(separator: ",")
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    static func readError(_ file: String, column: Int, value: String) throws -> InputError {
+        let copy = try ProfileTests.temporaryCopy(of: ProfileTests.h100)
+        defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
+        try spoil(copy, file, row: 1, column: column, with: value)
+        return try #require(throws: InputError.self) { try ProfileReader.read(copy) }
+    }
+
+    /// A size of 1e19 bytes used to trap converting to Int64 in `validate`; a GEMM of 1e308 s
+    /// overflowed the event engine and 5e-324 s printed `inf%`. Measurements are range-checked on
+    /// reading: 1 ns to an hour, 1 B to 1 PiB.
+    @Test(arguments: [("link.csv", 2, "1e19"), ("gemm.csv", 3, "1e308"), ("gemm.csv", 3, "5e-324"), ("link.csv", 3, "-1"), ("link.csv", 2, "12.5")])
+    func measurementsOutOfRange(_ file: String, _ column: Int, _ value: String) throws {
+        let e = try Self.readError(file, column: column, value: value)
+        #expect(e.field == "reference-h100/\(file):2", "field: \(e.field)")
+        #expect(e.message.contains(value), "message: \(e.message)")
+    }
+
+    /// The same file with CRLF line endings reads to the same tables.
+    @Test func crlfProfileReadsTheSame() throws {
+        let copy = try ProfileTests.temporaryCopy(of: ProfileTests.h100)
+        defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
+        for file in ["gemm.csv", "link.csv", "attention.csv"] {
+            let url = copy.appendingPathComponent(file)
+            let text = try String(contentsOf: url, encoding: .utf8)
+            try text.replacingOccurrences(of: "\n", with: "\r\n").write(to: url, atomically: true, encoding: .utf8)
+        }
+        let crlf = try ProfileReader.read(copy)
+        let lf = try ProfileReader.read(ProfileTests.h100)
+        #expect(crlf.gemm == lf.gemm && crlf.link == lf.link && crlf.attention == lf.attention)
+    }
+
+    /// A CRLF JSONL trace reads; a malformed line is named once, by file and line.
+    @Test func crlfTraceReads() throws {
+        let text = "{\"arrivalSeconds\": 0, \"inputTokens\": 5, \"outputTokens\": 3}\r\n{\"arrivalSeconds\": 1, \"inputTokens\": 7, \"outputTokens\": 2}\r\n"
+        let requests = try RequestSource.trace(text, source: "t.jsonl")
+        #expect(requests.map(\.inputTokens) == [5, 7])
+        let bad = try #require(throws: InputError.self) {
+            try RequestSource.trace("{\"arrivalSeconds\": 0, \"inputTokens\": 5, \"outputTokens\": 3}\r\n{\"arrivalSeconds\": 1 \"inputTokens\": 7}\r\n", source: "t.jsonl")
+        }
+        #expect(bad.field == "t.jsonl:2")
+        #expect(!bad.message.contains("t.jsonl"), "the file is named once: \(bad.description)")
+    }
+
+    /// Error text never carries raw control characters.
+    @Test func errorsEscapeControlCharacters() throws {
+        let e = InputError(field: "a\u{1B}[31m", "got \"x\r\ny\u{7}\"")
+        #expect(!e.description.unicodeScalars.contains { $0.properties.generalCategory == .control })
+        #expect(e.description == "a\\u{1B}[31m: got \"x\\r\\ny\\u{7}\"")
+    }
+
+    /// `serve` with a seed of Int.max used to trap converting a Double to Int: integers are read as
+    /// integers, all 64 bits, and one past the range is refused naming the field and the value.
+    @Test func largestSeedIsReadExactly() throws {
+        let max = try JSONFields.parse(Data("{\"seed\": 9223372036854775807}".utf8), source: "t")
+        #expect(try max.int("seed", in: 0...Int.max) == Int.max)
+        let over = try JSONFields.parse(Data("{\"seed\": 9223372036854775808}".utf8), source: "t")
+        let e = try #require(throws: InputError.self) { try over.int("seed", in: 0...Int.max) }
+        #expect(e.field == "seed" && e.message.contains("9223372036854775808"), "\(e.description)")
+        let fraction = try JSONFields.parse(Data("{\"n\": 2.5}".utf8), source: "t")
+        #expect(throws: InputError.self) { try fraction.int("n", in: 0...10) }
+    }
+
+    /// A store missing a column used to die on `try!` in `profile show`; it is refused when opened,
+    /// naming the table and the column.
+    @Test func storeOfTheWrongShapeIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("p.sqlite").path
+        try ProfileStore(path: path).importProfile(from: ProfileTests.h100)
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "ALTER TABLE profile DROP COLUMN cuda") }
+        let e = try #require(throws: InputError.self) { _ = try ProfileStore(path: path) }
+        #expect(e.field == path)
+        #expect(e.message.contains("table profile") && e.message.contains("column cuda"), "\(e.message)")
+    }
+
+    /// An output path that is a directory, or in a folder that does not exist, is named by its
+    /// option; when one of several outputs cannot be written, none is.
+    @Test func outputsAreAllOrNothing() throws {
+        let dir = try CLITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let d = try #require(throws: InputError.self) { try checkWritable(dir.path, field: "--trace") }
+        #expect(d.field == "--trace" && d.message.contains("is a directory"))
+        let missing = dir.appendingPathComponent("no/such/trace.json").path
+        let m = try #require(throws: InputError.self) { try checkWritable(missing, field: "--trace") }
+        #expect(m.message.contains("does not exist"))
+        let good = dir.appendingPathComponent("out.csv").path
+        #expect(throws: InputError.self) {
+            try writeAllAtomically([OutputFile(field: "--csv", path: good, data: Data("a\n".utf8)),
+                                    OutputFile(field: "--trace", path: missing, data: Data("{}".utf8))])
+        }
+        #expect(!FileManager.default.fileExists(atPath: good))
+        try writeAllAtomically([OutputFile(field: "--csv", path: good, data: Data("a\n".utf8))])
+        #expect(try String(contentsOfFile: good, encoding: .utf8) == "a\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["out.csv"], "no temporaries left")
+    }
+
+    /// On the command line: a failing `serve` with several outputs writes none, in one line.
+    @Test func serveWithAnUnwritableOutputWritesNone() throws {
+        let dir = try CLITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let csv = dir.appendingPathComponent("s.csv").path
+        let o = try CLITests.run(["serve", CLITests.example("serving/kv-overflow-recompute.json"), "--csv", csv,
+                                  "--trace", dir.appendingPathComponent("none/t.json").path])
+        #expect(o.status == 1)
+        #expect(o.stderr.hasPrefix("error: --trace: cannot write") && o.stderr.contains("does not exist") && o.stderr.split(separator: "\n").count == 1, "\(o.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: csv))
+    }
+}
