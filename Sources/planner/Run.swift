@@ -24,19 +24,19 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "Path to a scenario JSON file.")
     var scenario: String
 
-    @Option(help: "Run this many layers of the model (1 to 1024).")
+    @Option(parsing: .unconditional, help: "Run this many layers of the model (1 to 1024).")
     var layers: Int?
 
-    @Option(name: .customLong("width-divisor"), help: "Divide heads, K/V heads, FFN width and vocabulary by this (1 to 4096); it must divide the K/V heads.")
+    @Option(name: .customLong("width-divisor"), parsing: .unconditional, help: "Divide heads, K/V heads, FFN width and vocabulary by this (1 to 4096); it must divide the K/V heads.")
     var widthDivisor: Int = 1
 
-    @Option(help: "Override the scenario's batch (1 to 4096).")
+    @Option(parsing: .unconditional, help: "Override the scenario's batch (1 to 4096).")
     var batch: Int?
 
     @Option(help: "The CPU profile folder whose device and tables predict the step (profiles/FORMAT.md); default: the shipped profile measured on this CPU model, else profiles/cpu-amd-epyc-2c.")
     var profile: String?
 
-    @Option(help: "Timed decode steps of a decodeStep scenario (1 to 1000; the median is reported).")
+    @Option(parsing: .unconditional, help: "Timed decode steps of a decodeStep scenario (1 to 1000; the median is reported).")
     var repeats: Int = 5
 
     @Flag(help: "Also time the engine's GEMM and attention calls inside the timed decode steps and print them, with the copy thread's busy time, beside the simulator's tasks as played (contention included).")

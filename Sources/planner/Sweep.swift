@@ -10,7 +10,7 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "Model: a catalog name or a path to a config.json (default opt-30b).")
     var model: String?
 
-    @Option(help: "Layer count override.")
+    @Option(parsing: .unconditional, help: "Layer count override.")
     var layers: Int?
 
     @Option(help: "Element type to run the model in: fp16, bf16 or fp32 (default: the model's).")
@@ -19,16 +19,16 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "Device: a catalog name or a device JSON file (default rtx4090).")
     var hardware: String?
 
-    @Option(name: .customLong("host-memory-gib"), help: "Host memory in GiB (default: the device's).")
+    @Option(name: .customLong("host-memory-gib"), parsing: .unconditional, help: "Host memory in GiB (default: the device's).")
     var hostMemoryGiB: Double?
 
-    @Option(help: "Prompt tokens (default 512).")
+    @Option(parsing: .unconditional, help: "Prompt tokens (default 512).")
     var prompt: Int?
 
-    @Option(help: "New tokens per sequence (default 32).")
+    @Option(parsing: .unconditional, help: "New tokens per sequence (default 32).")
     var tokens: Int?
 
-    @Option(name: .customLong("max-step-ms"), help: "Upper bound on the mean decode step (time between tokens), in ms.")
+    @Option(name: .customLong("max-step-ms"), parsing: .unconditional, help: "Upper bound on the mean decode step (time between tokens), in ms.")
     var maxStepMs: Double?
 
     @Option(help: "KV fractions of host tokens: FROM:TO:STEP or a list (default 0:1:0.01).")

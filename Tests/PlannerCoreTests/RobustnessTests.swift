@@ -125,3 +125,38 @@ struct RobustnessTests {
         #expect(!FileManager.default.fileExists(atPath: csv))
     }
 }
+
+/// The command line's one convention: one `error:` line; 1 for refused input, 64 for a command
+/// line that cannot be parsed.
+@Suite("Command-line conventions")
+struct CommandLineConventionTests {
+    @Test func usageErrorsAreOneLineWithStatus64() throws {
+        for args in [["simulate"], ["sweep", "--prompt", "x"], ["profile", "show", "--bogus"]] {
+            let o = try CLITests.run(args)
+            #expect(o.status == 64, "\(args): \(o.status)")
+            #expect(o.stderr.hasPrefix("error: ") && o.stderr.split(separator: "\n").count == 1, "\(args): \(o.stderr)")
+            #expect(o.stderr.contains("planner \(args[0])"), "names the command's help: \(o.stderr)")
+        }
+    }
+
+    /// A negative number reaches the range check instead of being read as a missing value.
+    @Test func negativeNumbersAreRangeChecked() throws {
+        let o = try CLITests.run(["sweep", "--prompt", "-5"])
+        #expect(o.status == 1)
+        #expect(o.stderr == "error: --prompt: must be from 1 to 16777216 tokens, got -5\n", "\(o.stderr)")
+    }
+
+    @Test func duplicateKeyIsRefusedWithItsLine() throws {
+        let text = "{\"model\": \"opt-13b\",\n \"layers\": 2, \"batch\": 4,\n \"layers\": 3, \"hardware\": \"h100\", \"decodeStep\": {\"context\": 128}, \"policy\": {\"name\": \"all-gpu\"}}"
+        let e = try #require(throws: InputError.self) { _ = try Scenario.parse(Data(text.utf8), source: "s.json") }
+        #expect(e.field == "s.json:3" && e.message.contains("\"layers\" appears twice"), "\(e.description)")
+        // The same key in two different objects is fine.
+        let nested = try JSONFields.parse(Data("{\"a\": {\"x\": 1}, \"b\": {\"x\": 2}, \"c\": [{\"x\": 1}, {\"x\": 2}]}".utf8), source: "t")
+        #expect(nested.object.count == 3)
+    }
+
+    @Test func repeatedRatiosAreRemovedLikeBatches() throws {
+        #expect(try SweepConfig.ratios("0.5,0.2,0.5", field: "--ratios") == [0.2, 0.5])
+        #expect(try SweepConfig.batches("16,8,16", field: "--batches") == [8, 16])
+    }
+}

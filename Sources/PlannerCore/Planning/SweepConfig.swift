@@ -91,12 +91,14 @@ public enum SweepConfig {
         guard !items.isEmpty, items.count <= 10001 else {
             throw InputError(field: field, "must hold 1 to 10001 values, got \(items.count)")
         }
-        return try items.enumerated().map { i, x in
+        let values = try items.enumerated().map { i, x in
             guard let d = number(x), (0...1).contains(d) else {
                 throw InputError(field: "\(field)[\(i)]", "must be a fraction from 0 to 1, got \(describe(x))")
             }
             return d
         }
+        // Repeats removed and sorted, as batch sizes are.
+        return Array(Set(values)).sorted()
     }
 
     /// A list item as a number: a JSON number (not a boolean) or text such as " 0.5" from a flag.

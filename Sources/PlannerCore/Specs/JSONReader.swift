@@ -33,7 +33,39 @@ public struct JSONFields: @unchecked Sendable {
         guard let object = value as? [String: Any] else {
             throw InputError(field: "", "\(source) must hold a JSON object at its top level")
         }
+        if let (key, line) = firstDuplicateKey(data) {
+            throw InputError(field: "\(source):\(line)", "key \"\(key)\" appears twice in one object; which one is meant is not clear")
+        }
         return JSONFields(object, path: "")
+    }
+
+    /// The first key that an object of a well-formed JSON document holds twice, and its line (the
+    /// parser keeps the last silently). Keys are compared as written, escapes and all.
+    static func firstDuplicateKey(_ data: Data) -> (String, Int)? {
+        let b = [UInt8](data)
+        var stack: [(isObject: Bool, keys: Set<String>, expectKey: Bool)] = []
+        var i = 0, line = 1
+        while i < b.count {
+            switch b[i] {
+            case UInt8(ascii: "\n"): line += 1
+            case UInt8(ascii: "{"): stack.append((true, [], true))
+            case UInt8(ascii: "["): stack.append((false, [], false))
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): if !stack.isEmpty { stack.removeLast() }
+            case UInt8(ascii: ","): if let last = stack.last, last.isObject { stack[stack.count - 1].expectKey = true }
+            case UInt8(ascii: "\""):
+                var j = i + 1
+                while j < b.count, b[j] != UInt8(ascii: "\"") { j += b[j] == UInt8(ascii: "\\") ? 2 : 1 }
+                if let last = stack.last, last.isObject, last.expectKey {
+                    let key = String(decoding: b[(i + 1) ..< min(j, b.count)], as: UTF8.self)
+                    if !stack[stack.count - 1].keys.insert(key).inserted { return (key, line) }
+                    stack[stack.count - 1].expectKey = false
+                }
+                i = j
+            default: break
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// Rewrites "around character N" in a parser message as a line and column of `data`.
