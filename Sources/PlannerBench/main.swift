@@ -113,6 +113,38 @@ do {
     let wall = try best(of: 5) { result = try ServingSimulator.run(config, requests: requests, cost: cost) }
     print(String(format: "serving: 300 ShareGPT-like requests (Llama-2-7B, A100-40GB) simulated in %.3f s wall (target: under 1 s); %d iterations, %.1f s simulated, %d preemptions",
                  wall, result!.iterations, result!.makespanSeconds, result!.preemptions))
+
+    // A serving trace is linear in the requests: the same stream at 2,000 and 8,000 requests.
+    var traced = config
+    traced.recordTrace = true
+    var perRequest: [Double] = []
+    for n in [2_000, 8_000] {
+        var rng = SeededGenerator(seed: 7)
+        var at = 0.0
+        let stream = (0 ..< n).map { i -> ServingRequest in
+            at += -log(1 - Double.random(in: 0 ..< 1, using: &rng)) / 20
+            return ServingRequest(id: i, arrivalSeconds: at, inputTokens: 200, outputTokens: 50)
+        }
+        let t = try best(of: 2) {
+            let r = try ServingSimulator.run(traced, requests: stream, cost: cost)
+            _ = try ServingReport.chromeTrace(r, traced)
+        }
+        perRequest.append(t / Double(n))
+        print(String(format: "serving with --trace: %d requests (Poisson 20/s, 200 + 50 tokens) simulated and traced in %.3f s", n, t))
+    }
+    print(String(format: "  per request at 8,000 over per request at 2,000: %.2f (linear: about 1)", perRequest[1] / perRequest[0]))
+
+    // Kernel-table validation of a 20,000-row GEMM table (the H100 reference's shapes at 20,000
+    // batch sizes): leave-one-out over every row.
+    var big = try ProfileReader.read(URL(fileURLWithPath: "profiles/reference-h100"))
+    let shapes = Array(Set(big.gemm.map { [$0.n, $0.k] })).sorted { $0.lexicographicallyPrecedes($1) }
+    big.gemm = (0 ..< 20_000).map { i in
+        let s = shapes[i % shapes.count], m = 1 + i / shapes.count
+        return Profile.GemmPoint(m: m, n: s[0], k: s[1], seconds: 1e-5 + Double(m) * Double(s[0]) * Double(s[1]) * 2 / 5e14)
+    }
+    let h100 = try HardwareCatalog.device(named: "h100-sxm")
+    let tValidate = try best(of: 3) { _ = try Validation.kernelAccuracy(big, hardware: h100) }
+    print(String(format: "validate: leave-one-out over a 20,000-row GEMM table in %.3f s (target: well under 1 s)", tValidate))
 } catch {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)

@@ -146,3 +146,36 @@ import Testing
         #expect(abs(g.measuredBest - 800) < 1e-9)
     }
 }
+
+/// Leave-one-out without rebuilding: for every measured point of both reference profiles, the
+/// lookup that leaves the point out equals the lookup of a model rebuilt from the profile without
+/// that point (what validation did before, at O(n^2)), to 1e-12 relative: where a size was measured
+/// several times, the left-out sample is subtracted from their sum rather than the rest re-added.
+@Suite struct LeaveOneOutTests {
+    @Test(arguments: [ProfileTests.h100, ProfileTests.rtx])
+    func leavingOutEqualsRebuilding(_ folder: URL) throws {
+        let profile = try ProfileReader.read(folder)
+        let hw = try profile.hardware(in: folder)
+        let model = try ProfileCostModel(profile: profile, hardware: hw)
+        func check(_ without: Profile, _ op: PlannerCore.Operation, _ measured: Double) throws {
+            let rebuilt = try ProfileCostModel(profile: without, hardware: hw).seconds(op)
+            let loo = model.seconds(op, leavingOut: measured)
+            #expect(abs(loo - rebuilt) <= 1e-12 * rebuilt, "\(op): \(loo) against \(rebuilt)")
+        }
+        for (i, g) in profile.gemm.enumerated() where i % 3 == 0 {
+            var p = profile; p.gemm.remove(at: i)
+            try check(p, .gemm(m: g.m, n: g.n, k: g.k), g.seconds)
+        }
+        for (i, a) in profile.attention.enumerated() {
+            var p = profile; p.attention.remove(at: i)
+            let op: PlannerCore.Operation = a.kind == .decode
+                ? .decodeAttention(batch: a.batch, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, context: a.context)
+                : .prefillAttention(batch: a.batch, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, queries: a.queries, context: a.context)
+            try check(p, op, a.seconds)
+        }
+        for (i, l) in profile.link.enumerated() {
+            var p = profile; p.link.remove(at: i)
+            try check(p, .transfer(bytes: l.bytes, direction: l.direction, memory: l.memory), l.seconds)
+        }
+    }
+}

@@ -4,11 +4,34 @@ import Foundation
 struct MeasuredCurve: Sendable {
     /// Sorted by `x`; repeated `x` averaged.
     let points: [(x: Double, y: Double)]
+    /// Samples behind each point, and their sum.
+    let counts: [Int]
+    let sums: [Double]
 
     init(_ raw: [(Double, Double)]) {
         var sums: [Double: (Double, Int)] = [:]
         for (x, y) in raw { sums[x, default: (0, 0)] = (sums[x, default: (0, 0)].0 + y, sums[x, default: (0, 0)].1 + 1) }
-        points = sums.keys.sorted().map { (x: $0, y: sums[$0]!.0 / Double(sums[$0]!.1)) }
+        let xs = sums.keys.sorted()
+        points = xs.map { (x: $0, y: sums[$0]!.0 / Double(sums[$0]!.1)) }
+        counts = xs.map { sums[$0]!.1 }
+        self.sums = xs.map { sums[$0]!.0 }
+    }
+
+    /// What `value(at: x)` of the curve rebuilt without one sample `(x, y)` would give, in
+    /// O(log n) instead of a rebuild: nil when that sample was the curve's only one.
+    func value(at x: Double, leavingOut y: Double) -> (y: Double, nearestX: Double, how: Lookup)? {
+        var lo = 0, hi = points.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if points[mid].x < x { lo = mid + 1 } else { hi = mid }
+        }
+        guard !points.isEmpty, points[lo].x == x else { return value(at: x) }
+        if counts[lo] > 1 { return ((sums[lo] - y) / Double(counts[lo] - 1), x, .exact) }
+        if points.count == 1 { return nil }
+        if lo == 0 { return (points[1].y, points[1].x, .outside) }
+        if lo == points.count - 1 { return (points[lo - 1].y, points[lo - 1].x, .outside) }
+        let a = points[lo - 1], b = points[lo + 1]
+        return (a.y + (x - a.x) / (b.x - a.x) * (b.y - a.y), x, .interpolated)
     }
 
     enum Lookup { case exact, interpolated, outside }
@@ -148,9 +171,10 @@ public struct ProfileCostModel: CostModel {
         copy = profile.copy.isEmpty ? nil : MeasuredCurve(profile.copy.map { ($0.bytes, $0.seconds) })
     }
 
-    /// Looks `x` up in `curve`; outside its range, scales the end point by `shape(x) / shape(end)`.
-    func lookup(_ curve: MeasuredCurve, _ x: Double, _ op: String, shape: (Double) -> Double) -> Double {
-        let v = curve.value(at: x)
+    /// Looks `x` up in `curve` (without one sample of value `leavingOut` at `x`, when given: nil
+    /// if that empties the curve); outside its range, scales the end point by `shape(x) / shape(end)`.
+    func lookup(_ curve: MeasuredCurve, _ x: Double, _ op: String, leavingOut: Double? = nil, shape: (Double) -> Double) -> Double? {
+        guard let v = leavingOut.map({ curve.value(at: x, leavingOut: $0) }) ?? curve.value(at: x) else { return nil }
         if v.how == .outside {
             stats.record(op, .extrapolated)
             let ref = shape(v.nearestX)
@@ -165,15 +189,21 @@ public struct ProfileCostModel: CostModel {
         analytic.contentionFactor(op)
     }
 
-    public func seconds(_ op: Operation) -> Double {
+    public func seconds(_ op: Operation) -> Double { seconds(op, leavingOut: nil) }
+
+    /// The time of `op` as the model built without one measured sample of `op` itself, of value
+    /// `leavingOut`, would give (leave-one-out validation), without rebuilding the model: only the
+    /// op's own curve differs, and it is looked up without that sample.
+    public func seconds(_ op: Operation, leavingOut y: Double?) -> Double {
         switch op {
         case let .gemm(m, n, k):
             if m <= 0 || n <= 0 || k <= 0 { return 0 }
-            if let curve = gemm[GemmShape(n: n, k: k)] {
-                return lookup(curve, Double(m), "gemm") { analytic.seconds(.gemm(m: Int($0), n: n, k: k)) }
+            let key = GemmShape(n: n, k: k)
+            if let curve = gemm[key], let t = lookup(curve, Double(m), "gemm", leavingOut: y, shape: { analytic.seconds(.gemm(m: Int($0), n: n, k: k)) }) {
+                return t
             }
             // Nearest measured shape by weight size, then scaled by the analytic ratio.
-            guard let near = gemm.keys.min(by: { abs(log(Double($0.n * $0.k) / Double(n * k))) < abs(log(Double($1.n * $1.k) / Double(n * k))) }) else {
+            guard let near = gemm.keys.filter({ y == nil || $0 != key }).min(by: { abs(log(Double($0.n * $0.k) / Double(n * k))) < abs(log(Double($1.n * $1.k) / Double(n * k))) }) else {
                 stats.record("gemm", .analytic)
                 return analytic.seconds(op)
             }
@@ -183,16 +213,17 @@ public struct ProfileCostModel: CostModel {
             return measuredAt > 0 ? v.y * analytic.seconds(op) / measuredAt : analytic.seconds(op)
         case let .decodeAttention(b, heads, kvHeads, d, c):
             if b <= 0 || c <= 0 { return 0 }
-            return decodeAttention(HeadShape(heads: heads, kvHeads: kvHeads, headDim: d), volume: Double(b) * Double(c), op: op)
+            return decodeAttention(HeadShape(heads: heads, kvHeads: kvHeads, headDim: d), volume: Double(b) * Double(c), op: op, leavingOut: y)
         case let .prefillAttention(b, heads, kvHeads, d, q, c):
             if b <= 0 || q <= 0 { return 0 }
             // Prefill tables map the roofline's prediction to the measurement: one axis that covers both
             // compute-bound plain prefills and K/V-read-bound chunks; outside it, time scales with the roofline.
             let x = analytic.seconds(op)
             let shape = HeadShape(heads: heads, kvHeads: kvHeads, headDim: d, chunked: q != c)
-            if let curve = prefill[shape] { return lookup(curve, x, "prefill attention") { $0 } }
-            guard let near = prefill.keys.filter({ $0.chunked == shape.chunked }).min(by: { abs($0.heads * $0.headDim - heads * d) < abs($1.heads * $1.headDim - heads * d) })
-                    ?? prefill.keys.first else {
+            if let curve = prefill[shape], let t = lookup(curve, x, "prefill attention", leavingOut: y, shape: { $0 }) { return t }
+            let others = prefill.keys.filter { y == nil || $0 != shape }
+            guard let near = others.filter({ $0.chunked == shape.chunked }).min(by: { abs($0.heads * $0.headDim - heads * d) < abs($1.heads * $1.headDim - heads * d) })
+                    ?? others.first else {
                 stats.record("prefill attention", .analytic)
                 return x
             }
@@ -201,15 +232,18 @@ public struct ProfileCostModel: CostModel {
             return v.how == .outside ? v.y * x / v.nearestX : v.y
         case let .transfer(bytes, direction, memory):
             if bytes <= 0 { return 0 }
-            guard let curve = link["\(direction.rawValue)/\(memory.rawValue)"] else {
+            guard let curve = link["\(direction.rawValue)/\(memory.rawValue)"],
+                  let t = lookup(curve, bytes, "link", leavingOut: y, shape: { analytic.seconds(.transfer(bytes: $0, direction: direction, memory: memory)) }) else {
                 stats.record("link", .analytic)
                 return analytic.seconds(op)
             }
-            return lookup(curve, bytes, "link") { analytic.seconds(.transfer(bytes: $0, direction: direction, memory: memory)) }
+            return t
         case let .deviceCopy(bytes):
             if bytes <= 0 { return 0 }
-            guard let copy else { return analytic.seconds(op) }
-            return lookup(copy, bytes, "device copy") { analytic.seconds(.deviceCopy(bytes: $0)) }
+            guard let copy, let t = lookup(copy, bytes, "device copy", leavingOut: y, shape: { analytic.seconds(.deviceCopy(bytes: $0)) }) else {
+                return analytic.seconds(op)
+            }
+            return t
         case .elementwise:
             return analytic.seconds(op)
         }
@@ -217,16 +251,16 @@ public struct ProfileCostModel: CostModel {
 
     /// Decode attention: the same head shape over its K/V volume `batch x context`, or the nearest
     /// head shape (by K/V width) scaled by the analytic model, which sees both shapes' volumes.
-    func decodeAttention(_ shape: HeadShape, volume: Double, op: Operation) -> Double {
+    func decodeAttention(_ shape: HeadShape, volume: Double, op: Operation, leavingOut y: Double? = nil) -> Double {
         let name = "decode attention"
         func at(_ x: Double, _ s: HeadShape) -> Operation {
             .decodeAttention(batch: 1, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, context: max(1, Int(x)))
         }
-        if let curve = decode[shape] {
-            return lookup(curve, volume, name) { analytic.seconds(at($0, shape)) }
+        if let curve = decode[shape], let t = lookup(curve, volume, name, leavingOut: y, shape: { analytic.seconds(at($0, shape)) }) {
+            return t
         }
         let width = { (s: HeadShape) in Double(s.kvHeads * s.headDim) + 1e-3 * Double(s.heads * s.headDim) }
-        guard let near = decode.keys.min(by: { abs(log(width($0) / width(shape))) < abs(log(width($1) / width(shape))) }) else {
+        guard let near = decode.keys.filter({ y == nil || $0 != shape }).min(by: { abs(log(width($0) / width(shape))) < abs(log(width($1) / width(shape))) }) else {
             stats.record(name, .analytic)
             return analytic.seconds(op)
         }

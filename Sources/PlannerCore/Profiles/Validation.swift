@@ -21,9 +21,11 @@ public enum Validation {
 
     public static func kernelAccuracy(_ profile: Profile, hardware: HardwareSpec) throws -> [KernelAccuracy] {
         let analytic = try AnalyticCostModel(hardware: hardware, dtype: profile.meta.dtype)
+        // One model of the whole profile answers every leave-one-out lookup: only the left-out
+        // point's own curve differs, and it is looked up without that point (O(log n) a point).
+        let model = try ProfileCostModel(profile: profile, hardware: hardware)
         var out: [KernelAccuracy] = []
-        func table<P>(_ name: String, _ points: [P], op: (P) -> Operation, measured: (P) -> Double, describe: (P) -> String,
-                      without: (Int) -> Profile) throws {
+        func table<P>(_ name: String, _ points: [P], op: (P) -> Operation, measured: (P) -> Double, describe: (P) -> String) throws {
             guard !points.isEmpty else { return }
             var a: [(Double, Double)] = [], l: [(Double, Double)] = []
             var worst = (0.0, "")
@@ -33,28 +35,24 @@ public enum Validation {
                 a.append((pa, t))
                 let err = abs(pa - t) / t
                 if err > worst.0 { worst = (err, String(format: "%@: analytic %.1f us, measured %.1f us", describe(p), pa * 1e6, t * 1e6)) }
-                let loo = try ProfileCostModel(profile: without(i), hardware: hardware)
-                l.append((loo.seconds(op(p)), t))
+                l.append((model.seconds(op(p), leavingOut: t), t))
             }
             out.append(KernelAccuracy(table: name, points: points.count, analyticMAPE: mape(a), profileMAPE: mape(l), worstAnalytic: worst.1))
         }
         try table("gemm", profile.gemm, op: { .gemm(m: $0.m, n: $0.n, k: $0.k) }, measured: { $0.seconds },
-                  describe: { "m=\($0.m) n=\($0.n) k=\($0.k)" }, without: { i in var p = profile; p.gemm.remove(at: i); return p })
+                  describe: { "m=\($0.m) n=\($0.n) k=\($0.k)" })
         let decode = profile.attention.filter { $0.kind == .decode }
         let prefill = profile.attention.filter { $0.kind == .prefill }
         try table("decode attention", decode,
                   op: { .decodeAttention(batch: $0.batch, heads: $0.heads, kvHeads: $0.kvHeads, headDim: $0.headDim, context: $0.context) },
-                  measured: { $0.seconds }, describe: { "batch \($0.batch) heads \($0.heads)/\($0.kvHeads) context \($0.context)" },
-                  without: { i in var p = profile; p.attention = prefill + decode.enumerated().filter { $0.offset != i }.map(\.element); return p })
+                  measured: { $0.seconds }, describe: { "batch \($0.batch) heads \($0.heads)/\($0.kvHeads) context \($0.context)" })
         try table("prefill attention", prefill,
                   op: { .prefillAttention(batch: $0.batch, heads: $0.heads, kvHeads: $0.kvHeads, headDim: $0.headDim, queries: $0.queries, context: $0.context) },
-                  measured: { $0.seconds }, describe: { "batch \($0.batch) heads \($0.heads)/\($0.kvHeads) queries \($0.queries) context \($0.context)" },
-                  without: { i in var p = profile; p.attention = decode + prefill.enumerated().filter { $0.offset != i }.map(\.element); return p })
+                  measured: { $0.seconds }, describe: { "batch \($0.batch) heads \($0.heads)/\($0.kvHeads) queries \($0.queries) context \($0.context)" })
         try table("link", profile.link, op: { .transfer(bytes: $0.bytes, direction: $0.direction, memory: $0.memory) },
-                  measured: { $0.seconds }, describe: { "\($0.direction.rawValue) \($0.memory.rawValue) \(Int64($0.bytes)) B" },
-                  without: { i in var p = profile; p.link.remove(at: i); return p })
+                  measured: { $0.seconds }, describe: { "\($0.direction.rawValue) \($0.memory.rawValue) \(Int64($0.bytes)) B" })
         try table("device copy", profile.copy, op: { .deviceCopy(bytes: $0.bytes) }, measured: { $0.seconds },
-                  describe: { "\(Int64($0.bytes)) B" }, without: { i in var p = profile; p.copy.remove(at: i); return p })
+                  describe: { "\(Int64($0.bytes)) B" })
         return out
     }
 

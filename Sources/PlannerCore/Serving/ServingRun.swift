@@ -321,12 +321,14 @@ public enum ServingSimulator {
                 if swapInBlocks > 0 {
                     trace!.link.append(.init(name: "swap-in \(swapInBlocks) blocks", start: t1 - swapInSeconds, end: t1))
                 }
-                var state = [String?](repeating: nil, count: live.count)
+                // Only the requests in the system this iteration: work in proportion to them, not
+                // to every request of the run.
+                var state: [Int: String] = [:]
                 for (r, kind) in kinds { state[r] = kind }
                 for r in running where state[r] == nil { state[r] = "stalled" }
                 for r in waiting where state[r] == nil { state[r] = live[r].started ? "preempted" : "queued" }
                 for r in swapped where state[r] == nil { state[r] = "swapped" }
-                for r in 0 ..< live.count { if let s = state[r] { trace!.mark(r, s, t0, t2) } }
+                for (r, s) in state { trace!.mark(r, s, t0, t2) }
                 trace!.iterations.append(.init(start: t1, end: t2, sequences: scheduled.count, prefillTokens: promptTokens - recomputeTokens,
                                                decodeTokens: decodeTokens, recomputeTokens: recomputeTokens,
                                                kvUsage: Double(total - free) / Double(total), running: running.count,
