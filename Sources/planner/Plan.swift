@@ -24,9 +24,8 @@ struct PlanCommand: ParsableCommand {
             guard let choice = PlanSearch.PolicyChoice(rawValue: policy) else {
                 throw InputError(field: "--policy", "must be one of \(PlanSearch.PolicyChoice.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(policy)\"")
             }
-            var space = SearchSpace.planDefault
-            if options.weights != nil { space.weightsGPUFractions = [0] }
-            let sweep = try options.sweep(defaultSpace: space)
+            // --weights replaces the searched weight shares (SearchOptions.sweep) and fixes them.
+            let sweep = try options.sweep(defaultSpace: .planDefault)
             let result = PlanSearch.run(sweep, policy: choice)
             guard let best = result.best else {
                 FileHandle.standardError.write(Data("error: \(Advice.nothingFits(sweep.setup, outcomes: result.tried))\n".utf8))

@@ -87,6 +87,7 @@ struct SearchOptions: ParsableArguments {
         if let ratios { s.space.ratios = try SweepConfig.ratios(ratios, field: "--ratios") }
         if let batches { s.space.batches = try SweepConfig.batches(batches, field: "--batches") }
         if let weights {
+            s.space.weightsFixed = true
             switch weights {
             case "host": s.space.weightsGPUFractions = [0]
             case "gpu": s.space.weightsGPUFractions = [1]
@@ -184,7 +185,7 @@ struct SweepCommand: ParsableCommand {
             } else {
                 print(SweepReport.text(result, all: all), terminator: "")
             }
-            if result.best == nil { throw ExitCode.failure }
+            if result.bestOverall == nil { throw ExitCode.failure }
         }
     }
 }

@@ -160,3 +160,47 @@ struct CommandLineConventionTests {
         #expect(try SweepConfig.batches("16,8,16", field: "--batches") == [8, 16])
     }
 }
+
+/// Advice that holds: the recommendation covers every policy, `--weights` is honoured, an all-GPU
+/// plan says so, and the largest batch that fits is exact over the whole space searched.
+@Suite("Advice that holds")
+struct AdviceThatHoldsTests {
+    /// OPT-6.7B on an H100, hybrid only, batch 4000: nothing fits; the advice's largest batch fits
+    /// with its configuration, and no (weights, recomputation, ratio) point of `plan`'s space fits at
+    /// one more.
+    @Test func largestBatchThatFitsIsExact() throws {
+        let o = try CLITests.run(["plan", "--model", "opt-6.7b", "--hardware", "h100-sxm", "--batches", "4000", "--policy", "hybrid"])
+        #expect(o.status == 1)
+        let m = try #require(o.stderr.range(of: #"at most (\d+) fits"#, options: .regularExpression))
+        let k = Int(o.stderr[m].split(separator: " ")[2])!
+        let setup = Setup(model: try ModelCatalog.model(named: "opt-6.7b"), hardware: try HardwareCatalog.device(named: "h100-sxm"),
+                          workload: Workload(prompt: 512, tokens: 32))
+        let space = SearchSpace.planDefault
+        var fitsAtK = false
+        for w in space.weightsGPUFractions {
+            for rho in space.recomputeFractions {
+                for r in space.ratios {
+                    let c = { (b: Int) in Candidate(.hybrid(kvFraction: r, recomputeFraction: rho), batch: b, weightsGPUFraction: w) }
+                    if Evaluator.fits(c(k), setup) { fitsAtK = true }
+                    #expect(!Evaluator.fits(c(k + 1), setup), "w \(w) rho \(rho) r \(r) fits at \(k + 1)")
+                }
+            }
+        }
+        #expect(fitsAtK)
+    }
+
+    /// `--weights gpu` keeps DeepSpeed (which streams the weights) out of the search, and the
+    /// recommendation names the fastest policy even when it is not the hybrid one.
+    @Test func weightsGPUIsHonouredAndTheBestCoversEveryPolicy() throws {
+        let o = try CLITests.run(["sweep", "--model", "opt-6.7b", "--weights", "gpu", "--ratios", "0:1:0.5", "--batches", "32,128"])
+        #expect(o.status == 0, "\(o.stderr)")
+        #expect(o.stdout.contains("no DeepSpeed ZeRO-Inference configuration: not searched: the weights are fixed to gpu"), "\(o.stdout)")
+        // Everything fits on the 4090 for OPT-6.7B: the all-GPU plan beats any cache split.
+        #expect(o.stdout.contains("best of every policy: all-GPU, batch"), "\(o.stdout)")
+        let p = try CLITests.run(["plan", "--model", "opt-6.7b", "--weights", "gpu", "--batches", "8,32"])
+        #expect(p.status == 0, "\(p.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: p.stdoutData) as? [String: Any])
+        #expect((doc["planner"] as? [String: Any])?["policy"] as? String == "all-gpu")
+        #expect(doc["weights"] as? String == "gpu")
+    }
+}

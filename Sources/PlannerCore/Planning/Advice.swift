@@ -39,7 +39,9 @@ public enum Advice {
                 if best == nil || lo > best!.1 { best = (c, lo) }
             }
             let smallest = outcomes.map(\.candidate.batch).min() ?? 1
-            lines.append("Smallest change: a batch of at most \(best!.1) fits (\(describe(best!.0))); the batch grid starts at \(smallest): add it to --batches.")
+            if best!.1 < smallest {
+                lines.append("Smallest change: a batch of at most \(best!.1) fits (\(describe(best!.0))); the batch grid starts at \(smallest): add it to --batches.")
+            }
             return lines.joined(separator: "\n")
         }
         let atOne = shapes.map { Evaluator.evaluate($0, setup) }.filter { $0.capacityError != nil }
@@ -58,6 +60,11 @@ public enum Advice {
         }
         lines.append("Smallest change: \(advice).")
         return lines.joined(separator: "\n")
+    }
+
+    /// An outcome's configuration, labelled all-GPU when its plan keeps everything on the GPU.
+    static func describe(_ o: Outcome) -> String {
+        o.isAllGPU ? "all-GPU, batch \(o.candidate.batch)" : describe(o.candidate)
     }
 
     static func describe(_ c: Candidate) -> String {

@@ -187,6 +187,12 @@ public struct Outcome: Sendable {
 
     public var feasible: Bool { status == .ok }
 
+    /// Every weight and every cache entry on the GPU: whatever policy found it, the plan is all-GPU.
+    public var isAllGPU: Bool {
+        guard let p = plan else { if case .allGPU = candidate.kind { return true }; return false }
+        return p.weights.gpuFraction >= 1 && p.weights.diskFraction == 0 && p.placement.gpuKV == p.placement.total
+    }
+
     public var statusText: String {
         switch status {
         case .ok: "ok"

@@ -33,7 +33,7 @@ public enum PlanSearch {
         if policy == .hybrid, RatioSearch.bestOf(tried) == nil {
             // Nothing fitted on the search's paths: the advice needs the grid's memory outcomes.
             tried += sweep.space.lines.flatMap { line in sweep.space.ratios.map { line.candidate(ratio: $0) } }
-                .filter { !Evaluator.fits($0, sweep.setup) }.prefix(64).map { Evaluator.evaluate($0, sweep.setup) }
+                .filter { !Evaluator.fits($0, sweep.setup) }.map { Evaluator.evaluate($0, sweep.setup) }
         }
         let d = clock.now - start
         return Result(best: RatioSearch.bestOf(tried), tried: tried, simulations: tried.filter { $0.totalSeconds > 0 }.count,
@@ -65,7 +65,7 @@ public enum PlanSearch {
     public static func configuration(_ o: Outcome, setup: Setup, result: Result) throws -> [String: Any] {
         guard let p = o.plan else { throw InputError(field: "plan", "the chosen configuration has no plan") }
         var doc: [String: Any] = [:]
-        doc["description"] = "chosen by planner plan: \(Advice.describe(o.candidate))"
+        doc["description"] = "chosen by planner plan: \(Advice.describe(o))"
         if let catalog = ModelCatalog.all.first(where: { $0.name == p.model.name }),
            catalog.withLayers(p.model.layers) == ModelSpec(name: p.model.name, layers: p.model.layers, hidden: p.model.hidden, heads: p.model.heads,
                                                             kvHeads: p.model.kvHeads, headDim: p.model.headDim, ffnSize: p.model.ffnSize,
@@ -106,7 +106,7 @@ public enum PlanSearch {
             doc["placement"] = Dictionary(uniqueKeysWithValues: TokenClass.allCases.map { ($0.key, p.placement[$0]) })
         }
         var planner: [String: Any] = [
-            "policy": SweepReport.policyName(o.candidate),
+            "policy": SweepReport.policyName(o),
             "kvActTokens": "\(p.placement.hostKV + p.placement.gpuKV):\(p.placement.actTokens)",
             "expected": [
                 "stepSeconds": o.stepSeconds, "tokensPerSecond": o.tokensPerSecond, "totalSeconds": o.totalSeconds,

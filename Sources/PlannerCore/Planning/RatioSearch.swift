@@ -10,6 +10,10 @@ public struct SearchSpace: Sendable, Equatable {
     /// Whether FlexGen's 4-bit group-wise compression of weights and cache may be chosen. Off by
     /// default: it changes the model's outputs, which is the user's call, not the planner's.
     public var allowCompression: Bool
+    /// The user fixed the weights (`--weights`, a sweep file's `weights`): baselines that place the
+    /// weights otherwise (DeepSpeed streams them, all-GPU keeps them resident) are left out unless
+    /// the fixed share is theirs.
+    public var weightsFixed = false
 
     public init(ratios: [Double], batches: [Int], weightsGPUFractions: [Double] = [0], recomputeFractions: [Double] = [0],
                 allowCompression: Bool = false) {

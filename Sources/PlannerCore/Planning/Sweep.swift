@@ -46,8 +46,8 @@ public struct Sweep: Sendable {
         switch b {
         case .kvOnly: weights = space.weightsGPUFractions; kinds = { _ in [.kvOnly] }
         case .actOnly: weights = space.weightsGPUFractions; kinds = { _ in [.actOnly] }
-        case .deepSpeed: weights = [0]; kinds = { _ in [.deepSpeed] }
-        case .allGPU: weights = [1]; kinds = { _ in [.allGPU] }
+        case .deepSpeed: weights = space.weightsFixed && !space.weightsGPUFractions.contains(0) ? [] : [0]; kinds = { _ in [.deepSpeed] }
+        case .allGPU: weights = space.weightsFixed && !space.weightsGPUFractions.contains(1) ? [] : [1]; kinds = { _ in [.allGPU] }
         case .flexGen:
             weights = space.weightsGPUFractions
             kinds = { w in FlexGenChoice.options(on: setup.hardware, weightsGPUFraction: w, allowCompression: space.allowCompression).map { .flexGen($0) } }
@@ -89,13 +89,18 @@ public struct SweepResult: Sendable {
     public var sweepSeconds: Double
     public var searchSeconds: Double
 
+    /// The best hybrid point (the grid's mark).
     public var best: Outcome? { RatioSearch.bestOf(hybrid) }
+
+    /// The best point of every policy simulated: the recommendation.
+    public var bestOverall: Outcome? { RatioSearch.bestOf(allOutcomes) }
 
     public func bestBaseline(_ b: Sweep.Baseline) -> Outcome? { RatioSearch.bestOf(baselines[b] ?? []) }
 
     /// Why a baseline has no feasible point: the reason of its least-overflowing candidate.
     public func baselineFailure(_ b: Sweep.Baseline) -> String {
         let os = baselines[b] ?? []
+        if os.isEmpty, sweep.space.weightsFixed { return "not searched: the weights are fixed to \(SweepReport.describeWeights(sweep.space.weightsGPUFractions))" }
         if let o = os.filter({ $0.capacityError != nil }).min(by: { $0.excess < $1.excess }) {
             return "does not fit even at batch \(o.candidate.batch): \(o.statusText)"
         }

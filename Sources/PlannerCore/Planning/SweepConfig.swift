@@ -36,7 +36,10 @@ public enum SweepConfig {
         var s = space
         if o.has("ratios") { s.ratios = try ratios(try o.raw("ratios"), field: "ratios") }
         if o.has("batches") { s.batches = try batches(try o.raw("batches"), field: "batches") }
-        if o.has("weights") { s.weightsGPUFractions = [try Scenario.parseWeights(try o.raw("weights")).gpuFraction] }
+        if o.has("weights") {
+            s.weightsGPUFractions = [try Scenario.parseWeights(try o.raw("weights")).gpuFraction]
+            s.weightsFixed = true
+        }
         if o.has("allowCompression") { s.allowCompression = try o.bool("allowCompression") }
         if o.has("recomputeFractions") { s.recomputeFractions = try fractions(try o.raw("recomputeFractions"), field: "recomputeFractions") }
         var setup = Setup(model: model, hardware: hardware, hostMemory: hostMemory, workload: workload)

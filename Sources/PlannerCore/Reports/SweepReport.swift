@@ -38,12 +38,26 @@ public enum SweepReport {
             for (ratio, o, reason) in r.perRatio() { out += row(ratio, o, reason) }
             out += "  (each row: the best batch at that ratio; --all prints every ratio x batch point)\n"
         }
-        out += "\n"
-        guard let b = best else {
+        out += "  (* marks the best hybrid point)\n\n"
+        guard let overall = r.bestOverall else {
             out += Advice.nothingFits(s.setup, outcomes: r.allOutcomes) + "\n"
             return out
         }
-        out += String(format: "best: KV fraction %.2f, batch %d, %@ weights: %.2f tokens/s, step %.1f ms; placement %@\n",
+        let recommend = String(format: "%.2f tokens/s, step %.1f ms", overall.tokensPerSecond, overall.stepSeconds * 1e3)
+        guard let b = best else {
+            out += "best of every policy: \(Advice.describe(overall)): \(recommend); no hybrid configuration fits\n"
+            for base in Sweep.Baseline.allCases where r.bestBaseline(base) == nil {
+                out += "  no \(base.rawValue) configuration: \(r.baselineFailure(base))\n"
+            }
+            if let note = notes(s.setup.model) { out += "note: \(note)\n" }
+            out += String(format: "%d simulations in %.2f s\n", r.allOutcomes.count, r.sweepSeconds)
+            return out
+        }
+        if overall.candidate != b.candidate {
+            out += String(format: "best of every policy: %@: %@, %.2fx the best hybrid\n", Advice.describe(overall), recommend,
+                          overall.tokensPerSecond / b.tokensPerSecond)
+        }
+        out += String(format: "best hybrid: KV fraction %.2f, batch %d, %@ weights: %.2f tokens/s, step %.1f ms; placement %@\n",
                       b.candidate.kvFraction ?? 0, b.candidate.batch, WeightPlacement(gpuFraction: b.candidate.weightsGPUFraction).description,
                       b.tokensPerSecond, b.stepSeconds * 1e3, b.plan?.placement.description ?? "-")
         for base in Sweep.Baseline.allCases {
@@ -92,6 +106,9 @@ public enum SweepReport {
 
     static let csvHeader = "policy,kvFraction,batch,weightsGpuFraction,recomputeFraction,status,tokensPerSecond,stepSeconds,totalSeconds,prefillSeconds,busyCompute,busyH2D,busyD2H,gpuBytes,hostBytes,gpuKV,gpuAct,hostKV,hostAct,recompute"
 
+    /// The policy of an outcome, `all-gpu` when its plan keeps everything on the GPU.
+    static func policyName(_ o: Outcome) -> String { o.isAllGPU ? "all-gpu" : policyName(o.candidate) }
+
     static func policyName(_ c: Candidate) -> String {
         switch c.kind {
         case .hybrid: "hybrid"
@@ -116,7 +133,7 @@ public enum SweepReport {
             if case .hybrid(_, let f) = c.kind { rho = f }
             let p = o.plan?.placement ?? TokenPlacement()
             let fields: [String] = [
-                policyName(c), c.kvFraction.map { fmt($0) } ?? "", String(c.batch), fmt(o.plan?.weights.gpuFraction ?? c.weightsGPUFraction), fmt(rho),
+                policyName(o), c.kvFraction.map { fmt($0) } ?? "", String(c.batch), fmt(o.plan?.weights.gpuFraction ?? c.weightsGPUFraction), fmt(rho),
                 csvField(o.statusText), String(o.tokensPerSecond), String(o.stepSeconds), String(o.totalSeconds), String(o.prefillSeconds),
                 String(o.busy[.compute] ?? 0), String(o.busy[.hostToDevice] ?? 0), String(o.busy[.deviceToHost] ?? 0),
                 String(o.gpuBytes), String(o.hostBytes), String(p.gpuKV), String(p.gpuAct), String(p.hostKV), String(p.hostAct), String(p.recompute),
@@ -129,7 +146,7 @@ public enum SweepReport {
     static func outcomeJSON(_ o: Outcome) -> [String: Any] {
         let c = o.candidate
         var d: [String: Any] = [
-            "policy": policyName(c), "batch": c.batch, "status": o.feasible ? "ok" : o.statusText, "feasible": o.feasible,
+            "policy": policyName(o), "batch": c.batch, "status": o.feasible ? "ok" : o.statusText, "feasible": o.feasible,
             "weightsGpuFraction": o.plan?.weights.gpuFraction ?? c.weightsGPUFraction,
             "tokensPerSecond": o.tokensPerSecond, "stepSeconds": o.stepSeconds, "totalSeconds": o.totalSeconds,
             "prefillSeconds": o.prefillSeconds, "gpuBytes": o.gpuBytes, "hostBytes": o.hostBytes,
@@ -175,7 +192,8 @@ public enum SweepReport {
             }
         }
         doc["baselines"] = baselines
-        if let b = r.best { doc["best"] = outcomeJSON(b) } else { doc["best"] = NSNull(); doc["advice"] = Advice.nothingFits(s.setup, outcomes: r.allOutcomes) }
+        if let b = r.best { doc["best"] = outcomeJSON(b) } else { doc["best"] = NSNull() }
+        if let o = r.bestOverall { doc["bestOverall"] = outcomeJSON(o) } else { doc["bestOverall"] = NSNull(); doc["advice"] = Advice.nothingFits(s.setup, outcomes: r.allOutcomes) }
         if let p = r.search.best {
             var d = outcomeJSON(p)
             d["simulations"] = r.search.simulations
