@@ -204,3 +204,20 @@ struct AdviceThatHoldsTests {
         #expect(doc["weights"] as? String == "gpu")
     }
 }
+
+@Suite("Catalog output")
+struct CatalogOutputTests {
+    /// `planner catalog` prints each device number beside its source; a device file may leave out
+    /// `sources`.
+    @Test func catalogPrintsValuesAndSourcesAreOptional() throws {
+        let o = try CLITests.run(["catalog"])
+        #expect(o.status == 0)
+        let t4 = try HardwareCatalog.device(named: "t4")
+        #expect(o.stdout.contains("    gpu.memoryBandwidthBytesPerSecond = \(String(format: "%g", t4.gpu.memoryBandwidthBytesPerSecond))\n      source: "), "\(o.stdout.prefix(2000))")
+        var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(t4)) as? [String: Any])
+        object["sources"] = nil
+        let hw = try HardwareCatalog.decode(try JSONSerialization.data(withJSONObject: object), field: "my-device.json")
+        #expect(hw.gpu == t4.gpu)
+        #expect(hw.sources["device"]?.hasPrefix("user-supplied") == true)
+    }
+}

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Published throughput of real offloading engines (`published-runs/1`, shared/validation/README.md)
+/// Published throughput of real offloading engines (`published-runs/1`, docs/profiles.md)
 /// replayed in the simulator: each run becomes a plan on its engine, machine and settings, and its
 /// predicted throughput is set beside the published one.
 ///

@@ -152,7 +152,7 @@ public enum HardwareCatalog {
         hw.sources["hostCPU.memoryBytesPerSecond"] = "estimate: a Skylake-SP socket has 6 channels of DDR4-2666 (128 GB/s peak, Intel Xeon Scalable product brief); a 16-core share running PyTorch's multithreaded copies and bmm at about 40% of it"
         hw.sources["hostCPU.fp32FlopsPerSecond"] = "estimate: 16 Skylake cores x 2.0 GHz x 64 fp32 FLOP/cycle (two AVX-512 FMA units) = 2.05 TFLOP/s peak, half of it in batched matrix-vector work"
         hw.sources["hostCPU.singleThreadCopyBytesPerSecond"] = "estimate: one Skylake core's memcpy between DRAM buffers, about 8 GB/s"
-        hw.sources["disk"] = "FlexGen paper Sec. 6: 1.5 TB SSD, about 2 GB/s read and 1 GB/s write (shared/validation/published-runs.json, machine gcp-t4)"
+        hw.sources["disk"] = "FlexGen paper Sec. 6: 1.5 TB SSD, about 2 GB/s read and 1 GB/s write (experiments/published-baselines/published-runs.json, machine gcp-t4)"
         hw.sources["host.memoryBytes"] = "FlexGen paper Sec. 6: 208 GB of CPU DRAM"
         return hw
     }()
@@ -248,8 +248,16 @@ public enum HardwareCatalog {
 
     /// Decodes a device in the format `planner catalog --json` prints, mapping decoding failures to
     /// the field they concern.
+    /// A device may leave out `sources`; its numbers are then recorded as user-supplied.
     public static func decode(_ data: Data, field: String) throws -> HardwareSpec {
-        try rejectUnknownKeys(try JSONFields.parse(data, source: field.isEmpty ? "device" : field), path: field)
+        let fields = try JSONFields.parse(data, source: field.isEmpty ? "device" : field)
+        try rejectUnknownKeys(fields, path: field)
+        var data = data
+        if !fields.has("sources") {
+            var o = fields.object
+            o["sources"] = ["device": "user-supplied\(field.isEmpty ? "" : " (\(field))"), no sources given"]
+            data = try JSONSerialization.data(withJSONObject: o)
+        }
         do {
             let hw = try JSONDecoder().decode(HardwareSpec.self, from: data)
             try hw.validate(path: field)
