@@ -221,3 +221,27 @@ struct CatalogOutputTests {
         #expect(hw.sources["device"]?.hasPrefix("user-supplied") == true)
     }
 }
+
+@Suite("Batch grid edge")
+struct BatchGridEdgeTests {
+    /// Llama-3.1-70B on an H100 with 512 GiB of host memory: the best of the default grid sits at its
+    /// largest batch, 192; `plan` tries 288, 432, ... while throughput rises, and picks a larger
+    /// batch that is faster than anything in the grid; the sweep says so in a note.
+    @Test func planGrowsPastTheGridWhileThroughputRises() throws {
+        var setup = Setup(model: try ModelCatalog.model(named: "llama-3.1-70b"), hardware: try HardwareCatalog.device(named: "h100-sxm"),
+                          workload: Workload(prompt: 512, tokens: 32))
+        setup.hardware.host.memoryBytes = 512 * HardwareCatalog.GiB
+        let sweep = Sweep(setup: setup, space: .planDefault)
+        let r = PlanSearch.run(sweep)
+        let inGrid = try #require(RatioSearch.bestOf(r.tried.filter { $0.candidate.batch <= 192 }))
+        let best = try #require(r.best)
+        #expect(inGrid.candidate.batch == 192)
+        #expect(r.grownBatches.first == 288)
+        #expect(best.candidate.batch > 192 && best.tokensPerSecond > inGrid.tokensPerSecond, "\(best.candidate.batch): \(best.tokensPerSecond) against \(inGrid.tokensPerSecond)")
+        // The grown choice is one that fits, and the next step past it was tried and lost or did not fit.
+        #expect(best.feasible)
+        #expect(r.grownBatches.last! > best.candidate.batch)
+        let text = SweepReport.text(Sweep(setup: setup, space: SearchSpace(ratios: [0, 1], batches: [96, 192])).run())
+        #expect(text.contains("note: the best batch, 192, is the grid's largest; batch "), "\(text)")
+    }
+}

@@ -9,6 +9,8 @@ public enum PlanSearch {
 
     public struct Result: Sendable {
         public var best: Outcome?
+        /// Batches tried past the grid's largest, because the best was there and throughput still rose.
+        public var grownBatches: [Int] = []
         public var tried: [Outcome]
         public var simulations: Int
         public var seconds: Double
@@ -35,9 +37,46 @@ public enum PlanSearch {
             tried += sweep.space.lines.flatMap { line in sweep.space.ratios.map { line.candidate(ratio: $0) } }
                 .filter { !Evaluator.fits($0, sweep.setup) }.map { Evaluator.evaluate($0, sweep.setup) }
         }
+        var grown: [Int] = []
+        if var best = RatioSearch.bestOf(tried) {
+            (best, grown) = growBatch(from: best, sweep: sweep, tried: &tried)
+        }
         let d = clock.now - start
-        return Result(best: RatioSearch.bestOf(tried), tried: tried, simulations: tried.filter { $0.totalSeconds > 0 }.count,
+        return Result(best: RatioSearch.bestOf(tried), grownBatches: grown, tried: tried, simulations: tried.filter { $0.totalSeconds > 0 }.count,
                       seconds: Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+    }
+
+    /// When the best point sits at the grid's largest batch, tries its configuration at 1.5 times
+    /// the batch, again and again, while throughput rises and memory allows (for the hybrid policy
+    /// the ratio is searched anew at each batch). Returns the best and the batches tried.
+    static func growBatch(from start: Outcome, sweep: Sweep, tried: inout [Outcome]) -> (Outcome, [Int]) {
+        guard let largest = sweep.space.batches.max(), start.candidate.batch == largest else { return (start, []) }
+        var best = start
+        var grown: [Int] = []
+        while grown.count < 16 {
+            let next = best.candidate.batch + max(1, best.candidate.batch / 2)
+            guard next <= 1_048_576 else { break }
+            grown.append(next)
+            let o: Outcome?
+            if case .hybrid(_, let rho) = best.candidate.kind {
+                var space = sweep.space
+                space.batches = [next]
+                space.weightsGPUFractions = [best.candidate.weightsGPUFraction]
+                space.recomputeFractions = [rho]
+                let r = RatioSearch.search(sweep.setup, space: space)
+                tried += r.evaluated
+                o = r.best
+            } else {
+                var c = best.candidate
+                c.batch = next
+                let e = Evaluator.evaluate(c, sweep.setup)
+                tried.append(e)
+                o = e.feasible ? e : nil
+            }
+            guard let o, o.tokensPerSecond > best.tokensPerSecond else { break }
+            best = o
+        }
+        return (best, grown)
     }
 
     /// FlexGen's `--percent` (weights, cache, activations on GPU and CPU) for a KV-only plan.
@@ -113,7 +152,7 @@ public enum PlanSearch {
                 "prefillSeconds": o.prefillSeconds, "gpuMemoryBytes": o.gpuBytes, "hostMemoryBytes": o.hostBytes,
                 "gpuBusy": (o.busy[.compute] ?? 0) as Double, "pcieBusy": (o.busy[.hostToDevice] ?? 0) as Double,
             ],
-            "searched": ["simulations": result.simulations, "seconds": result.seconds],
+            "searched": ["simulations": result.simulations, "seconds": result.seconds, "batchesBeyondTheGrid": result.grownBatches],
         ]
         if case .hybrid(let r, let rho) = o.candidate.kind {
             planner["kvFraction"] = r

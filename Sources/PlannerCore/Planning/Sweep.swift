@@ -74,8 +74,15 @@ public struct Sweep: Sendable {
         let search = RatioSearch.search(setup, space: space)
         let end = clock.now
         func secs(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
-        return SweepResult(sweep: self, hybrid: hybrid, baselines: baselines, search: search,
-                           sweepSeconds: secs(searchStart - start), searchSeconds: secs(end - searchStart))
+        var result = SweepResult(sweep: self, hybrid: hybrid, baselines: baselines, search: search,
+                                 sweepSeconds: secs(searchStart - start), searchSeconds: secs(end - searchStart))
+        // The best at the grid's largest batch: how far past it throughput keeps rising.
+        if let best = result.bestOverall {
+            var extra: [Outcome] = []
+            let (grown, batches) = PlanSearch.growBatch(from: best, sweep: self, tried: &extra)
+            if !batches.isEmpty { result.beyondGrid = grown.candidate.batch > best.candidate.batch ? grown : nil; result.edgeChecked = true }
+        }
+        return result
     }
 }
 
@@ -88,6 +95,10 @@ public struct SweepResult: Sendable {
     public var search: SearchResult
     public var sweepSeconds: Double
     public var searchSeconds: Double
+    /// Whether the best point sat at the grid's largest batch, and the best found past it (nil when
+    /// a larger batch was no faster or did not fit). Not part of the grid's tables.
+    public var edgeChecked = false
+    public var beyondGrid: Outcome?
 
     /// The best hybrid point (the grid's mark).
     public var best: Outcome? { RatioSearch.bestOf(hybrid) }

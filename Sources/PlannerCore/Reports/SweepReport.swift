@@ -77,9 +77,20 @@ public enum SweepReport {
                           p.candidate.kvFraction ?? 0, p.candidate.batch, p.tokensPerSecond, p.tokensPerSecond / b.tokensPerSecond * 100,
                           r.search.simulations, r.hybrid.count)
         }
+        if let line = edgeNote(r) { out += line }
         if let note = notes(s.setup.model) { out += "note: \(note)\n" }
         out += String(format: "%d simulations in %.2f s\n", r.allOutcomes.count, r.sweepSeconds)
         return out
+    }
+
+    /// A warning when the best point is at the grid's largest batch and a larger one is faster.
+    static func edgeNote(_ r: SweepResult) -> String? {
+        guard r.edgeChecked, let best = r.bestOverall else { return nil }
+        guard let g = r.beyondGrid else {
+            return "note: the best batch, \(best.candidate.batch), is the grid's largest; a larger one is no faster or does not fit\n"
+        }
+        return String(format: "note: the best batch, %d, is the grid's largest; batch %d is faster (%@: %.2f tokens/s, %.2fx): add larger batches to --batches (planner plan grows the grid itself)\n",
+                      best.candidate.batch, g.candidate.batch, Advice.describe(g), g.tokensPerSecond, g.tokensPerSecond / best.tokensPerSecond)
     }
 
     /// Where FlexGen's options were tried both ways: whether attention on the host CPU beats the
