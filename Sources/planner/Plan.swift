@@ -5,7 +5,7 @@ import PlannerCore
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Print the highest-throughput configuration as a JSON engine configuration (a scenario planner simulate accepts).",
+        abstract: "Print the highest-throughput configuration: a summary with the engines' command lines, or (--json, --out) a scenario planner simulate accepts.",
         discussion: """
         Searches batch sizes, the weights' GPU share (0, 25, 50, 75, 100%), token recomputation (0, 10, 20%) \
         and the KV:ACT ratio of the hybrid policy (balance-guided search), and the KV-only, ACT-only, DeepSpeed \
@@ -16,11 +16,18 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var options: SearchOptions
 
-    @Option(help: "Restrict the choice to one policy: any, hybrid, kv-only, act-only, deepspeed, all-gpu.")
+    @Option(help: "Restrict the choice to one policy: any, hybrid, kv-only, act-only, deepspeed, all-gpu, flexgen.")
     var policy: String = "any"
+
+    @Flag(help: "Print the configuration as a scenario JSON (what planner simulate reads) instead of the summary.")
+    var json = false
+
+    @Option(help: "Also write the configuration as a scenario JSON to this file.")
+    var out: String?
 
     func run() throws {
         try reportingErrors {
+            if let out { try checkWritable(out, field: "--out") }
             guard let choice = PlanSearch.PolicyChoice(rawValue: policy) else {
                 throw InputError(field: "--policy", "must be one of \(PlanSearch.PolicyChoice.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(policy)\"")
             }
@@ -32,9 +39,18 @@ struct PlanCommand: ParsableCommand {
                 throw ExitCode.failure
             }
             let doc = try PlanSearch.configuration(best, setup: sweep.setup, result: result)
-            try printJSONObject(doc)
-            if let flexgen = (doc["planner"] as? [String: Any])?["flexgen"] as? [String: Any], let flags = flexgen["flags"] as? String {
-                FileHandle.standardError.write(Data("FlexGen flags: \(flags)\n".utf8))
+            if let out {
+                try requireFinite(doc, path: "")
+                try writeAtomically(try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) + Data("\n".utf8),
+                                    to: out, field: "--out")
+            }
+            if json {
+                try printJSONObject(doc)
+                if let flexgen = (doc["planner"] as? [String: Any])?["flexgen"] as? [String: Any], let flags = flexgen["flags"] as? String {
+                    FileHandle.standardError.write(Data("FlexGen flags: \(flags)\n".utf8))
+                }
+            } else {
+                print(PlanReport.text(best, setup: sweep.setup, result: result), terminator: "")
             }
         }
     }

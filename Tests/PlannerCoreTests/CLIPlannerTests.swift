@@ -29,7 +29,7 @@ struct CLIPlannerTests {
     @Test func planIsAScenarioSimulateAccepts() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let o = try CLITests.run(["plan"] + Self.grid)
+        let o = try CLITests.run(["plan", "--json"] + Self.grid)
         #expect(o.status == 0, "\(o.stderr)")
         let file = dir.appendingPathComponent("plan.json")
         try o.stdoutData.write(to: file)
@@ -48,7 +48,7 @@ struct CLIPlannerTests {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let profile = "profiles/reference-h100"
-        let o = try CLITests.run(["plan", "--model", "opt-13b", "--hardware", "h100-sxm", "--profile", profile] + Self.grid)
+        let o = try CLITests.run(["plan", "--json", "--model", "opt-13b", "--hardware", "h100-sxm", "--profile", profile] + Self.grid)
         #expect(o.status == 0, "\(o.stderr)")
         let doc = try #require(try JSONSerialization.jsonObject(with: o.stdoutData) as? [String: Any])
         let named = try #require(doc["profile"] as? String)
@@ -63,7 +63,7 @@ struct CLIPlannerTests {
     }
 
     @Test func planKVOnlyPrintsFlexGenFlags() throws {
-        let o = try CLITests.run(["plan", "--policy", "kv-only"] + Self.grid)
+        let o = try CLITests.run(["plan", "--json", "--policy", "kv-only"] + Self.grid)
         #expect(o.status == 0, "\(o.stderr)")
         #expect(o.stderr.hasPrefix("FlexGen flags: --percent "))
         #expect(o.stdout.contains("--gpu-batch-size"))

@@ -308,7 +308,7 @@ struct EngineTests {
     @Test func planOnFlexGenIsAScenarioSimulateAccepts() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let o = try CLITests.run(["plan", "--hardware", "gcp-t4", "--policy", "flexgen", "--batches", "48,144"])
+        let o = try CLITests.run(["plan", "--json", "--hardware", "gcp-t4", "--policy", "flexgen", "--batches", "48,144"])
         #expect(o.status == 0, "\(o.stderr)")
         let doc = try #require(try JSONSerialization.jsonObject(with: o.stdoutData) as? [String: Any])
         #expect(doc["engine"] as? String == "flexgen")

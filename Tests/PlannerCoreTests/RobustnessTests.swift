@@ -197,7 +197,7 @@ struct AdviceThatHoldsTests {
         #expect(o.stdout.contains("no DeepSpeed ZeRO-Inference configuration: not searched: the weights are fixed to gpu"), "\(o.stdout)")
         // Everything fits on the 4090 for OPT-6.7B: the all-GPU plan beats any cache split.
         #expect(o.stdout.contains("best of every policy: all-GPU, batch"), "\(o.stdout)")
-        let p = try CLITests.run(["plan", "--model", "opt-6.7b", "--weights", "gpu", "--batches", "8,32"])
+        let p = try CLITests.run(["plan", "--json", "--model", "opt-6.7b", "--weights", "gpu", "--batches", "8,32"])
         #expect(p.status == 0, "\(p.stderr)")
         let doc = try #require(try JSONSerialization.jsonObject(with: p.stdoutData) as? [String: Any])
         #expect((doc["planner"] as? [String: Any])?["policy"] as? String == "all-gpu")
@@ -243,5 +243,32 @@ struct BatchGridEdgeTests {
         #expect(r.grownBatches.last! > best.candidate.batch)
         let text = SweepReport.text(Sweep(setup: setup, space: SearchSpace(ratios: [0, 1], batches: [96, 192])).run())
         #expect(text.contains("note: the best batch, 192, is the grid's largest; batch "), "\(text)")
+    }
+}
+
+@Suite("Plan summary")
+struct PlanSummaryTests {
+    /// `planner plan` prints a summary a person can act on, `--out` writes the scenario beside it
+    /// and that scenario simulates to the summary's throughput; OPT-6.7B streamed by DeepSpeed on the
+    /// GCP T4 gets the command line of every engine that can run it, flag names as their parsers
+    /// spell them.
+    @Test func summaryWithCommandLines() throws {
+        let dir = try CLITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("plan.json").path
+        let o = try CLITests.run(["plan", "--model", "opt-6.7b", "--hardware", "gcp-t4", "--policy", "deepspeed", "--batches", "16,48", "--out", file])
+        #expect(o.status == 0, "\(o.stderr)")
+        for line in ["run:      DeepSpeed, batch 48", "expected: ", "binds:    the host-to-GPU link",
+                     "engines that can run it: ideal (HybridServe's schedule), flexgen, deepspeed-zero-inference, hf-accelerate",
+                     "  FlexGen: python -m flexllmgen.flex_opt --model facebook/opt-6.7b --prompt-len 512 --gen-len 32 --percent 0 100 100 0 100 0 --gpu-batch-size 48 --num-gpu-batches 1",
+                     "  DeepSpeed ZeRO-Inference: deepspeed --num_gpus 1 run_model.py --model facebook/opt-6.7b --batch-size 48 --prompt-len 512 --gen-len 32 --cpu-offload --pin-memory 1",
+                     "  HF Accelerate: AutoModelForCausalLM.from_pretrained(\"facebook/opt-6.7b\""] {
+            #expect(o.stdout.contains(line), "missing \(line) in \(o.stdout)")
+        }
+        let m = try #require(o.stdout.range(of: #"expected: ([\d.]+) tokens/s"#, options: .regularExpression))
+        let shown = Double(o.stdout[m].dropFirst("expected: ".count).split(separator: " ")[0])!
+        let sim = try CLITests.run(["simulate", file, "--json"])
+        let r = try #require(try JSONSerialization.jsonObject(with: sim.stdoutData) as? [String: Any])
+        #expect(abs((r["tokensPerSecond"] as? Double ?? 0) - shown) < 0.006)
     }
 }
