@@ -19,6 +19,9 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Restrict the choice to one policy: any, hybrid, kv-only, act-only, deepspeed, all-gpu, flexgen.")
     var policy: String = "any"
 
+    @Option(help: "Choose only among configurations this engine can run: ideal, flexgen, deepspeed-zero-inference, hf-accelerate.")
+    var engine: String?
+
     @Flag(help: "Print the configuration as a scenario JSON (what planner simulate reads) instead of the summary.")
     var json = false
 
@@ -33,7 +36,14 @@ struct PlanCommand: ParsableCommand {
             }
             // --weights replaces the searched weight shares (SearchOptions.sweep) and fixes them.
             let sweep = try options.sweep(defaultSpace: .planDefault)
-            let result = PlanSearch.run(sweep, policy: choice)
+            var kind: EngineKind?
+            if let engine {
+                guard let k = EngineKind(rawValue: engine) else {
+                    throw InputError(field: "--engine", "must be one of \(EngineKind.names.joined(separator: ", ")), got \"\(engine)\"")
+                }
+                kind = k
+            }
+            let result = PlanSearch.run(sweep, policy: choice, engine: kind)
             guard let best = result.best else {
                 FileHandle.standardError.write(Data("error: \(Advice.nothingFits(sweep.setup, outcomes: result.tried))\n".utf8))
                 throw ExitCode.failure

@@ -272,3 +272,19 @@ struct PlanSummaryTests {
         #expect(abs((r["tokensPerSecond"] as? Double ?? 0) - shown) < 0.006)
     }
 }
+
+@Suite("Plan for one engine")
+struct PlanForOneEngineTests {
+    /// `plan --engine E` chooses only what E can run: ACT checkpoints (the default's choice) are
+    /// HybridServe's alone, so DeepSpeed and Accelerate get a plan without them.
+    @Test(arguments: ["deepspeed-zero-inference", "hf-accelerate", "flexgen"])
+    func choiceIsRunnableByTheEngine(_ engine: String) throws {
+        let o = try CLITests.run(["plan", "--json", "--engine", engine, "--ratios", "0:1:0.5", "--batches", "8,16"])
+        #expect(o.status == 0, "\(o.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: o.stdoutData) as? [String: Any])
+        let engines = try #require((doc["planner"] as? [String: Any])?["engines"] as? [String])
+        #expect(engines.contains(engine), "\(engines)")
+        let bad = try CLITests.run(["plan", "--engine", "vllm"])
+        #expect(bad.status == 1 && bad.stderr.hasPrefix("error: --engine: must be one of"))
+    }
+}

@@ -16,7 +16,8 @@ public enum PlanSearch {
         public var seconds: Double
     }
 
-    public static func run(_ sweep: Sweep, policy: PolicyChoice = .any) -> Result {
+    /// `engine`: choose only among configurations that engine can run (`engines(thatCanRun:)`).
+    public static func run(_ sweep: Sweep, policy: PolicyChoice = .any, engine: EngineKind? = nil) -> Result {
         let clock = ContinuousClock()
         let start = clock.now
         var tried: [Outcome] = []
@@ -37,9 +38,24 @@ public enum PlanSearch {
             tried += sweep.space.lines.flatMap { line in sweep.space.ratios.map { line.candidate(ratio: $0) } }
                 .filter { !Evaluator.fits($0, sweep.setup) }.map { Evaluator.evaluate($0, sweep.setup) }
         }
+        if let engine {
+            // Points another engine would run are marked, so that the advice can still see them.
+            for i in tried.indices where tried[i].feasible {
+                if let p = tried[i].plan, !engines(thatCanRun: p).contains(engine) {
+                    tried[i].status = .invalid("engine \(engine.rawValue) cannot run this configuration")
+                }
+            }
+        }
         var grown: [Int] = []
         if var best = RatioSearch.bestOf(tried) {
             (best, grown) = growBatch(from: best, sweep: sweep, tried: &tried)
+        }
+        if let engine {
+            for i in tried.indices where tried[i].feasible {
+                if let p = tried[i].plan, !engines(thatCanRun: p).contains(engine) {
+                    tried[i].status = .invalid("engine \(engine.rawValue) cannot run this configuration")
+                }
+            }
         }
         let d = clock.now - start
         return Result(best: RatioSearch.bestOf(tried), grownBatches: grown, tried: tried, simulations: tried.filter { $0.totalSeconds > 0 }.count,

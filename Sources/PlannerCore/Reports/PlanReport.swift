@@ -29,7 +29,9 @@ public enum PlanReport {
                 ? "batch \(o.candidate.batch) is past the grid's largest: throughput still rose there (tried \(tried))\n"
                 : "larger batches than the grid's were tried (\(tried)): slower, or they do not fit\n"
         }
-        out += "engines that can run it: \(PlanSearch.engines(thatCanRun: p).map(engineName).joined(separator: ", "))\n"
+        let engines = PlanSearch.engines(thatCanRun: p)
+        out += engines.isEmpty ? "engines that can run it: none of the modelled engines has every feature this plan uses\n"
+            : "engines that can run it: \(engines.map(engineName).joined(separator: ", "))\n"
         for (engine, line) in commands(o, setup: setup) { out += "  \(engine): \(line)\n" }
         out += "the configuration as a scenario for planner simulate: planner plan --json (or --out FILE)\n"
         return out
