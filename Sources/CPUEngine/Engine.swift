@@ -108,6 +108,9 @@ public final class CPUDecoder: @unchecked Sendable {
     public init(shape: EngineShape, seed: UInt64 = 1, availableMemory: Double? = MachineMemory.availableBytes()) throws {
         try shape.model.validate()
         guard shape.batch >= 1 else { throw InputError(field: "batch", "must be at least 1, got \(shape.batch)") }
+        if shape.model.qkvBias || shape.model.qkNorm {
+            throw InputError(field: "model", "\(shape.model.name) has \(shape.model.qkvBias ? "biases on Q, K and V only" : "per-head Q and K norms"), which the CPU engine does not implement; it runs OPT- and Llama-shaped models")
+        }
         guard shape.model.ffnKind == .relu2 || shape.model.headDim % 2 == 0 else {
             throw InputError(field: "model.headDim", "must be even for rotary positions, got \(shape.model.headDim)")
         }

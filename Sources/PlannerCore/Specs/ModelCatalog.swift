@@ -20,6 +20,16 @@ public enum ModelCatalog {
                   source: "config.json of \(repo) on the Hugging Face hub (num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, intermediate_size, vocab_size, max_position_embeddings, torch_dtype)")
     }
 
+    /// Qwen2.5 (Q/K/V biases) and Qwen3 (per-head Q/K norms), dense.
+    static func qwen(_ name: String, repo: String, layers: Int, hidden: Int, heads: Int, kvHeads: Int, headDim: Int,
+                     ffn: Int, vocab: Int, maxContext: Int, tied: Bool, qwen3: Bool) -> ModelSpec {
+        ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                  ffnSize: ffn, ffnKind: .gated3, vocab: vocab, dtype: .bf16, maxContext: maxContext, bias: false,
+                  tiedEmbeddings: tied, learnedPositions: false,
+                  source: "config.json of \(repo) on the Hugging Face hub (model_type \(qwen3 ? "qwen3" : "qwen2"), num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, \(qwen3 ? "head_dim, " : "")intermediate_size, vocab_size, max_position_embeddings, tie_word_embeddings, torch_dtype)",
+                  qkvBias: !qwen3, qkNorm: qwen3)
+    }
+
     /// Every catalog model, in a stable order.
     public static let all: [ModelSpec] = [
         opt("6.7b", layers: 32, hidden: 4096, heads: 32),
@@ -39,6 +49,10 @@ public enum ModelCatalog {
                   ffn: 28672, vocab: 128256, dtype: .bf16, maxContext: 131072),
         llamaLike("mistral-7b", repo: "mistralai/Mistral-7B-v0.1", layers: 32, hidden: 4096, heads: 32, kvHeads: 8,
                   ffn: 14336, vocab: 32000, dtype: .bf16, maxContext: 32768),
+        qwen("qwen2.5-7b", repo: "Qwen/Qwen2.5-7B", layers: 28, hidden: 3584, heads: 28, kvHeads: 4, headDim: 128,
+             ffn: 18944, vocab: 152064, maxContext: 131072, tied: false, qwen3: false),
+        qwen("qwen3-8b", repo: "Qwen/Qwen3-8B", layers: 36, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128,
+             ffn: 12288, vocab: 151936, maxContext: 40960, tied: false, qwen3: true),
         llamaLike("yarn-llama-2-7b-64k", repo: "NousResearch/Yarn-Llama-2-7b-64k", layers: 32, hidden: 4096, heads: 32,
                   kvHeads: 32, ffn: 11008, vocab: 32000, dtype: .bf16, maxContext: 65536),
     ]
@@ -56,7 +70,10 @@ public enum ModelCatalog {
     public static func resolve(_ value: Any, field: String = "model", baseDirectory: URL?) throws -> ModelSpec {
         if let s = value as? String {
             if let m = all.first(where: { $0.name == s.lowercased() }) { return m }
-            let looksLikePath = s.contains("/") || s.hasSuffix(".json")
+            // A bare folder name holding a config.json is a path too.
+            let folder = URL(fileURLWithPath: s, relativeTo: s.hasPrefix("/") ? nil : baseDirectory)
+            let bareFolder = FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path)
+            let looksLikePath = s.contains("/") || s.hasSuffix(".json") || bareFolder
             if looksLikePath {
                 var url = URL(fileURLWithPath: s, relativeTo: s.hasPrefix("/") ? nil : baseDirectory)
                 var isDir: ObjCBool = false
@@ -85,7 +102,7 @@ public enum ModelCatalog {
     /// Reads a model written inline in the planner's own field names.
     public static func inline(_ o: JSONFields) throws -> ModelSpec {
         try o.rejectUnknown(allowed: ["name", "layers", "hidden", "heads", "kvHeads", "headDim", "ffnSize", "ffnKind",
-                                      "vocab", "dtype", "maxContext", "bias", "tiedEmbeddings", "learnedPositions", "source"])
+                                      "vocab", "dtype", "maxContext", "bias", "tiedEmbeddings", "learnedPositions", "source", "qkvBias", "qkNorm"])
         let hidden = try o.int("hidden", in: 1...(1 << 24))
         let heads = try o.int("heads", in: 1...4096)
         let kindText = try o.optionalString("ffnKind") ?? "gated"
@@ -110,7 +127,9 @@ public enum ModelCatalog {
             bias: o.has("bias") ? try o.bool("bias") : false,
             tiedEmbeddings: o.has("tiedEmbeddings") ? try o.bool("tiedEmbeddings") : false,
             learnedPositions: o.has("learnedPositions") ? try o.bool("learnedPositions") : false,
-            source: try o.optionalString("source") ?? "given inline in the scenario")
+            source: try o.optionalString("source") ?? "given inline in the scenario",
+            qkvBias: o.has("qkvBias") ? try o.bool("qkvBias") : false,
+            qkNorm: o.has("qkNorm") ? try o.bool("qkNorm") : false)
         try m.validate(path: o.path)
         return m
     }
@@ -162,7 +181,18 @@ public enum HFConfig {
                              bias: o.has("enable_bias") ? try o.bool("enable_bias") : true,
                              tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : true,
                              learnedPositions: true, source: source)
-        case "llama", "mistral":
+        case "llama", "mistral", "qwen2", "qwen3", "phi3":
+            // Qwen2/2.5 (transformers modeling_qwen2.py): Q/K/V biases, optional sliding window.
+            // Qwen3 (modeling_qwen3.py): per-head q_norm and k_norm, head_dim given. Phi-3
+            // (modeling_phi3.py): fused qkv and gate_up projections, the same counts as Llama.
+            if type == "qwen2" || type == "qwen3", o.has("use_sliding_window"), try o.bool("use_sliding_window") {
+                if let w = try? o.optionalInt("sliding_window", in: 1...(1 << 24)), w < maxContext {
+                    throw InputError(field: "\(source): sliding_window", "sliding-window attention (a window of \(w) tokens) is not modelled yet; its cache would be overstated")
+                }
+            }
+            if type == "phi3", let act = try o.optionalString("hidden_act"), act != "silu" {
+                throw InputError(field: "\(source): hidden_act", "must be silu for a Phi-3 model, got \"\(act)\"")
+            }
             if let scaling = try? o.object("rope_scaling"),
                let factor = try scaling.optionalDouble("factor", in: 1...1024),
                let original = try scaling.optionalInt("original_max_position_embeddings", in: 1...(1 << 24)) {
@@ -175,9 +205,11 @@ public enum HFConfig {
                              vocab: vocab, dtype: dtype, maxContext: maxContext,
                              bias: o.has("attention_bias") ? try o.bool("attention_bias") : false,
                              tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : false,
-                             learnedPositions: false, source: source)
+                             learnedPositions: false, source: source,
+                             qkvBias: try type == "qwen2" && !(o.has("attention_bias") ? o.bool("attention_bias") : false),
+                             qkNorm: type == "qwen3")
         default:
-            throw InputError(field: "\(source): model_type", "must be opt, llama or mistral, got \"\(type)\"")
+            throw InputError(field: "\(source): model_type", "must be one of opt, llama, mistral, qwen2, qwen3, phi3 (the families read so far), got \"\(type)\"")
         }
         try spec.validate(path: source)
         return spec

@@ -48,14 +48,39 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var learnedPositions: Bool
     /// Where the shape comes from.
     public var source: String
+    /// Bias vectors on the Q, K and V projections only (Qwen2/2.5: `Qwen2Attention`, `bias=True` on
+    /// q_proj, k_proj, v_proj and not on o_proj), when `bias` is off.
+    public var qkvBias = false
+    /// A per-head RMSNorm of Q and of K before rotary (Qwen3: `q_norm`, `k_norm`, headDim weights each).
+    public var qkNorm = false
 
     public init(name: String, layers: Int, hidden: Int, heads: Int, kvHeads: Int, headDim: Int, ffnSize: Int,
                 ffnKind: FFNKind, vocab: Int, dtype: DType, maxContext: Int, bias: Bool, tiedEmbeddings: Bool,
-                learnedPositions: Bool, source: String) {
+                learnedPositions: Bool, source: String, qkvBias: Bool = false, qkNorm: Bool = false) {
         self.name = name; self.layers = layers; self.hidden = hidden; self.heads = heads; self.kvHeads = kvHeads
         self.headDim = headDim; self.ffnSize = ffnSize; self.ffnKind = ffnKind; self.vocab = vocab; self.dtype = dtype
         self.maxContext = maxContext; self.bias = bias; self.tiedEmbeddings = tiedEmbeddings
-        self.learnedPositions = learnedPositions; self.source = source
+        self.learnedPositions = learnedPositions; self.source = source; self.qkvBias = qkvBias; self.qkNorm = qkNorm
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, layers, hidden, heads, kvHeads, headDim, ffnSize, ffnKind, vocab, dtype, maxContext, bias, tiedEmbeddings,
+             learnedPositions, source, qkvBias, qkNorm
+    }
+
+    /// `qkvBias` and `qkNorm` may be left out (false), so that model files written before them read.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), layers: try c.decode(Int.self, forKey: .layers),
+                  hidden: try c.decode(Int.self, forKey: .hidden), heads: try c.decode(Int.self, forKey: .heads),
+                  kvHeads: try c.decode(Int.self, forKey: .kvHeads), headDim: try c.decode(Int.self, forKey: .headDim),
+                  ffnSize: try c.decode(Int.self, forKey: .ffnSize), ffnKind: try c.decode(FFNKind.self, forKey: .ffnKind),
+                  vocab: try c.decode(Int.self, forKey: .vocab), dtype: try c.decode(DType.self, forKey: .dtype),
+                  maxContext: try c.decode(Int.self, forKey: .maxContext), bias: try c.decode(Bool.self, forKey: .bias),
+                  tiedEmbeddings: try c.decode(Bool.self, forKey: .tiedEmbeddings),
+                  learnedPositions: try c.decode(Bool.self, forKey: .learnedPositions), source: try c.decode(String.self, forKey: .source),
+                  qkvBias: try c.decodeIfPresent(Bool.self, forKey: .qkvBias) ?? false,
+                  qkNorm: try c.decodeIfPresent(Bool.self, forKey: .qkNorm) ?? false)
     }
 
     public var bytesPerElement: Int { dtype.bytes }
@@ -69,8 +94,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// Elements of the attention block: Q, K, V and output projections (and biases, norm).
     public var attentionWeightElements: Int {
         let matrices = hidden * qDim + 2 * hidden * kvDim + qDim * hidden
-        let biases = bias ? qDim + 2 * kvDim + hidden : 0
-        let norm = bias ? 2 * hidden : hidden
+        let biases = bias ? qDim + 2 * kvDim + hidden : qkvBias ? qDim + 2 * kvDim : 0
+        let norm = (bias ? 2 * hidden : hidden) + (qkNorm ? 2 * headDim : 0)
         return matrices + biases + norm
     }
 
@@ -97,8 +122,9 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         case .attention:
             for (name, rows) in [("q", qDim), ("k", kvDim), ("v", kvDim)] {
                 t.append(("w_\(name)", hidden * rows, true))
-                if bias { t.append(("b_\(name)", rows, false)) }
+                if bias || qkvBias { t.append(("b_\(name)", rows, false)) }
             }
+            if qkNorm { t += [("q_norm", headDim, false), ("k_norm", headDim, false)] }
             t.append(("w_out", qDim * hidden, true))
             if bias { t.append(("b_out", hidden, false)) }
             t.append(("w_ln", hidden, false))
