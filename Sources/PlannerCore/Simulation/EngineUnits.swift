@@ -173,8 +173,16 @@ extension ScheduleBuilder {
             u.kernels.append(Kernel(kind: .concat, seconds: cost(.deviceCopy(bytes: Double(gb * cached.gpuKV) * fp16KV)), needs: []))
         }
         if plan.compression.cache != nil, gpuTokens > 0 {
-            // The whole cache the GPU reads is decompressed, K and V, every step (pytorch_backend.py 400-403).
-            let elements = Double(gb * (cached.gpuKV + cached.hostKV - onHost)) * plan.kvElementsPerToken
+            // The whole cache the GPU reads is decompressed, K and V, every step (pytorch_backend.py 400-403:
+            // `decompress(k_cache)[:src_s]`). A cache loaded from the host arrives cut to the current
+            // length (`smart_copy` of `[0, prompt + i)`); one resident on the GPU is its own read buffer
+            // (`smart_copy` to its own device returns the tensor), so its whole allocation, prompt +
+            // tokens - 1 positions, is decompressed at every step.
+            var tokens = cached.gpuKV + cached.hostKV - onHost
+            if cached.gpuKV > 0, case .generate(let prompt, let generated) = plan.phase {
+                tokens = max(cached.hostKV - onHost, 0) + max(cached.gpuKV, (prompt + generated - 1) * cached.gpuKV / max(1, cached.total))
+            }
+            let elements = Double(gb * tokens) * plan.kvElementsPerToken
             u.kernels.append(Kernel(kind: .dequantize, seconds: dequantize(elements, tensors: 2), needs: [.kvLoad]))
         }
         if traits.attentionCopiesCache, gpuTokens > 0 {
