@@ -44,7 +44,17 @@ struct FuzzTests {
         return s
     }
 
-    static func isExpected(_ error: Error) -> Bool { error is InputError || error is CapacityError }
+    /// Inputs whose reading failed with anything but an `InputError` or `CapacityError`.
+    final class Unexpected {
+        var errors: [String] = []
+
+        /// Runs `body` on one mutated input; records an error of another type under `label`.
+        func check(_ label: String, _ body: () throws -> Void) {
+            do { try body() } catch where !(error is InputError || error is CapacityError) {
+                errors.append("\(label): \(type(of: error)) \(error)")
+            } catch {}
+        }
+    }
 
     static func files(_ folder: String, ext: String) throws -> [URL] {
         let dir = root.appendingPathComponent(folder)
@@ -54,51 +64,47 @@ struct FuzzTests {
 
     @Test func scenarioReaderAndSimulator() throws {
         var rng = SplitMix64(seed: 21)
-        var unexpected: [String] = []
+        let unexpected = Unexpected()
         let seeds = try Self.files("examples", ext: ".json") + Self.files("examples/engines", ext: ".json")
         for url in seeds {
             let text = try String(contentsOf: url, encoding: .utf8)
             for _ in 0 ..< 400 {
                 let input = Self.mutate(text, &rng)
-                do {
+                unexpected.check(url.lastPathComponent) {
                     var plan = try Scenario.parse(Data(input.utf8), source: "fuzz", baseDirectory: url.deletingLastPathComponent())
                     plan.model = plan.model.withLayers(min(plan.model.layers, 2))
-                    guard plan.batch <= 4096, plan.phase.placementContext <= 8192 else { continue }
-                    if case .generate(_, let t) = plan.phase, t > 64 { continue }
+                    guard plan.batch <= 4096, plan.phase.placementContext <= 8192 else { return }
+                    if case .generate(_, let t) = plan.phase, t > 64 { return }
                     _ = try Simulator.run(plan, cost: try AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype))
-                } catch where !Self.isExpected(error) {
-                    unexpected.append("\(url.lastPathComponent): \(type(of: error)) \(error)")
-                } catch {}
+                }
             }
         }
-        #expect(unexpected.isEmpty, "\(unexpected.prefix(5))")
+        #expect(unexpected.errors.isEmpty, "\(unexpected.errors.prefix(5))")
     }
 
     @Test func servingReader() throws {
         var rng = SplitMix64(seed: 22)
-        var unexpected: [String] = []
+        let unexpected = Unexpected()
         for url in try Self.files("examples/serving", ext: ".json") {
             let text = try String(contentsOf: url, encoding: .utf8)
             for _ in 0 ..< 300 {
-                do {
-                    _ = try ServingScenario.parse(Data(Self.mutate(text, &rng).utf8), source: "fuzz", baseDirectory: url.deletingLastPathComponent())
-                } catch where !Self.isExpected(error) {
-                    unexpected.append("\(type(of: error)) \(error)")
-                } catch {}
+                let input = Self.mutate(text, &rng)
+                unexpected.check(url.lastPathComponent) {
+                    _ = try ServingScenario.parse(Data(input.utf8), source: "fuzz", baseDirectory: url.deletingLastPathComponent())
+                }
             }
         }
         let trace = "{\"arrivalSeconds\": 0, \"inputTokens\": 5, \"outputTokens\": 3}\n{\"arrivalSeconds\": 1.5, \"inputTokens\": 7, \"outputTokens\": 2, \"id\": 4}\n"
         for _ in 0 ..< 300 {
-            do { _ = try RequestSource.trace(Self.mutate(trace, &rng), source: "fuzz.jsonl") } catch where !Self.isExpected(error) {
-                unexpected.append("\(type(of: error)) \(error)")
-            } catch {}
+            let input = Self.mutate(trace, &rng)
+            unexpected.check("trace") { _ = try RequestSource.trace(input, source: "fuzz.jsonl") }
         }
-        #expect(unexpected.isEmpty, "\(unexpected.prefix(5))")
+        #expect(unexpected.errors.isEmpty, "\(unexpected.errors.prefix(5))")
     }
 
     @Test func profileTablesAndPublishedRuns() throws {
         var rng = SplitMix64(seed: 23)
-        var unexpected: [String] = []
+        let unexpected = Unexpected()
         let copy = try ProfileTests.temporaryCopy(of: ProfileTests.h100)
         defer { try? FileManager.default.removeItem(at: copy.deletingLastPathComponent()) }
         let hw = try HardwareCatalog.device(named: "h100-sxm")
@@ -107,24 +113,18 @@ struct FuzzTests {
             guard let original = try? String(contentsOf: url, encoding: .utf8) else { continue }
             for _ in 0 ..< 150 {
                 try Self.mutate(original, &rng).write(to: url, atomically: true, encoding: .utf8)
-                do {
-                    let p = try ProfileReader.read(copy)
-                    _ = try Validation.kernelAccuracy(p, hardware: hw)
-                } catch where !Self.isExpected(error) {
-                    unexpected.append("\(file): \(type(of: error)) \(error)")
-                } catch {}
+                unexpected.check(file) { _ = try Validation.kernelAccuracy(try ProfileReader.read(copy), hardware: hw) }
             }
             try original.write(to: url, atomically: true, encoding: .utf8)
         }
         let runs = try String(contentsOf: Self.root.appendingPathComponent("experiments/published-baselines/published-runs.json"), encoding: .utf8)
         for _ in 0 ..< 40 {
-            do {
-                let f = try PublishedRuns.parse(Data(Self.mutate(runs, &rng).utf8), source: "fuzz")
+            let input = Self.mutate(runs, &rng)
+            unexpected.check("published runs") {
+                let f = try PublishedRuns.parse(Data(input.utf8), source: "fuzz")
                 for r in f.runs.prefix(3) { _ = try PublishedRuns.plan(r, in: f) }
-            } catch where !Self.isExpected(error) {
-                unexpected.append("published runs: \(type(of: error)) \(error)")
-            } catch {}
+            }
         }
-        #expect(unexpected.isEmpty, "\(unexpected.prefix(5))")
+        #expect(unexpected.errors.isEmpty, "\(unexpected.errors.prefix(5))")
     }
 }

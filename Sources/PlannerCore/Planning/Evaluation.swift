@@ -80,10 +80,7 @@ public struct Candidate: Sendable, Hashable {
         case .actOnly: .actOnly(gpuActTokens: nil)
         case .deepSpeed: .deepSpeed
         case .allGPU: .allGPU
-        case .flexGen(let f):
-            .flexGen(FlexGenSettings(percent: f.percent(weightsGPUFraction: weightsGPUFraction), gpuBatchSize: f.gpuBatchSize(batch),
-                                     numGpuBatches: batch / f.gpuBatchSize(batch), cpuCacheCompute: f.cpuAttention,
-                                     compressWeight: f.compress, compressCache: f.compress))
+        case .flexGen(let f): .flexGen(f.settings(batch: batch, weightsGPUFraction: weightsGPUFraction))
         }
     }
 
@@ -130,6 +127,13 @@ public struct FlexGenChoice: Sendable, Hashable {
         let gpu = (w * 100).rounded()
         let disk = min(Double(weightsDiskPercent), 100 - gpu)
         return [gpu, 100 - gpu - disk, 0, 100, 0, 100]
+    }
+
+    /// FlexGen's settings for `batch` sequences and a GPU share of the weights.
+    public func settings(batch: Int, weightsGPUFraction w: Double) -> FlexGenSettings {
+        let gbs = gpuBatchSize(batch)
+        return FlexGenSettings(percent: percent(weightsGPUFraction: w), gpuBatchSize: gbs, numGpuBatches: batch / gbs,
+                               cpuCacheCompute: cpuAttention, compressWeight: compress, compressCache: compress)
     }
 
     /// The GPU batch of a zig-zag block schedule over `batch` sequences: the largest divisor of the

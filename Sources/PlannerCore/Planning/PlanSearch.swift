@@ -38,25 +38,22 @@ public enum PlanSearch {
             tried += sweep.space.lines.flatMap { line in sweep.space.ratios.map { line.candidate(ratio: $0) } }
                 .filter { !Evaluator.fits($0, sweep.setup) }.map { Evaluator.evaluate($0, sweep.setup) }
         }
-        if let engine {
-            // Points another engine would run are marked, so that the advice can still see them.
+        // Points another engine would run are marked, so that the advice can still see them: before
+        // the batch grows (it starts from a point the engine runs) and after (for the points it added).
+        func markWhatTheEngineCannotRun() {
+            guard let engine else { return }
             for i in tried.indices where tried[i].feasible {
                 if let p = tried[i].plan, !engines(thatCanRun: p).contains(engine) {
                     tried[i].status = .invalid("engine \(engine.rawValue) cannot run this configuration")
                 }
             }
         }
+        markWhatTheEngineCannotRun()
         var grown: [Int] = []
-        if var best = RatioSearch.bestOf(tried) {
-            (best, grown) = growBatch(from: best, sweep: sweep, tried: &tried)
+        if let best = RatioSearch.bestOf(tried) {
+            grown = growBatch(from: best, sweep: sweep, tried: &tried).1
         }
-        if let engine {
-            for i in tried.indices where tried[i].feasible {
-                if let p = tried[i].plan, !engines(thatCanRun: p).contains(engine) {
-                    tried[i].status = .invalid("engine \(engine.rawValue) cannot run this configuration")
-                }
-            }
-        }
+        markWhatTheEngineCannotRun()
         let d = clock.now - start
         return Result(best: RatioSearch.bestOf(tried), grownBatches: grown, tried: tried, simulations: tried.filter { $0.totalSeconds > 0 }.count,
                       seconds: Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
@@ -93,6 +90,14 @@ public enum PlanSearch {
             best = o
         }
         return (best, grown)
+    }
+
+    /// The FlexGen settings that run an outcome: a FlexGen choice's own, or else `--percent` from
+    /// the plan's placement with the whole batch as one GPU batch.
+    static func flexGenSettings(_ o: Outcome) -> FlexGenSettings? {
+        if case .flexGen(let f) = o.candidate.kind { return f.settings(batch: o.candidate.batch, weightsGPUFraction: o.candidate.weightsGPUFraction) }
+        guard let p = o.plan else { return nil }
+        return FlexGenSettings(percent: flexGenPercent(p).map(Double.init), gpuBatchSize: p.batch, numGpuBatches: 1)
     }
 
     /// FlexGen's `--percent` (weights, cache, activations on GPU and CPU) for a KV-only plan.
@@ -150,11 +155,11 @@ public enum PlanSearch {
         doc["hostMemory"] = p.hostMemory.rawValue
         doc["batch"] = p.batch
         doc["generate"] = ["prompt": setup.workload.prompt, "tokens": setup.workload.tokens]
-        if case .flexGen(let f) = o.candidate.kind {
+        let flexgen = flexGenSettings(o)
+        if case .flexGen = o.candidate.kind, let s = flexgen {
             doc["engine"] = EngineKind.flexgen.rawValue
-            doc["policy"] = ["name": "flexgen", "percent": f.percent(weightsGPUFraction: o.candidate.weightsGPUFraction).map { Int($0) },
-                             "gpuBatchSize": f.gpuBatchSize(p.batch), "numGpuBatches": p.batch / f.gpuBatchSize(p.batch),
-                             "cpuCacheCompute": f.cpuAttention, "compressWeight": f.compress, "compressCache": f.compress] as [String: Any]
+            doc["policy"] = ["name": "flexgen", "percent": s.percent.map { Int($0) }, "gpuBatchSize": s.gpuBatchSize, "numGpuBatches": s.numGpuBatches,
+                             "cpuCacheCompute": s.cpuCacheCompute, "compressWeight": s.compressWeight, "compressCache": s.compressCache] as [String: Any]
         } else {
             let w = p.weights.gpuFraction
             doc["weights"] = w >= 1 ? "gpu" : w <= 0 ? "host" : ["gpuFraction": w] as Any
@@ -174,21 +179,13 @@ public enum PlanSearch {
             planner["kvFraction"] = r
             planner["recomputeFraction"] = rho
         }
-        if case .kvOnly = o.candidate.kind {
-            let percent = flexGenPercent(p)
-            planner["flexgen"] = [
-                "percent": percent, "gpuBatchSize": p.batch, "numGpuBatches": 1,
-                "flags": "--percent \(percent.map(String.init).joined(separator: " ")) --gpu-batch-size \(p.batch) --num-gpu-batches 1",
-            ] as [String: Any]
-        }
-        if case .flexGen(let f) = o.candidate.kind {
-            let percent = f.percent(weightsGPUFraction: o.candidate.weightsGPUFraction).map { Int($0) }
-            let gbs = f.gpuBatchSize(p.batch)
-            // Flag names of FlexLLMGen's flex_opt.py argument parser (add_parser_arguments).
-            var flags = "--percent \(percent.map(String.init).joined(separator: " ")) --gpu-batch-size \(gbs) --num-gpu-batches \(p.batch / gbs)"
-            if f.cpuAttention { flags += " --cpu-cache-compute" }
-            if f.compress { flags += " --compress-weight --compress-cache" }
-            planner["flexgen"] = ["percent": percent, "gpuBatchSize": gbs, "numGpuBatches": p.batch / gbs, "flags": flags] as [String: Any]
+        switch o.candidate.kind {
+        case .kvOnly, .flexGen:
+            if let s = flexgen {
+                planner["flexgen"] = ["percent": s.percent.map { Int($0) }, "gpuBatchSize": s.gpuBatchSize, "numGpuBatches": s.numGpuBatches,
+                                      "flags": s.flags] as [String: Any]
+            }
+        default: break
         }
         planner["engines"] = engines(thatCanRun: p).map(\.rawValue)
         if let note = SweepReport.notes(p.model) { planner["note"] = note }

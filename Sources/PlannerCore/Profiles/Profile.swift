@@ -371,9 +371,7 @@ struct CSVTable {
 
     init(text: String, source: String) throws {
         self.source = source
-        // Split on the scalars: a Swift String holds "\r\n" as one Character, which is not "\n".
-        var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
-            .map { String(String.UnicodeScalarView($0.last == "\r" ? $0.dropLast() : $0[...])) }
+        var lines = textLines(text)
         while lines.last == "" { lines.removeLast() }
         guard let first = lines.first, !first.isEmpty else { throw InputError(field: "\(source):1", "is empty; a header line is required") }
         header = first.split(separator: ",", omittingEmptySubsequences: false).map(String.init)

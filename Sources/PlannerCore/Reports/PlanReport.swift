@@ -25,7 +25,7 @@ public enum PlanReport {
         }
         if !result.grownBatches.isEmpty {
             let tried = result.grownBatches.map(String.init).joined(separator: ", ")
-            out += o.candidate.batch > (setup.workload.prompt > 0 ? gridMax(result) : 0)
+            out += result.grownBatches.contains(o.candidate.batch)
                 ? "batch \(o.candidate.batch) is past the grid's largest: throughput still rose there (tried \(tried))\n"
                 : "larger batches than the grid's were tried (\(tried)): slower, or they do not fit\n"
         }
@@ -35,12 +35,6 @@ public enum PlanReport {
         for (engine, line) in commands(o, setup: setup) { out += "  \(engine): \(line)\n" }
         out += "the configuration as a scenario for planner simulate: planner plan --json (or --out FILE)\n"
         return out
-    }
-
-    /// The grid's largest batch: the first batch tried past it, over 1.5.
-    static func gridMax(_ r: PlanSearch.Result) -> Int {
-        guard let first = r.grownBatches.first else { return Int.max }
-        return r.tried.map(\.candidate.batch).filter { $0 < first }.max() ?? first
     }
 
     static func weightsText(_ p: ExecutionPlan) -> String {
@@ -106,19 +100,9 @@ public enum PlanReport {
         if engines.contains(.flexgen) {
             if !isOPT {
                 out.append(("FlexGen", "runs OPT models only (flex_opt.py); \(p.model.name) is not one"))
-            } else {
-                var percent: [Int], gbs = p.batch, ngb = 1
-                var extra = ""
-                if case .flexGen(let f) = o.candidate.kind {
-                    percent = f.percent(weightsGPUFraction: o.candidate.weightsGPUFraction).map { Int($0) }
-                    gbs = f.gpuBatchSize(p.batch); ngb = p.batch / gbs
-                    if f.cpuAttention { extra += " --cpu-cache-compute" }
-                    if f.compress { extra += " --compress-weight --compress-cache" }
-                } else {
-                    percent = PlanSearch.flexGenPercent(p)
-                }
-                if p.hostMemory == .pageable { extra += " --pin-weight 0" }
-                out.append(("FlexGen", "python -m flexllmgen.flex_opt --model \(repo) --prompt-len \(prompt) --gen-len \(tokens) --percent \(percent.map(String.init).joined(separator: " ")) --gpu-batch-size \(gbs) --num-gpu-batches \(ngb)\(extra)"))
+            } else if let s = PlanSearch.flexGenSettings(o) {
+                let pin = p.hostMemory == .pageable ? " --pin-weight 0" : ""
+                out.append(("FlexGen", "python -m flexllmgen.flex_opt --model \(repo) --prompt-len \(prompt) --gen-len \(tokens) \(s.flags)\(pin)"))
             }
         }
         if engines.contains(.deepSpeedZeroInference), p.weights.gpuFraction < 1 {

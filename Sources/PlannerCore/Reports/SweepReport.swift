@@ -49,9 +49,7 @@ public enum SweepReport {
             for base in Sweep.Baseline.allCases where r.bestBaseline(base) == nil {
                 out += "  no \(base.rawValue) configuration: \(r.baselineFailure(base))\n"
             }
-            if let note = notes(s.setup.model) { out += "note: \(note)\n" }
-            out += String(format: "%d simulations in %.2f s\n", r.allOutcomes.count, r.sweepSeconds)
-            return out
+            return out + footer(r)
         }
         if overall.candidate != b.candidate {
             out += String(format: "best of every policy: %@: %@, %.2fx the best hybrid\n", Advice.describe(overall), recommend,
@@ -78,9 +76,14 @@ public enum SweepReport {
                           r.search.simulations, r.hybrid.count)
         }
         if let line = edgeNote(r) { out += line }
-        if let note = notes(s.setup.model) { out += "note: \(note)\n" }
-        out += String(format: "%d simulations in %.2f s\n", r.allOutcomes.count, r.sweepSeconds)
-        return out
+        return out + footer(r)
+    }
+
+    /// The model's note and the count and time of the simulations: the sweep text's last lines.
+    static func footer(_ r: SweepResult) -> String {
+        var out = ""
+        if let note = notes(r.sweep.setup.model) { out += "note: \(note)\n" }
+        return out + String(format: "%d simulations in %.2f s\n", r.allOutcomes.count, r.sweepSeconds)
     }
 
     /// A warning when the best point is at the grid's largest batch and a larger one is faster.
@@ -168,10 +171,10 @@ public enum SweepReport {
             d["recomputeFraction"] = rho
         }
         if case .flexGen(let f) = c.kind {
+            let s = f.settings(batch: c.batch, weightsGPUFraction: c.weightsGPUFraction)
             d["engine"] = EngineKind.flexgen.rawValue
-            d["flexgen"] = ["percent": f.percent(weightsGPUFraction: c.weightsGPUFraction), "gpuBatchSize": f.gpuBatchSize(c.batch),
-                            "numGpuBatches": c.batch / f.gpuBatchSize(c.batch), "cpuCacheCompute": f.cpuAttention,
-                            "compressWeight": f.compress, "compressCache": f.compress, "weightsDiskPercent": f.weightsDiskPercent] as [String: Any]
+            d["flexgen"] = ["percent": s.percent, "gpuBatchSize": s.gpuBatchSize, "numGpuBatches": s.numGpuBatches, "cpuCacheCompute": s.cpuCacheCompute,
+                            "compressWeight": s.compressWeight, "compressCache": s.compressCache, "weightsDiskPercent": f.weightsDiskPercent] as [String: Any]
         }
         if let p = o.plan?.placement {
             d["placement"] = Dictionary(uniqueKeysWithValues: TokenClass.allCases.map { ($0.key, p[$0]) })

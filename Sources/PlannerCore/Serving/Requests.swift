@@ -21,9 +21,8 @@ public enum RequestSource {
     /// malformed line is named by its number. Blank lines are skipped.
     public static func trace(_ text: String, source: String) throws -> [ServingRequest] {
         var out: [ServingRequest] = []
-        // Lines split on the scalars, so that CRLF files read too (a String holds "\r\n" as one Character).
-        for (i, raw) in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = String(String.UnicodeScalarView(raw)).trimmingCharacters(in: .whitespacesAndNewlines)
+        for (i, raw) in textLines(text).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty { continue }
             let where_ = "\(source):\(i + 1)"
             let o: JSONFields

@@ -23,6 +23,15 @@ public struct FlexGenSettings: Equatable, Sendable, Codable {
         self.compressCache = compressCache
     }
 
+    /// The settings as FlexLLMGen's `flex_opt.py` flags, named as its `add_parser_arguments` names them.
+    public var flags: String {
+        var s = "--percent \(percent.map { String(Int($0)) }.joined(separator: " ")) --gpu-batch-size \(gpuBatchSize) --num-gpu-batches \(numGpuBatches)"
+        if cpuCacheCompute { s += " --cpu-cache-compute" }
+        if compressWeight { s += " --compress-weight" }
+        if compressCache { s += " --compress-cache" }
+        return s
+    }
+
     public var weightsGPUFraction: Double { percent[0] / 100 }
     public var weightsDiskFraction: Double { max(0, 100 - percent[0] - percent[1]) / 100 }
     public var cacheGPUFraction: Double { percent[2] / 100 }
