@@ -219,8 +219,9 @@ extension ScheduleBuilder {
     /// Attention over `tokens` host-resident tokens of `gb` sequences on the host CPU:
     /// the query (fp32) and the new K/V cross to the host, the CPU moves
     /// `tokens x 2 kvDim` elements through memory (FlexGen: the fp16 home converted into an fp32
-    /// workspace, 2 + 4 bytes; the permuted K and V copied, 2 x 4 bytes; read by the two `bmm`s,
-    /// 4 bytes), `4 gb heads headDim tokens` FLOPs, and the fp32 output returns.
+    /// workspace, 2 + 4 bytes, `k.float()` of the permuted view, pytorch_backend.py 415-424; read by
+    /// the two `bmm`s, 4 bytes: 10 bytes an element; ZeRO-Inference: its fp32 cache read once, 4),
+    /// `4 gb heads headDim tokens` FLOPs, and the fp32 output returns.
     func hostAttention(gb: Int, tokens: Int, diskShare: Double, afterKernel: Int) -> HostAttention {
         let elements = Double(gb * tokens) * plan.kvElementsPerToken
         let t = traits

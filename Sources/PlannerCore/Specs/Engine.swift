@@ -100,9 +100,12 @@ public struct EngineTraits: Equatable, Sendable {
     /// partitioned_param_coordinator.py 557-580); 0: a disk read starts with its copy.
     public var diskReadAheadUnits: Int
     public var cacheUpdate: CacheUpdate
-    /// Decode attention on the GPU first copies the K and V it reads into a new layout (FlexGen's
-    /// `k.permute(1, 2, 0).reshape(...)` of a non-contiguous view, pytorch_backend.py 415-419):
-    /// 2 x 2 bytes more traffic per cached element and layer.
+    /// Decode attention first copies the K and V it reads into a new layout: 2 x 2 bytes more
+    /// traffic per cached element and layer on the GPU, 2 x 4 on the host. No modelled engine does:
+    /// FlexGen's `k.permute(1, 2, 0).reshape(b * n_head, head_dim, src_s)` (pytorch_backend.py
+    /// 415-417) reshapes to the permuted view's own shape, which PyTorch returns as a view, and
+    /// both `bmm`s take the strided matrices as BLAS transposes with a leading dimension. Kept for
+    /// an engine whose attention does copy.
     public var attentionCopiesCache: Bool
     /// Device-to-device copies every fetched weight byte takes after it arrives: DeepSpeed before
     /// 0.9 flattens a module's partitions into one buffer (`torch.cat`), all-gathers it (NCCL, a copy
@@ -176,12 +179,12 @@ public struct EngineTraits: Equatable, Sendable {
     /// FlexGen (FlexLLMGen at 004ffef): blocks fetched one ahead with a device barrier after every
     /// (block, GPU batch) step; one copy per weight tensor; weights pinned (`--pin-weight` default
     /// True, flex_opt.py 1302-1303), the host KV cache pageable; CPU attention over an fp32
-    /// workspace refilled from the fp16 cache; whole-tensor placement by `--percent` (policy
+    /// workspace refilled from the fp16 cache (`k.float()` of a strided view, no layout copy); whole-tensor placement by `--percent` (policy
     /// `flexgen`).
     public static let flexGen = EngineTraits(
         weightFetch: .oneAheadSynchronized, fetchUnit: .block, copyPerTensor: true, prefetchAcrossSteps: true, hostSecondsPerFetch: 0,
         pageableStagedOnHost: true, diskReadAheadUnits: 0,
-        cacheUpdate: .inPlace, attentionCopiesCache: true, gatherDeviceCopies: 0, prefillPrefetches: true,
+        cacheUpdate: .inPlace, attentionCopiesCache: false, gatherDeviceCopies: 0, prefillPrefetches: true,
         weightsHostMemory: .pinned, cacheHostMemory: .pageable,
         hiddenCopiesOnComputeStream: true, hostAttentionConvertsFP16Cache: true, hostAttentionCacheBytesPerElement: 2,
         prefillLogitsAllPositions: true, prefillAttentionMaterialized: true, dequantBytesPerElement: 13, dequantKernelsPerTensor: 6,

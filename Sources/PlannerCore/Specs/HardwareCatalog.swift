@@ -113,7 +113,7 @@ public enum HardwareCatalog {
         name: "t4",
         gpu: GPUSpec(name: "NVIDIA T4", memoryBytes: 16 * GiB, memoryBandwidthBytesPerSecond: 320 * GB,
                      peakMatmulFlops: ["fp16": 65e12, "fp32": 8.1e12],
-                     achievedMatmulFlops: ["fp16": 32.5e12, "fp32": 5.5e12],
+                     achievedMatmulFlops: ["fp16": 21.24e12, "fp32": 5.5e12],
                      gemmBytesPerSecond: 211 * GB, streamBytesPerSecond: 282 * GB, attentionFlopsFraction: 0.67,
                      kernelSeconds: 5e-6, reservedBytes: 0.75 * GiB),
         link: LinkSpec(name: "PCIe 3.0 x16",
@@ -126,7 +126,7 @@ public enum HardwareCatalog {
             "gpu.memoryBytes": "NVIDIA T4 datasheet: 16 GB GDDR6",
             "gpu.memoryBandwidthBytesPerSecond": "NVIDIA T4 datasheet: 320+ GB/s",
             "gpu.peakMatmulFlops": "NVIDIA T4 datasheet: mixed-precision (FP16/FP32) 65 TFLOPS; FP32 8.1 TFLOPS; no bf16",
-            "gpu.achievedMatmulFlops": "estimate: 50% of peak, the T4's 70 W limit holds clocks below boost under sustained GEMMs",
+            "gpu.achievedMatmulFlops": "fp16: 21.24 TFLOP/s, FlexLLMGen experimental/cost_model.py 73 (004ffef), `mm_flops_p`, the prefill GEMM rate fitted by gradient descent to real runs on a GCP T4 ('default value aligned on google cloud T4', lines 19-22 and 63); the T4's 70 W limit holds clocks below boost under sustained GEMMs. fp32: estimate, 68% of the 8.1 TFLOPS peak",
             "gpu.gemmBytesPerSecond": transferFractions,
             "gpu.streamBytesPerSecond": transferFractions,
             "gpu.attentionFlopsFraction": "estimate: as on the H100 reference",
@@ -147,12 +147,12 @@ public enum HardwareCatalog {
         hw.name = "gcp-t4"
         hw.hostCPU = HostCPUSpec(name: "Intel Xeon (Skylake) @ 2.00 GHz, 32 vCPUs (GCP n1)", cores: 16,
                                  memoryBytesPerSecond: 50 * GB, fp32FlopsPerSecond: 1.0e12, singleThreadCopyBytesPerSecond: 8 * GB)
-        hw.disk = DiskSpec(name: "GCP SSD, 1.5 TB", capacityBytes: 1.5e12, readBytesPerSecond: 2.0 * GB, writeBytesPerSecond: 1.0 * GB)
+        hw.disk = DiskSpec(name: "GCP local SSD (NVMe), 4 x 375 GB striped", capacityBytes: 1.5e12, readBytesPerSecond: 2.65 * GB, writeBytesPerSecond: 1.4 * GB)
         hw.sources["hostCPU.cores"] = "GCP n1 machine types: a vCPU is one hyperthread, 32 vCPUs = 16 cores; FlexGen paper Sec. 6: 32 vCPUs, Intel Xeon @ 2.00 GHz"
         hw.sources["hostCPU.memoryBytesPerSecond"] = "estimate: a Skylake-SP socket has 6 channels of DDR4-2666 (128 GB/s peak, Intel Xeon Scalable product brief); a 16-core share running PyTorch's multithreaded copies and bmm at about 40% of it"
         hw.sources["hostCPU.fp32FlopsPerSecond"] = "estimate: 16 Skylake cores x 2.0 GHz x 64 fp32 FLOP/cycle (two AVX-512 FMA units) = 2.05 TFLOP/s peak, half of it in batched matrix-vector work"
         hw.sources["hostCPU.singleThreadCopyBytesPerSecond"] = "estimate: one Skylake core's memcpy between DRAM buffers, about 8 GB/s"
-        hw.sources["disk"] = "FlexGen paper Sec. 6: 1.5 TB SSD, about 2 GB/s read and 1 GB/s write (experiments/published-baselines/published-runs.json, machine gcp-t4)"
+        hw.sources["disk"] = "the offload folder is four 375 GB local NVMe SSDs striped by LVM (FlexLLMGen scripts/mount_nvme_gcp.sh at 004ffef: nvme0n1-nvme0n4, lvcreate -i 4 -I 1m); Google Compute Engine documentation, Optimizing persistent disk and local SSD performance (2019 table): local SSD (NVMe) read 1.77 MB/s and write 0.94 MB/s per GB, at most 2,650 MB/s read per instance, so 1,500 GB reads 2.65 GB/s and writes 1.41 GB/s. The FlexGen paper (Sec. 6) rounds this to about 2 GB/s read and 1 GB/s write"
         hw.sources["host.memoryBytes"] = "FlexGen paper Sec. 6: 208 GB of CPU DRAM"
         return hw
     }()
