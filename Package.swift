@@ -21,6 +21,7 @@ let package = Package(
             name: "PlannerCore",
             dependencies: [
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -164,6 +164,51 @@ struct EngineTests {
         #expect(report.gpuUsed < 16 * HardwareCatalog.GiB)
     }
 
+    /// FlexGen's decode loop at (block j, GPU batch k) calls `load_weight(j + 1, k)`, which copies
+    /// only at k == 0 (flex_opt.py 309-319), then computes (j, k) and synchronises. With two GPU
+    /// batches and every weight on the host, block j + 1's copy therefore starts with block j's
+    /// first GPU batch (together with its kernels, both after the previous sync) and has ended
+    /// before block j's second GPU batch starts. A schedule that copied at the last GPU batch
+    /// instead would start the copy only after the first batch's kernels ended.
+    @Test func flexGenCopiesTheNextBlockDuringTheFirstGPUBatch() throws {
+        var hw = try HardwareCatalog.device(named: "gcp-t4")
+        hw.host.memoryBytes = 4096 * HardwareCatalog.GiB
+        let model = try ModelCatalog.model(named: "opt-6.7b").withLayers(3)
+        var plan = ExecutionPlan(model: model, hardware: hw, batch: 4, microBatches: 2,
+                                 weights: WeightPlacement(gpuFraction: 0, diskFraction: 0),
+                                 placement: TokenPlacement(gpuKV: 512, hostKV: 0),
+                                 hostMemory: Engine(.flexgen).traits.weightsHostMemory, phase: .decodeStep(context: 512))
+        plan.engine = Engine(.flexgen)
+        try plan.validate()
+        let r = try Fixtures.run(plan)
+        let g = r.graph, t = r.timeline
+        func tasks(_ kind: TaskKind, layer: Int, step: Int) -> [Int] {
+            (0 ..< g.count).filter { g.kind[$0] == UInt8(kind.rawValue) && g.layer[$0] == Int32(layer) && g.step[$0] == Int32(step) }
+        }
+        let steps = Set(g.step.map(Int.init)).sorted()
+        var checked = 0
+        for step in steps {
+            for layer in 0 ..< model.layers {
+                // The MLP block's copy (the layer's second) beside the attention block's first batch.
+                let copies = tasks(.weightLoad, layer: layer, step: step)
+                let qkv = tasks(.qkv, layer: layer, step: step), ffn = tasks(.ffn, layer: layer, step: step)
+                guard copies.count == 2, qkv.count == 2, ffn.count == 2 else { continue }
+                let mlpCopy = copies[1]
+                #expect(t.start[mlpCopy] <= t.start[qkv[0]] + 1e-9, "step \(step) layer \(layer)")
+                #expect(t.end[mlpCopy] <= t.start[qkv[1]] + 1e-9, "step \(step) layer \(layer)")
+                // The next layer's attention copy beside this layer's first MLP batch.
+                let next = tasks(.weightLoad, layer: layer + 1, step: step)
+                if let attentionCopy = next.first {
+                    #expect(t.start[attentionCopy] <= t.start[ffn[0]] + 1e-9, "step \(step) layer \(layer)")
+                    #expect(t.start[attentionCopy] < t.end[ffn[0]], "step \(step) layer \(layer)")
+                    #expect(t.end[attentionCopy] <= t.start[ffn[1]] + 1e-9, "step \(step) layer \(layer)")
+                }
+                checked += 1
+            }
+        }
+        #expect(checked >= model.layers)
+    }
+
     // MARK: Invariants on the new resources
 
     /// A random plan on a random real engine, using only what that engine runs: catalog models cut to

@@ -1,3 +1,5 @@
+import DequeModule
+
 /// The schedule of an engine other than the ideal one: its layers cut into fetch units (layers,
 /// blocks or modules, `EngineTraits.FetchUnit`), each unit's weights copied as the engine's
 /// `WeightFetch` orders them, and the engine's extra work (disk reads, staging copies, CPU
@@ -5,9 +7,9 @@
 ///
 /// Per unit `u`, with `K(u)` its last kernel and `B(u)` its barrier:
 /// - double-buffered: the weights and cache of `u` load once `K(u - 2)` is done;
-/// - one-ahead-synchronized (FlexGen): in the step of `u` the weights and cache of `u + 1` load and
-///   the stores of `u - 1` drain; `B(u)` waits for all of it and every task of step `u + 1` waits for
-///   `B(u)` (flex_opt.py 1034-1059);
+/// - one-ahead-synchronized (FlexGen): in the step of `u` the cache of `u + 1` loads, at a block's
+///   first GPU batch the next block's weights too, and the stores of `u - 1` drain; `B(u)` waits
+///   for all of it and every task of step `u + 1` waits for `B(u)` (flex_opt.py 1034-1059);
 /// - one-ahead-host-synchronized (ZeRO-3): the copy of `u` starts after the copy of `u - 1` ended
 ///   (the host waited for it), and after `K(u - 2)` (at most two units live); a step's first copy
 ///   waits for the previous step to end unless `prefetchAcrossSteps`;
@@ -64,9 +66,10 @@ extension ScheduleBuilder {
         var fetchOverride: EngineTraits.WeightFetch?
         /// The attention output copied back from the CPU, which the output projection waits for.
         var attentionOut: Int32 = -1
-        /// A unit whose kernels wait for the next unit's loads to be issued first (FlexGen issues the
-        /// next unit's loads before computing the current one).
-        var pending: (unit: Unit, step: Int, loads: Loads)?
+        /// Units added but not yet issued, oldest first (FlexGen issues loads ahead of the unit
+        /// being computed: the next unit's cache, and at a block's first GPU batch the next block's
+        /// weights, so up to one block of units waits here).
+        var waiting: Deque<WaitingUnit> = []
         var pendingStores: [(kind: TaskKind, bytes: Double, diskBytes: Double, layer: Int, step: Int, after: Int32)] = []
         var stepTasks: [Int32] = []
         var lastStoreOfLayer: [Int: Int32] = [:]
@@ -76,6 +79,15 @@ extension ScheduleBuilder {
         var weights: Int32 = -1
         var cache: Int32 = -1
         var cacheToHost: Int32 = -1
+    }
+
+    /// A unit waiting to be issued, and which of its loads already are.
+    struct WaitingUnit {
+        var unit: Unit
+        var step: Int
+        var loads = Loads()
+        var weightsIssued = false
+        var cacheIssued = false
     }
 
     var traits: EngineTraits { plan.engine.traits }
@@ -189,17 +201,19 @@ extension ScheduleBuilder {
         return last
     }
 
-    /// Issues the loads of `u` (weights, cache, the hidden state stays with the kernels).
-    mutating func issueLoads(_ u: Unit, step: Int) -> Loads {
+    /// Issues the loads of `u` (weights, cache, the hidden state stays with the kernels), or only
+    /// its weights or only its cache.
+    mutating func issueLoads(_ u: Unit, step: Int, weights: Bool = true, cache: Bool = true) -> Loads {
         var l = Loads()
         let deps = loadDeps(u)
-        if u.weightHostBytes + u.weightDiskBytes > 0 {
+        if weights, u.weightHostBytes + u.weightDiskBytes > 0 {
             l.weights = addLoad(host: u.weightHostBytes, disk: u.weightDiskBytes, tensors: u.weightTensors, memory: plan.hostMemory,
                                 kind: .weightLoad, diskKind: .weightDiskRead, layer: u.layer, step: step, deps: deps,
                                 hostGap: traits.hostSecondsPerFetch)
             units.lastWeightCopy = l.weights
             units.weightCopies.append(l.weights)
         }
+        guard cache else { return l }
         if plan.attentionOnHost {
             // CPU attention reads host KV in place; KV on disk is read into host memory.
             if u.cacheDiskBytes > 0 {
@@ -311,28 +325,49 @@ extension ScheduleBuilder {
             issueKernels(u, step: step, loads: loads)
             return
         }
-        // FlexGen: this unit's loads are issued in the step of the unit before it.
-        if units.pending == nil {
-            units.pending = (u, step, issueLoads(u, step: step))
-            return
-        }
-        let current = units.pending!
+        // FlexGen: a unit's loads are issued in the step of a unit before it (see `issueWaitingUnit`).
         if u.startsStep, let h = heads.last { units.previousStepEnd = h }
-        let nextLoads = issueLoads(u, step: step)
-        drainStores()
-        issueKernels(current.unit, step: current.step, loads: current.loads)
-        addBarrier(step: current.step, layer: current.unit.layer)
-        units.pending = (u, step, nextLoads)
+        units.waiting.append(WaitingUnit(unit: u, step: step))
+        while let head = units.waiting.first, units.waiting.count >= 2,
+              head.unit.microBatch != 0 || units.waiting.dropFirst().contains(where: { $0.unit.microBatch == 0 }) {
+            issueWaitingUnit()
+        }
     }
 
-    /// Issues the last pending unit (end of the run).
-    mutating func finishUnits() {
-        guard let current = units.pending else { return }
+    /// Issues the oldest waiting unit as FlexGen's decode loop does at its (layer j, GPU batch k)
+    /// (flex_opt.py 1046-1054): `load_weight(i, j + 1, k)`, which copies only at k == 0
+    /// (SelfAttention.load_weight and MLP.load_weight, flex_opt.py 309-319), so the next block's
+    /// weights load during the block's first GPU batch; `load_cache(i, j, k + 1)`, the next
+    /// unit's cache; the stores of the unit before; the unit's kernels; then `sync()`, the barrier
+    /// that waits for all of it.
+    mutating func issueWaitingUnit(drainingAfter: Bool = false) {
+        guard var current = units.waiting.popFirst() else { return }
+        if !current.weightsIssued || !current.cacheIssued {
+            // Nothing issued it ahead (the first unit of the run): its loads go now.
+            let l = issueLoads(current.unit, step: current.step, weights: !current.weightsIssued, cache: !current.cacheIssued)
+            if !current.weightsIssued { current.loads.weights = l.weights }
+            if !current.cacheIssued { current.loads.cache = l.cache; current.loads.cacheToHost = l.cacheToHost }
+        }
+        if current.unit.microBatch == 0, let n = units.waiting.firstIndex(where: { $0.unit.microBatch == 0 }), !units.waiting[n].weightsIssued {
+            let w = units.waiting[n]
+            units.waiting[n].loads.weights = issueLoads(w.unit, step: w.step, cache: false).weights
+            units.waiting[n].weightsIssued = true
+        }
+        if let next = units.waiting.first, !next.cacheIssued {
+            let l = issueLoads(next.unit, step: next.step, weights: false)
+            units.waiting[units.waiting.startIndex].loads.cache = l.cache
+            units.waiting[units.waiting.startIndex].loads.cacheToHost = l.cacheToHost
+            units.waiting[units.waiting.startIndex].cacheIssued = true
+        }
         drainStores()
         issueKernels(current.unit, step: current.step, loads: current.loads)
-        drainStores()
+        if drainingAfter { drainStores() }
         addBarrier(step: current.step, layer: current.unit.layer)
-        units.pending = nil
+    }
+
+    /// Issues the units still waiting (end of the run), the last one's stores before its barrier.
+    mutating func finishUnits() {
+        while !units.waiting.isEmpty { issueWaitingUnit(drainingAfter: units.waiting.count == 1) }
     }
 
     /// `torch.cuda.synchronize()` and the disk queue's join after a step (flex_opt.py 793-795).
