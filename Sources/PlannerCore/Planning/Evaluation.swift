@@ -244,7 +244,17 @@ public enum Evaluator {
             return out
         }
         do {
-            let r = try Simulator.run(p, cost: try setup.costModel(), checkMemory: false)
+            var p = p
+            var r = try Simulator.run(p, cost: try setup.costModel(), checkMemory: false)
+            // A mixture of experts with streamed experts: the experts copied ahead or after the
+            // router, whichever generates faster (the memory is the same: one layer's buffers).
+            if p.model.moe != nil, p.weights.tiers(.ffn).streamed > 0, p.placement.recompute == 0,
+               p.engine.traits.supports.contains(.mixtureOfExperts) {
+                var other = p
+                other.expertFetch = p.expertFetch == .prefetchAll ? .onDemand : .prefetchAll
+                let s = try Simulator.run(other, cost: try setup.costModel(), checkMemory: false)
+                if s.seconds < r.seconds { p = other; r = s; out.plan = other }
+            }
             out.tokensPerSecond = r.tokensPerSecond
             out.totalSeconds = r.seconds
             out.prefillSeconds = r.prefillSeconds ?? 0

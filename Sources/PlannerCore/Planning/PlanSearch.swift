@@ -154,6 +154,7 @@ public enum PlanSearch {
         }
         doc["hostMemory"] = p.hostMemory.rawValue
         doc["batch"] = p.batch
+        if p.model.moe != nil { doc["experts"] = p.expertFetch.rawValue }
         doc["generate"] = ["prompt": setup.workload.prompt, "tokens": setup.workload.tokens]
         let flexgen = flexGenSettings(o)
         if case .flexGen = o.candidate.kind, let s = flexgen {

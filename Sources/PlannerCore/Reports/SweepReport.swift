@@ -70,6 +70,7 @@ public enum SweepReport {
             }
         }
         if let line = cpuAttentionVerdict(r) { out += line }
+        if let line = expertFetchVerdict(r.bestOverall) { out += line }
         if let p = r.search.best {
             out += String(format: "ratio search: KV fraction %.2f, batch %d, %.2f tokens/s (%.2f%% of the exhaustive best) with %d simulations instead of %d\n",
                           p.candidate.kvFraction ?? 0, p.candidate.batch, p.tokensPerSecond, p.tokensPerSecond / b.tokensPerSecond * 100,
@@ -94,6 +95,19 @@ public enum SweepReport {
         }
         return String(format: "note: the best batch, %d, is the grid's largest; batch %d is faster (%@: %.2f tokens/s, %.2fx): add larger batches to --batches (planner plan grows the grid itself)\n",
                       best.candidate.batch, g.candidate.batch, Advice.describe(g), g.tokensPerSecond, g.tokensPerSecond / best.tokensPerSecond)
+    }
+
+    /// For a mixture of experts with streamed experts: which expert fetch the best point uses and
+    /// why (how many of a layer's experts a decode step's batch touches).
+    static func expertFetchVerdict(_ o: Outcome?) -> String? {
+        guard let p = o?.plan, let moe = p.model.moe, p.weights.tiers(.ffn).streamed > 0 else { return nil }
+        let touched = moe.expectedDistinctExperts(tokens: p.batch)
+        let share = touched / Double(moe.experts) * 100
+        let why = p.expertFetch == .onDemand
+            ? "copying only those after the router saves more link time than the wait adds"
+            : "copying every expert ahead, off the critical path, is faster than waiting for the router"
+        return String(format: "experts %@ at the best point: a decode step's %d tokens touch %.1f of %d experts a layer (%.0f%%); %@\n",
+                      p.expertFetch.rawValue, p.batch, touched, moe.experts, share, why)
     }
 
     /// Where FlexGen's options were tried both ways: whether attention on the host CPU beats the

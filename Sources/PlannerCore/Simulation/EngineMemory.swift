@@ -72,11 +72,11 @@ extension MemoryModel {
         let rows = gb * prompt
         var attentionPeak = rows * Double(2 * m.hidden + m.qDim + 2 * m.kvDim) * e
         if t.prefillAttentionMaterialized { attentionPeak += 2 * gb * Double(m.heads) * prompt * prompt * e }
-        let mlpPeak = rows * Double(2 * m.hidden + 2 * m.ffnKind.matrices / 2 * m.ffnSize) * e
+        let mlpPeak = rows * Double(2 * m.hidden + 2 * m.ffnKind.matrices / 2 * m.ffnActivationWidth) * e
         let logitRows = t.prefillLogitsAllPositions ? rows : gb
         let headPeak = rows * Double(m.hidden) * e + logitRows * Double(m.vocab) * e
         let prefillPeak = (prompt > 1 ? max(attentionPeak, mlpPeak, headPeak) : 0) + prompt * hiddenStates
-        let decodeWorking = gb * Double(2 * m.hidden + m.qDim + 2 * m.kvDim + m.hidden + (m.ffnKind.matrices - 1) * m.ffnSize) * e
+        let decodeWorking = gb * Double(2 * m.hidden + m.qDim + 2 * m.kvDim + m.hidden + (m.ffnKind.matrices - 1) * m.ffnActivationWidth) * e
             + hiddenStates + b * Double(m.vocab) * 4
         // Prefill and decode transients do not coexist: the item holds what the larger one needs
         // beyond the decode's cache buffers.

@@ -103,6 +103,8 @@ public struct ExecutionPlan: Sendable {
     public var compression = Compression.none
     /// FlexGen's `--percent` when the plan came from the flexgen policy (its embeddings follow it).
     public var flexGenPercent: [Double]? = nil
+    /// When a mixture of experts' streamed experts are copied (ignored for a dense model).
+    public var expertFetch = ExpertFetch.prefetchAll
 
     public init(model: ModelSpec, hardware: HardwareSpec, batch: Int, microBatches: Int = 1, weights: WeightPlacement,
                 placement: TokenPlacement, hostMemory: HostMemoryKind = .pinned, hiddenOnHost: Bool = false,
@@ -150,6 +152,7 @@ public struct ExecutionPlan: Sendable {
     /// Refuses what the plan's engine cannot run or its machine cannot hold, naming the field.
     func validateEngineFeatures() throws {
         let e = engine
+        if model.moe != nil { try e.require(.mixtureOfExperts, field: "model") }
         guard kvDiskFraction >= 0, kvDiskFraction <= 1 else {
             throw InputError(field: "kvOnDisk", "must be a fraction from 0 to 1, got \(fmt(kvDiskFraction))")
         }
@@ -182,6 +185,12 @@ public struct ExecutionPlan: Sendable {
         if placement.gpuAct + placement.hostAct > 0 { try e.require(.activationCheckpoints, field: "placement") }
         if placement.recompute > 0 { try e.require(.tokenRecomputation, field: "placement.recompute") }
         if microBatches > 1 { try e.require(.microBatches, field: "policy.numGpuBatches") }
+        if expertFetch == .onDemand, model.moe == nil {
+            throw InputError(field: "experts", "\(model.name) is a dense model; \"on-demand\" applies to a mixture of experts only")
+        }
+        if expertFetch == .onDemand, placement.recompute > 0 {
+            throw InputError(field: "experts", "\"on-demand\" copies the experts after the router, but token recomputation runs whole layers before it; use \"prefetch-all\" or no recompute tokens")
+        }
         if weights.blocks == nil, weights.gpuFraction > 0, weights.gpuFraction < 1 { try e.require(.partialWeights, field: "weights.gpuFraction") }
         for (field, q, feature) in [("compression.weights", compression.weights, EngineTraits.Feature.weightCompression),
                                      ("compression.cache", compression.cache, .cacheCompression)] {
@@ -208,13 +217,17 @@ public struct EngineOptions: Equatable, Sendable {
     public var attentionOnHost = false
     public var compression = Compression.none
     public var kvDiskFraction = 0.0
+    public var expertFetch = ExpertFetch.prefetchAll
 
-    public init(engine: Engine = .ideal, attentionOnHost: Bool = false, compression: Compression = .none, kvDiskFraction: Double = 0) {
+    public init(engine: Engine = .ideal, attentionOnHost: Bool = false, compression: Compression = .none, kvDiskFraction: Double = 0,
+                expertFetch: ExpertFetch = .prefetchAll) {
         self.engine = engine; self.attentionOnHost = attentionOnHost; self.compression = compression; self.kvDiskFraction = kvDiskFraction
+        self.expertFetch = expertFetch
     }
 
     func apply(to p: inout ExecutionPlan) {
         p.engine = engine; p.attentionOnHost = attentionOnHost; p.compression = compression; p.kvDiskFraction = kvDiskFraction
+        p.expertFetch = expertFetch
     }
 }
 

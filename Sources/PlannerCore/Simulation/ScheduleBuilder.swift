@@ -66,8 +66,10 @@ struct ScheduleBuilder {
         cost(.gemm(m: tokens, n: m.hidden, k: m.qDim)) + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
     }
 
-    /// Norm, FFN matrices, activation, residual add.
+    /// Norm, FFN matrices, activation, residual add; for a mixture of experts the router and the
+    /// experts together (`routerSeconds` + `expertsSeconds`).
     func ffnSeconds(_ tokens: Int) -> Cost {
+        if m.moe != nil { return routerSeconds(tokens) + expertsSeconds(tokens) }
         let up: Cost
         switch m.ffnKind {
         case .relu2:
@@ -77,6 +79,58 @@ struct ScheduleBuilder {
         }
         return norm(tokens) + up + cost(.gemm(m: tokens, n: m.hidden, k: m.ffnSize))
             + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+    }
+
+    /// A mixture-of-experts layer's norm and router: `tokens x hidden` by `hidden x E` and the
+    /// softmax and top-k over the `tokens x E` logits (read and written once).
+    func routerSeconds(_ tokens: Int) -> Cost {
+        guard let moe = m.moe else { return .zero }
+        return norm(tokens) + cost(.gemm(m: tokens, n: moe.experts, k: m.hidden))
+            + cost(.elementwise(bytes: 2 * Double(tokens * moe.experts) * e))
+    }
+
+    /// The experts of a mixture-of-experts layer, as transformers' sparse MoE block runs them
+    /// (`MixtralSparseMoeBlock.forward`, `modeling_mixtral.py`: one gated FFN call per expert on
+    /// the rows routed to it, gathered and added back with `index_add_`): `D` expected distinct
+    /// experts (`MoESpec.expectedDistinctExperts`), each a gated FFN on `ceil(tokens * k / D)` rows;
+    /// the gather and scatter of the `tokens * k` routed rows; the shared expert (and its gate) on
+    /// every row; the residual add.
+    func expertsSeconds(_ tokens: Int) -> Cost {
+        guard let moe = m.moe, tokens > 0 else { return .zero }
+        func gated(_ rows: Int, _ width: Int) -> Cost {
+            cost(.gemm(m: rows, n: 2 * width, k: m.hidden)) + cost(.elementwise(bytes: 3 * Double(rows * width) * e))
+                + cost(.gemm(m: rows, n: m.hidden, k: width))
+        }
+        let distinct = moe.expectedDistinctExperts(tokens: tokens)
+        let rows = Int((Double(tokens * moe.activeExperts) / distinct).rounded(.up))
+        let one = gated(rows, moe.expertFFNSize)
+        var total = Cost(alone: one.alone * distinct, shared: one.shared * distinct)
+        total = total + cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * m.hidden) * e))
+        if moe.sharedExpertFFNSize > 0 {
+            total = total + gated(tokens, moe.sharedExpertFFNSize)
+            if moe.sharedExpertGate { total = total + cost(.gemm(m: tokens, n: 1, k: m.hidden)) }
+        }
+        return total + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+    }
+
+    /// Whether this plan copies a mixture of experts' routed experts after the router.
+    var expertsOnDemand: Bool { m.moe != nil && plan.expertFetch == .onDemand && plan.weights.tiers(.ffn).streamed > 0 }
+
+    /// The FFN kernels of `rows` rows: one FFN kernel that needs the block's weights, or with
+    /// experts copied on demand the router (needs the router, copied ahead) and then the experts
+    /// (need the routed experts' copy, issued after the router of the layer's first micro-batch).
+    func ffnKernels(_ rows: Int) -> [Kernel] {
+        guard expertsOnDemand else { return [Kernel(kind: .ffn, seconds: ffnSeconds(rows), needs: [.ffnWeights])] }
+        return [Kernel(kind: .router, seconds: routerSeconds(rows), needs: [.ffnWeights]),
+                Kernel(kind: .ffn, seconds: expertsSeconds(rows), needs: [.expertWeights])]
+    }
+
+    /// Bytes of the FFN block copied ahead of the layer, and the routed experts copied after the
+    /// router for `tokens` tokens (0 unless on demand); both before the streamed share is applied.
+    func ffnCopyBytes(tokens: Int) -> (ahead: Double, afterRouter: Double) {
+        guard expertsOnDemand, let moe = m.moe else { return (m.ffnWeightBytes, 0) }
+        let expert = Double(moe.expertElements(hidden: m.hidden) * m.bytesPerElement)
+        return (m.ffnWeightBytes - Double(moe.experts) * expert, moe.expectedDistinctExperts(tokens: tokens) * expert)
     }
 
     /// K/V projection (after the norm) of `tokens` activation checkpoints.
@@ -96,6 +150,8 @@ struct ScheduleBuilder {
         static let actLoad = Needs(rawValue: 4)
         static let kvLoad = Needs(rawValue: 8)
         static let hiddenLoad = Needs(rawValue: 16)
+        /// The routed experts copied after the router (`ExpertFetch.onDemand`).
+        static let expertWeights = Needs(rawValue: 32)
     }
 
     struct Kernel {
@@ -107,6 +163,8 @@ struct ScheduleBuilder {
     /// One micro-batch's work at one layer: its loads, its kernels in stream order, and its
     /// write-backs (issued once the QKV kernel has run; the hidden state after the last kernel).
     struct LayerWork {
+        /// Rows (tokens) the work's kernels process.
+        var rows = 0
         var actLoadBytes = 0.0
         var kvLoadBytes = 0.0
         var hiddenBytes = 0.0
@@ -122,7 +180,8 @@ struct ScheduleBuilder {
         let g = weightRelease.count
         let wDep: Int32 = g >= 2 ? weightRelease[g - 2] : -1
         let streamed = plan.weights.streamedFraction
-        var attentionWeights: Int32 = -1, ffnWeights: Int32 = -1
+        var attentionWeights: Int32 = -1, ffnWeights: Int32 = -1, expertWeights: Int32 = -1
+        let ffnCopy = ffnCopyBytes(tokens: works.reduce(0) { $0 + $1.rows })
         var last: Int32 = -1
         for (j, w) in works.enumerated() {
             let slot = cacheRelease.count
@@ -142,7 +201,7 @@ struct ScheduleBuilder {
                 kvLoad = graph.add(.hostToDevice, .kvLoad, cost: h2d(w.kvLoadBytes), bytes: w.kvLoadBytes, layer: layer, step: step, deps: [cDep, written])
             }
             if j == 0, streamed > 0 {
-                let bytes = streamed * m.ffnWeightBytes
+                let bytes = streamed * ffnCopy.ahead
                 ffnWeights = graph.add(.hostToDevice, .weightLoad, cost: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [wDep])
             }
             // The hidden state waits for the previous layer to finish; queued after the weights so that
@@ -159,8 +218,14 @@ struct ScheduleBuilder {
                 if k.needs.contains(.actLoad) { deps.append(actLoad) }
                 if k.needs.contains(.kvLoad) { deps.append(kvLoad) }
                 if k.needs.contains(.hiddenLoad) { deps.append(hiddenLoad) }
+                if k.needs.contains(.expertWeights) { deps.append(expertWeights) }
                 last = graph.add(.compute, k.kind, cost: k.seconds, bytes: 0, layer: layer, step: step, deps: deps)
                 if k.kind == .qkv { qkv = last }
+                if k.kind == .router, j == 0, ffnCopy.afterRouter > 0 {
+                    // The experts the layer's tokens route to, known once the router has run.
+                    let bytes = streamed * ffnCopy.afterRouter
+                    expertWeights = graph.add(.hostToDevice, .weightLoad, cost: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [last, wDep])
+                }
                 if k.kind == .attention || k.needs.contains(.actLoad) || k.needs.contains(.kvLoad) { release = last }
             }
             cacheRelease.append(release)
@@ -206,6 +271,7 @@ struct ScheduleBuilder {
             for seqs in Self.prefillChunks(microBatch: plan.microBatchSize, prompt: prompt, fixed: plan.hiddenOnHost) {
                 let rows = seqs * prompt
                 var w = LayerWork()
+                w.rows = rows
                 w.hiddenBytes = Double(rows * m.hidden) * e
                 w.kernels = [
                     Kernel(kind: .qkv, seconds: qkvSeconds(rows), needs: [.attentionWeights, .hiddenLoad]),
@@ -213,8 +279,7 @@ struct ScheduleBuilder {
                                                                                      headDim: m.headDim, queries: prompt, context: prompt)),
                            needs: []),
                     Kernel(kind: .outProjection, seconds: outSeconds(rows), needs: []),
-                    Kernel(kind: .ffn, seconds: ffnSeconds(rows), needs: [.ffnWeights]),
-                ]
+                ] + ffnKernels(rows)
                 w.stores = [(.kvStore, Double(seqs * split.hostKV) * m.kvBytesPerToken),
                             (.actStore, Double(seqs * split.hostAct) * m.actBytesPerToken)]
                 works.append(w)
@@ -237,6 +302,7 @@ struct ScheduleBuilder {
         let gb = plan.microBatchSize
         let context = cached.total
         var w = LayerWork()
+        w.rows = gb
         w.actLoadBytes = Double(gb * cached.hostAct) * m.actBytesPerToken
         w.kvLoadBytes = Double(gb * cached.hostKV) * m.kvBytesPerToken
         w.hiddenBytes = Double(gb * m.hidden) * e
@@ -261,7 +327,7 @@ struct ScheduleBuilder {
                                                                                          headDim: m.headDim, context: context + 1)),
                                 needs: w.kvLoadBytes > 0 ? [.kvLoad] : []))
         w.kernels.append(Kernel(kind: .outProjection, seconds: outSeconds(gb), needs: []))
-        w.kernels.append(Kernel(kind: .ffn, seconds: ffnSeconds(gb), needs: [.ffnWeights]))
+        w.kernels += ffnKernels(gb)
         switch newToken {
         case .hostKV: w.stores = [(.kvStore, Double(gb) * m.kvBytesPerToken)]
         case .hostAct: w.stores = [(.actStore, Double(gb) * m.actBytesPerToken)]
@@ -276,7 +342,8 @@ struct ScheduleBuilder {
         let w = decodeWork(cached: cached, newToken: newToken)
         let streamed = plan.weights.streamedFraction
         let mb = Double(plan.microBatches)
-        let link = h2d(streamed * m.attentionWeightBytes).alone + h2d(streamed * m.ffnWeightBytes).alone
+        let ffn = ffnCopyBytes(tokens: plan.batch)
+        let link = h2d(streamed * m.attentionWeightBytes).alone + h2d(streamed * (ffn.ahead + ffn.afterRouter)).alone
             + mb * (h2d(w.actLoadBytes).alone + h2d(w.kvLoadBytes).alone + (plan.hiddenOnHost ? h2d(w.hiddenBytes).alone : 0))
         let compute = mb * w.kernels.reduce(0) { $0 + $1.seconds.alone }
         return (link, compute)

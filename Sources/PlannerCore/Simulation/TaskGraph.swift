@@ -47,6 +47,9 @@ public enum TaskKind: Int, CaseIterable, Sendable {
     /// into pinned buffers, attention on the host CPU and the vectors it exchanges with the GPU,
     /// 4-bit (de)quantisation, and a device-wide synchronisation.
     case weightDiskRead, kvDiskRead, kvDiskWrite, hostStaging, hostAttention, attentionExchange, dequantize, barrier, embedding
+    /// A mixture-of-experts layer's router, run on its own when the experts it picks are copied
+    /// after it (`ExpertFetch.onDemand`).
+    case router
 
     public var name: String {
         switch self {
@@ -75,6 +78,7 @@ public enum TaskKind: Int, CaseIterable, Sendable {
         case .dequantize: "dequantize"
         case .barrier: "synchronize"
         case .embedding: "embedding"
+        case .router: "route to experts"
         }
     }
 

@@ -162,6 +162,7 @@ public struct EngineTraits: Equatable, Sendable {
         case activationCheckpoints = "activation (ACT) checkpoints"
         case tokenRecomputation = "token recomputation"
         case partialWeights = "a resident share of every layer"
+        case mixtureOfExperts = "mixture-of-experts models (not modelled for this engine yet)"
     }
 
     /// The planner's reference engine (what the simulator played before engines were modelled):
@@ -174,7 +175,8 @@ public struct EngineTraits: Equatable, Sendable {
         weightsHostMemory: .pinned, cacheHostMemory: .pinned,
         hiddenCopiesOnComputeStream: false, hostAttentionConvertsFP16Cache: false, hostAttentionCacheBytesPerElement: 2,
         prefillLogitsAllPositions: false, prefillAttentionMaterialized: false, dequantBytesPerElement: 2.5625, dequantKernelsPerTensor: 1,
-        dequantPerMicroBatch: false, supports: [.hostCache, .activationCheckpoints, .tokenRecomputation, .partialWeights, .microBatches])
+        dequantPerMicroBatch: false, supports: [.hostCache, .activationCheckpoints, .tokenRecomputation, .partialWeights, .microBatches,
+                                              .mixtureOfExperts])
 
     /// FlexGen (FlexLLMGen at 004ffef): blocks fetched one ahead with a device barrier after every
     /// (block, GPU batch) step; one copy per weight tensor; weights pinned (`--pin-weight` default

@@ -30,6 +30,24 @@ public enum ModelCatalog {
                   qkvBias: !qwen3, qkNorm: qwen3)
     }
 
+    /// Mixture-of-experts models: Mixtral (Mistral-style attention, 8 experts) and Qwen3-MoE
+    /// (Qwen3 attention with per-head Q/K norms, 128 experts), every layer sparse.
+    static func mixtral(_ name: String, repo: String, layers: Int, hidden: Int, heads: Int, kvHeads: Int, experts: Int, active: Int,
+                        expertFFN: Int, vocab: Int, maxContext: Int) -> ModelSpec {
+        ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads, kvHeads: kvHeads, headDim: hidden / heads,
+                  ffnSize: expertFFN, ffnKind: .gated3, vocab: vocab, dtype: .bf16, maxContext: maxContext, bias: false,
+                  tiedEmbeddings: false, learnedPositions: false,
+                  source: "config.json of \(repo) on the Hugging Face hub (model_type mixtral, num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, num_local_experts, num_experts_per_tok, intermediate_size, vocab_size, max_position_embeddings, sliding_window null, tie_word_embeddings, torch_dtype)",
+                  moe: MoESpec(experts: experts, activeExperts: active, expertFFNSize: expertFFN))
+    }
+    static func qwen3MoE(_ name: String, repo: String, layers: Int, hidden: Int, heads: Int, kvHeads: Int, headDim: Int, experts: Int,
+                         active: Int, expertFFN: Int, vocab: Int, maxContext: Int) -> ModelSpec {
+        ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                  ffnSize: expertFFN, ffnKind: .gated3, vocab: vocab, dtype: .bf16, maxContext: maxContext, bias: false,
+                  tiedEmbeddings: false, learnedPositions: false,
+                  source: "config.json of \(repo) on the Hugging Face hub (model_type qwen3_moe, num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim, num_experts, num_experts_per_tok, moe_intermediate_size, decoder_sparse_step 1, mlp_only_layers [], vocab_size, max_position_embeddings, tie_word_embeddings, torch_dtype)",
+                  qkNorm: true, moe: MoESpec(experts: experts, activeExperts: active, expertFFNSize: expertFFN))
+    }
     /// Every catalog model, in a stable order.
     public static let all: [ModelSpec] = [
         opt("6.7b", layers: 32, hidden: 4096, heads: 32),
@@ -53,6 +71,10 @@ public enum ModelCatalog {
              ffn: 18944, vocab: 152064, maxContext: 131072, tied: false, qwen3: false),
         qwen("qwen3-8b", repo: "Qwen/Qwen3-8B", layers: 36, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128,
              ffn: 12288, vocab: 151936, maxContext: 40960, tied: false, qwen3: true),
+        mixtral("mixtral-8x7b", repo: "mistralai/Mixtral-8x7B-v0.1", layers: 32, hidden: 4096, heads: 32, kvHeads: 8, experts: 8, active: 2,
+                expertFFN: 14336, vocab: 32000, maxContext: 32768),
+        qwen3MoE("qwen3-30b-a3b", repo: "Qwen/Qwen3-30B-A3B", layers: 48, hidden: 2048, heads: 32, kvHeads: 4, headDim: 128, experts: 128,
+                 active: 8, expertFFN: 768, vocab: 151936, maxContext: 40960),
         llamaLike("yarn-llama-2-7b-64k", repo: "NousResearch/Yarn-Llama-2-7b-64k", layers: 32, hidden: 4096, heads: 32,
                   kvHeads: 32, ffn: 11008, vocab: 32000, dtype: .bf16, maxContext: 65536),
     ]
@@ -102,7 +124,7 @@ public enum ModelCatalog {
     /// Reads a model written inline in the planner's own field names.
     public static func inline(_ o: JSONFields) throws -> ModelSpec {
         try o.rejectUnknown(allowed: ["name", "layers", "hidden", "heads", "kvHeads", "headDim", "ffnSize", "ffnKind",
-                                      "vocab", "dtype", "maxContext", "bias", "tiedEmbeddings", "learnedPositions", "source", "qkvBias", "qkNorm"])
+                                      "vocab", "dtype", "maxContext", "bias", "tiedEmbeddings", "learnedPositions", "source", "qkvBias", "qkNorm", "moe"])
         let hidden = try o.int("hidden", in: 1...(1 << 24))
         let heads = try o.int("heads", in: 1...4096)
         let kindText = try o.optionalString("ffnKind") ?? "gated"
@@ -129,13 +151,30 @@ public enum ModelCatalog {
             learnedPositions: o.has("learnedPositions") ? try o.bool("learnedPositions") : false,
             source: try o.optionalString("source") ?? "given inline in the scenario",
             qkvBias: o.has("qkvBias") ? try o.bool("qkvBias") : false,
-            qkNorm: o.has("qkNorm") ? try o.bool("qkNorm") : false)
+            qkNorm: o.has("qkNorm") ? try o.bool("qkNorm") : false,
+            moe: try o.optionalObject("moe").map(inlineExperts))
         try m.validate(path: o.path)
         return m
     }
 }
 
-/// Reads the `config.json` that OPT, Llama and Mistral checkpoints ship on the Hugging Face hub.
+extension ModelCatalog {
+    /// Reads an inline `moe` object: `experts`, `activeExperts`, `expertFFNSize`, and optionally
+    /// `sharedExpertFFNSize`, `sharedExpertGate`, `routingSkew`.
+    static func inlineExperts(_ o: JSONFields) throws -> MoESpec {
+        try o.rejectUnknown(allowed: ["experts", "activeExperts", "expertFFNSize", "sharedExpertFFNSize", "sharedExpertGate", "routingSkew"])
+        let moe = MoESpec(experts: try o.int("experts", in: 2...4096), activeExperts: try o.int("activeExperts", in: 1...4096),
+                          expertFFNSize: try o.int("expertFFNSize", in: 1...(1 << 24)),
+                          sharedExpertFFNSize: try o.optionalInt("sharedExpertFFNSize", in: 0...(1 << 24)) ?? 0,
+                          sharedExpertGate: o.has("sharedExpertGate") ? try o.bool("sharedExpertGate") : false,
+                          routingSkew: try o.optionalDouble("routingSkew", in: 0...1) ?? 0)
+        try moe.validate(path: o.path)
+        return moe
+    }
+}
+
+/// Reads the `config.json` that OPT, Llama, Mistral, Mixtral, Qwen and Phi-3 checkpoints ship on
+/// the Hugging Face hub.
 ///
 ///     let m = try HFConfig.parse(data, source: "opt-13b/config.json", name: "opt-13b")
 public enum HFConfig {
@@ -181,11 +220,11 @@ public enum HFConfig {
                              bias: o.has("enable_bias") ? try o.bool("enable_bias") : true,
                              tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : true,
                              learnedPositions: true, source: source)
-        case "llama", "mistral", "qwen2", "qwen3", "phi3":
+        case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe":
             // Qwen2/2.5 (transformers modeling_qwen2.py): Q/K/V biases, optional sliding window.
             // Qwen3 (modeling_qwen3.py): per-head q_norm and k_norm, head_dim given. Phi-3
             // (modeling_phi3.py): fused qkv and gate_up projections, the same counts as Llama.
-            if type == "qwen2" || type == "qwen3", o.has("use_sliding_window"), try o.bool("use_sliding_window") {
+            if ["qwen2", "qwen3", "qwen2_moe", "qwen3_moe"].contains(type), o.has("use_sliding_window"), try o.bool("use_sliding_window") {
                 if let w = try? o.optionalInt("sliding_window", in: 1...(1 << 24)), w < maxContext {
                     throw InputError(field: "\(source): sliding_window", "sliding-window attention (a window of \(w) tokens) is not modelled yet; its cache would be overstated")
                 }
@@ -198,20 +237,61 @@ public enum HFConfig {
                let original = try scaling.optionalInt("original_max_position_embeddings", in: 1...(1 << 24)) {
                 maxContext = max(maxContext, Int(Double(original) * factor))
             }
+            if type == "mixtral", let w = try? o.optionalInt("sliding_window", in: 1...(1 << 24)), w < maxContext {
+                throw InputError(field: "\(source): sliding_window", "sliding-window attention (a window of \(w) tokens) is not modelled yet; its cache would be overstated")
+            }
+            let moe = try mixtureOfExperts(o, type: type, source: source)
             spec = ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads,
                              kvHeads: try o.optionalInt("num_key_value_heads", in: 1...4096) ?? heads,
                              headDim: try o.optionalInt("head_dim", in: 1...4096) ?? hidden / heads,
-                             ffnSize: try o.int("intermediate_size", in: 1...(1 << 24)), ffnKind: .gated3,
+                             ffnSize: try moe?.expertFFNSize ?? o.int("intermediate_size", in: 1...(1 << 24)), ffnKind: .gated3,
                              vocab: vocab, dtype: dtype, maxContext: maxContext,
                              bias: o.has("attention_bias") ? try o.bool("attention_bias") : false,
                              tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : false,
                              learnedPositions: false, source: source,
-                             qkvBias: try type == "qwen2" && !(o.has("attention_bias") ? o.bool("attention_bias") : false),
-                             qkNorm: type == "qwen3")
+                             qkvBias: try (type == "qwen2" || type == "qwen2_moe") && !(o.has("attention_bias") ? o.bool("attention_bias") : false),
+                             qkNorm: type == "qwen3" || type == "qwen3_moe", moe: moe)
         default:
-            throw InputError(field: "\(source): model_type", "must be one of opt, llama, mistral, qwen2, qwen3, phi3 (the families read so far), got \"\(type)\"")
+            throw InputError(field: "\(source): model_type", "must be one of \(supportedTypes.joined(separator: ", ")) (the families read so far), got \"\(type)\"")
         }
         try spec.validate(path: source)
         return spec
+    }
+
+    /// The `model_type`s read.
+    public static let supportedTypes = ["opt", "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3"]
+
+    /// The sparse FFN of the mixture-of-experts families, nil for the dense ones. Mixtral
+    /// (transformers `configuration_mixtral.py`): `num_local_experts` gated experts of
+    /// `intermediate_size`, `num_experts_per_tok` per token. Qwen2-MoE and Qwen3-MoE
+    /// (`configuration_qwen2_moe.py`, `configuration_qwen3_moe.py`): `num_experts` of
+    /// `moe_intermediate_size`; Qwen2-MoE adds a shared expert of `shared_expert_intermediate_size`
+    /// behind a one-output sigmoid gate (`Qwen2MoeSparseMoeBlock`). Layers with a dense FFN among
+    /// the sparse ones (`decoder_sparse_step` above 1, `mlp_only_layers`) are refused.
+    static func mixtureOfExperts(_ o: JSONFields, type: String, source: String) throws -> MoESpec? {
+        let experts: Int, width: Int, shared: Int
+        switch type {
+        case "mixtral":
+            experts = try o.int("num_local_experts", in: 2...4096)
+            width = try o.int("intermediate_size", in: 1...(1 << 24))
+            shared = 0
+        case "qwen2_moe", "qwen3_moe":
+            experts = try o.int("num_experts", in: 2...4096)
+            width = try o.int("moe_intermediate_size", in: 1...(1 << 24))
+            shared = type == "qwen2_moe" ? try o.int("shared_expert_intermediate_size", in: 0...(1 << 24)) : 0
+            if let step = try o.optionalInt("decoder_sparse_step", in: 1...1024), step != 1 {
+                throw InputError(field: "\(source): decoder_sparse_step", "must be 1 (every layer sparse); dense FFN layers among sparse ones are not modelled, got \(step)")
+            }
+            if o.has("mlp_only_layers"), !(try o.array("mlp_only_layers")).isEmpty {
+                throw InputError(field: "\(source): mlp_only_layers", "must be empty (every layer sparse); dense FFN layers among sparse ones are not modelled")
+            }
+        default:
+            return nil
+        }
+        let k = try o.int("num_experts_per_tok", in: 1...4096)
+        guard k <= experts else {
+            throw InputError(field: "\(source): num_experts_per_tok", "must be at most the number of experts (\(experts)), got \(k)")
+        }
+        return MoESpec(experts: experts, activeExperts: k, expertFFNSize: width, sharedExpertFFNSize: shared, sharedExpertGate: shared > 0)
     }
 }

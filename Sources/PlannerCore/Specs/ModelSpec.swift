@@ -53,22 +53,27 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var qkvBias = false
     /// A per-head RMSNorm of Q and of K before rotary (Qwen3: `q_norm`, `k_norm`, headDim weights each).
     public var qkNorm = false
+    /// The sparse FFN of a mixture-of-experts model (nil: a dense FFN of `ffnSize`). For such a
+    /// model `ffnSize` is one routed expert's width.
+    public var moe: MoESpec? = nil
 
     public init(name: String, layers: Int, hidden: Int, heads: Int, kvHeads: Int, headDim: Int, ffnSize: Int,
                 ffnKind: FFNKind, vocab: Int, dtype: DType, maxContext: Int, bias: Bool, tiedEmbeddings: Bool,
-                learnedPositions: Bool, source: String, qkvBias: Bool = false, qkNorm: Bool = false) {
+                learnedPositions: Bool, source: String, qkvBias: Bool = false, qkNorm: Bool = false, moe: MoESpec? = nil) {
         self.name = name; self.layers = layers; self.hidden = hidden; self.heads = heads; self.kvHeads = kvHeads
         self.headDim = headDim; self.ffnSize = ffnSize; self.ffnKind = ffnKind; self.vocab = vocab; self.dtype = dtype
         self.maxContext = maxContext; self.bias = bias; self.tiedEmbeddings = tiedEmbeddings
         self.learnedPositions = learnedPositions; self.source = source; self.qkvBias = qkvBias; self.qkNorm = qkNorm
+        self.moe = moe
     }
 
     enum CodingKeys: String, CodingKey {
         case name, layers, hidden, heads, kvHeads, headDim, ffnSize, ffnKind, vocab, dtype, maxContext, bias, tiedEmbeddings,
-             learnedPositions, source, qkvBias, qkNorm
+             learnedPositions, source, qkvBias, qkNorm, moe
     }
 
-    /// `qkvBias` and `qkNorm` may be left out (false), so that model files written before them read.
+    /// `qkvBias`, `qkNorm` and `moe` may be left out (false, false, dense), so that model files written
+    /// before them read.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), layers: try c.decode(Int.self, forKey: .layers),
@@ -80,7 +85,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
                   tiedEmbeddings: try c.decode(Bool.self, forKey: .tiedEmbeddings),
                   learnedPositions: try c.decode(Bool.self, forKey: .learnedPositions), source: try c.decode(String.self, forKey: .source),
                   qkvBias: try c.decodeIfPresent(Bool.self, forKey: .qkvBias) ?? false,
-                  qkNorm: try c.decodeIfPresent(Bool.self, forKey: .qkNorm) ?? false)
+                  qkNorm: try c.decodeIfPresent(Bool.self, forKey: .qkNorm) ?? false,
+                  moe: try c.decodeIfPresent(MoESpec.self, forKey: .moe))
     }
 
     public var bytesPerElement: Int { dtype.bytes }
@@ -99,9 +105,10 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         return matrices + biases + norm
     }
 
-    /// Elements of the feed-forward block (and biases, norm).
+    /// Elements of the feed-forward block (and biases, norm): for a mixture of experts, every
+    /// expert stored, the router and the shared expert.
     public var ffnWeightElements: Int {
-        let matrices = ffnKind.matrices * hidden * ffnSize
+        let matrices = ffnMatrixElements
         let biases = bias ? (ffnKind.matrices - 1) * ffnSize + hidden : 0
         let norm = bias ? 2 * hidden : hidden
         return matrices + biases + norm
@@ -111,7 +118,35 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// never compresses 1-D tensors, flex_opt.py 104-109).
     public var attentionMatrixElements: Int { hidden * qDim + 2 * hidden * kvDim + qDim * hidden }
     /// Elements of the FFN block's matrices alone.
-    public var ffnMatrixElements: Int { ffnKind.matrices * hidden * ffnSize }
+    public var ffnMatrixElements: Int {
+        guard let moe else { return ffnKind.matrices * hidden * ffnSize }
+        return moe.experts * moe.expertElements(hidden: hidden) + moe.alwaysReadElements(hidden: hidden)
+    }
+
+    /// Elements of the FFN block that `tokens` routed tokens read: all of a dense block; of a
+    /// mixture of experts, the norm, router and shared expert and the expected distinct routed
+    /// experts `MoESpec.expectedDistinctExperts(tokens:)`.
+    public func ffnReadElements(tokens: Int) -> Double {
+        guard let moe else { return Double(ffnWeightElements) }
+        return Double(ffnWeightElements - moe.experts * moe.expertElements(hidden: hidden))
+            + moe.expectedDistinctExperts(tokens: tokens) * Double(moe.expertElements(hidden: hidden))
+    }
+
+    /// Width of the FFN's intermediate activations per token: `ffnSize`, or for a mixture of
+    /// experts the `k` routed experts' and the shared expert's together.
+    public var ffnActivationWidth: Int {
+        guard let moe else { return ffnSize }
+        return moe.activeExperts * moe.expertFFNSize + moe.sharedExpertFFNSize
+    }
+
+    /// Parameters one token runs through: all of a dense model; of a mixture of experts, every
+    /// layer's attention, norms, router and shared expert, `k` routed experts, and the embeddings
+    /// (the "active parameters" model cards give).
+    public var activeParameters: Double {
+        guard let moe else { return totalWeightBytes / Double(bytesPerElement) }
+        let ffn = ffnWeightElements - (moe.experts - moe.activeExperts) * moe.expertElements(hidden: hidden)
+        return Double(layers * (attentionWeightElements + ffn)) + embeddingBytes / Double(bytesPerElement)
+    }
 
     /// The weight tensors of one block in the order an OPT checkpoint lists them (FlexGen's
     /// SelfAttention and MLP weight specs, flex_opt.py 284-305 and 480-493): name, elements, and
@@ -129,6 +164,17 @@ public struct ModelSpec: Codable, Sendable, Equatable {
             if bias { t.append(("b_out", hidden, false)) }
             t.append(("w_ln", hidden, false))
             if bias { t.append(("b_ln", hidden, false)) }
+        case .ffn where moe != nil:
+            let moe = moe!
+            t.append(("w_router", hidden * moe.experts, true))
+            for x in 0 ..< moe.experts {
+                for name in ["w_gate", "wi", "wo"] { t.append(("expert\(x).\(name)", hidden * moe.expertFFNSize, true)) }
+            }
+            if moe.sharedExpertFFNSize > 0 {
+                for name in ["w_gate", "wi", "wo"] { t.append(("shared.\(name)", hidden * moe.sharedExpertFFNSize, true)) }
+                if moe.sharedExpertGate { t.append(("shared.gate", hidden, true)) }
+            }
+            t.append(("w_ln", hidden, false))
         case .ffn:
             if ffnKind == .gated3 {
                 t.append(("w_gate", hidden * ffnSize, true))
@@ -184,6 +230,15 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         try positive(maxContext, "maxContext", max: 1 << 24)
         guard heads % kvHeads == 0 else {
             throw InputError(field: "\(path).kvHeads", "must divide heads (\(heads)), got \(kvHeads)")
+        }
+        if let moe {
+            try moe.validate(path: "\(path).moe")
+            guard ffnKind == .gated3, !bias else {
+                throw InputError(field: "\(path).moe", "experts are gated FFNs without biases (Mixtral, Qwen-MoE); this model has ffnKind \(ffnKind.rawValue)\(bias ? " with biases" : "")")
+            }
+            guard ffnSize == moe.expertFFNSize else {
+                throw InputError(field: "\(path).ffnSize", "must equal moe.expertFFNSize (\(moe.expertFFNSize)) for a mixture of experts, got \(ffnSize)")
+            }
         }
     }
 

@@ -11,7 +11,7 @@ import Foundation
 public enum Scenario {
     public static let keys = ["name", "description", "model", "layers", "hardware", "hostMemoryGiB", "batch", "decodeStep",
                               "generate", "weights", "placement", "policy", "hostMemory", "dtype", "planner", "profile",
-                              "engine", "engineTraits", "attention", "compression", "kvOnDisk"]
+                              "engine", "engineTraits", "attention", "compression", "kvOnDisk", "experts", "routingSkew"]
 
     public static func load(_ url: URL) throws -> ExecutionPlan {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -82,6 +82,15 @@ public enum Scenario {
             }
             model.dtype = dtype
         }
+        if let skew = try o.optionalDouble("routingSkew", in: -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude) {
+            guard model.moe != nil else {
+                throw InputError(field: "routingSkew", "\(model.name) is a dense model; routingSkew applies to a mixture of experts only")
+            }
+            guard skew >= 0, skew <= 1 else {
+                throw InputError(field: "routingSkew", "must be from 0 (uniform routing) to 1 (every token the same experts), got \(fmt(skew))")
+            }
+            model.moe!.routingSkew = skew
+        }
         var hardware = try HardwareCatalog.resolve(try o.raw("hardware"), field: "hardware", baseDirectory: baseDirectory)
         if let gib = try o.optionalDouble("hostMemoryGiB", in: 0.001...1_048_576) {
             hardware.host.memoryBytes = gib * HardwareCatalog.GiB
@@ -144,6 +153,12 @@ public enum Scenario {
             options.compression = Compression(weights: try quantization("weights"), cache: try quantization("cache"))
         }
         if let f = try o.optionalDouble("kvOnDisk", in: 0...1) { options.kvDiskFraction = f }
+        if let x = try o.optionalString("experts") {
+            guard let fetch = ExpertFetch(rawValue: x) else {
+                throw InputError(field: "experts", "must be \"prefetch-all\" or \"on-demand\", got \"\(x)\"")
+            }
+            options.expertFetch = fetch
+        }
         return options
     }
 

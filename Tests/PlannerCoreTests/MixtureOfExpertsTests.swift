@@ -1,0 +1,215 @@
+import Foundation
+import Testing
+@testable import PlannerCore
+
+/// Mixture-of-experts models: parameter counts against their publishers' totals, the expected
+/// distinct experts a batch touches, the two expert fetches on a step worked out by hand, the
+/// families' `config.json` readers, and the bad input each one brings.
+@Suite("Mixture of experts")
+struct MixtureOfExpertsTests {
+    // MARK: Catalog against the published totals
+
+    /// Mistral AI's Mixtral announcement ("Mixtral of experts", 2023-12-11): 46.7B parameters in
+    /// total, 12.9B used per token. By hand from the config: a layer's attention 2 x 4096^2 +
+    /// 2 x 4096 x 1024 = 41,943,040, two norms 8,192, router 4096 x 8 = 32,768, eight experts of
+    /// 3 x 4096 x 14336 = 176,160,768; embeddings and head 2 x 32000 x 4096 and the final norm.
+    /// Total 32 x 1,451,270,144 + 262,148,096 = 46,702,792,704; active (two experts)
+    /// 32 x 394,305,536 + 262,148,096 = 12,879,925,248.
+    @Test func mixtralMatchesItsPublishedCounts() throws {
+        let m = try ModelCatalog.model(named: "mixtral-8x7b")
+        let total = m.totalWeightBytes / Double(m.bytesPerElement)
+        #expect(total == 46_702_792_704)
+        #expect(m.activeParameters == 12_879_925_248)
+        #expect(abs(total / 1e9 - 46.7) < 0.05 && abs(m.activeParameters / 1e9 - 12.9) < 0.05)
+    }
+
+    /// Qwen3-30B-A3B's model card: 30.5B parameters in total, 3.3B activated. By hand: attention
+    /// 2048 x 4096 x 2 + 2048 x 512 x 2 = 18,874,368, Q/K norms 256, two norms 4,096, router
+    /// 2048 x 128 = 262,144, 128 experts of 3 x 2048 x 768 = 4,718,592; embeddings and head
+    /// 2 x 151936 x 2048 and the final norm. Total 48 x 623,120,640 + 622,331,904 =
+    /// 30,532,122,624; active (eight experts) 48 x 56,889,600 + 622,331,904 = 3,353,032,704.
+    @Test func qwen3MoEMatchesItsPublishedCounts() throws {
+        let m = try ModelCatalog.model(named: "qwen3-30b-a3b")
+        let total = m.totalWeightBytes / Double(m.bytesPerElement)
+        #expect(total == 30_532_122_624)
+        #expect(m.activeParameters == 3_353_032_704)
+        #expect(abs(total / 1e9 - 30.5) < 0.05 && abs(m.activeParameters / 1e9 - 3.3) < 0.06)
+    }
+
+    // MARK: Expected distinct experts
+
+    /// E (1 - (1 - k/E)^b) by hand: Mixtral (8, 2) at b = 1 is 2, at b = 8 is 8 (1 - 0.75^8) =
+    /// 7.19910; Qwen3-MoE (128, 8) at b = 8 is 128 (1 - (15/16)^8) = 128 x 0.403280 = 51.6199. Skew 1 leaves k;
+    /// skew 0.5 at Mixtral b = 8 is 2 + 0.5 x 5.19910 = 4.59955.
+    @Test func expectedDistinctExpertsByHand() {
+        let mixtral = MoESpec(experts: 8, activeExperts: 2, expertFFNSize: 14336)
+        #expect(abs(mixtral.expectedDistinctExperts(tokens: 1) - 2) < 1e-12)
+        #expect(abs(mixtral.expectedDistinctExperts(tokens: 8) - 7.19910) < 1e-5)
+        #expect(mixtral.expectedDistinctExperts(tokens: 0) == 0)
+        let qwen = MoESpec(experts: 128, activeExperts: 8, expertFFNSize: 768)
+        #expect(abs(qwen.expectedDistinctExperts(tokens: 8) - 51.6199) < 1e-4)
+        var skewed = mixtral
+        skewed.routingSkew = 1
+        #expect(abs(skewed.expectedDistinctExperts(tokens: 64) - 2) < 1e-12)
+        skewed.routingSkew = 0.5
+        #expect(abs(skewed.expectedDistinctExperts(tokens: 8) - 4.59955) < 1e-5)
+    }
+
+    // MARK: A step by hand
+
+    /// One layer, hidden 1024, 8 heads of 128, 8 experts of width 1024, 2 per token, fp16.
+    /// Attention block 4 x 1024^2 + 1,024 = 4,195,328 elements = 8,390,656 B; an expert
+    /// 3 x 1024^2 = 3,145,728 elements = 6,291,456 B; router 8,192 and norm 1,024 elements = 18,432 B.
+    static let tinyMoE = ModelSpec(name: "tiny-moe", layers: 1, hidden: 1024, heads: 8, kvHeads: 8, headDim: 128, ffnSize: 1024,
+                                   ffnKind: .gated3, vocab: 1024, dtype: .fp16, maxContext: 8192, bias: false,
+                                   tiedEmbeddings: false, learnedPositions: false, source: "test fixture",
+                                   moe: MoESpec(experts: 8, activeExperts: 2, expertFFNSize: 1024))
+
+    static func step(_ fetch: ExpertFetch, kernel: Double) throws -> SimulationResult {
+        var p = ExecutionPlan(model: tinyMoE, hardware: Fixtures.device(linkBytesPerSecond: 1e9, gpuBytesPerSecond: 1e16, flops: 1e20, kernelSeconds: kernel),
+                              batch: 1, weights: WeightPlacement(gpuFraction: 0), placement: TokenPlacement(gpuKV: 64), phase: .decodeStep(context: 64))
+        p.expertFetch = fetch
+        return try Fixtures.run(p)
+    }
+
+    /// A steady decode step, batch 1 (so D = k = 2), every weight streamed over a 1 GB/s link,
+    /// kernels of 0.1 ms each and no other cost. Prefetching all: the link carries the attention
+    /// block and all eight experts, 8,390,656 + 18,432 + 8 x 6,291,456 = 58,740,736 B a step, and the
+    /// 1.8 ms of kernels hide under it: 58.740736 ms. On demand: the attention block and the router
+    /// copy (8.409088 ms), then the router waits for norm + QKV (two kernels), attention (one),
+    /// output projection (two) and its own three (norm, router GEMM, top-k) after the attention
+    /// block's copy: 8.390656 + 0.8 ms; then the two routed experts' copy, 12.582912 ms, ahead of
+    /// the next step's copies on the in-order link: 21.773568 ms a step for 20,992,000 B.
+    @Test func expertFetchesOnAStepByHand() throws {
+        let all = try Self.step(.prefetchAll, kernel: 1e-4)
+        #expect(all.totalBytes(.hostToDevice) == 58_740_736)
+        #expect(abs(all.seconds - 58.740736e-3) < 1e-8, "\(all.seconds)")
+        let touched = try Self.step(.onDemand, kernel: 1e-4)
+        #expect(touched.totalBytes(.hostToDevice) == 20_992_000)
+        #expect(abs(touched.seconds - 21.773568e-3) < 1e-8, "\(touched.seconds)")
+        // The routed experts' copy starts when the router ends.
+        let g = touched.graph, t = touched.timeline
+        let router = try #require((0 ..< g.count).last { g.kind[$0] == UInt8(TaskKind.router.rawValue) })
+        let copy = try #require((0 ..< g.count).first { $0 > router && g.kind[$0] == UInt8(TaskKind.weightLoad.rawValue) })
+        #expect(abs(t.start[copy] - t.end[router]) < 1e-12)
+    }
+
+    /// The planner plays both fetches and keeps the faster: at batch 1 Qwen3-30B-A3B touches 8 of
+    /// its 128 experts a layer, so copying only those wins; at batch 64 a step touches 125.9 of 128
+    /// (98%), and the wait for the router no longer buys anything.
+    @Test func plannerPicksTheExpertFetch() throws {
+        let setup = Setup(model: try ModelCatalog.model(named: "qwen3-30b-a3b"), hardware: HardwareCatalog.rtx4090,
+                          workload: Workload(prompt: 512, tokens: 8))
+        let small = Evaluator.evaluate(Candidate(.kvOnly, batch: 1, weightsGPUFraction: 0), setup)
+        #expect(small.feasible)
+        #expect(small.plan?.expertFetch == .onDemand)
+        let large = Evaluator.evaluate(Candidate(.kvOnly, batch: 64, weightsGPUFraction: 0), setup)
+        #expect(large.feasible)
+        #expect(large.plan?.expertFetch == .prefetchAll)
+        // On demand at batch 1 moves about (2,048 x 4,096 x 2 + 2,048 x 512 x 2 + 8 x 3 x 2,048 x 768)
+        // / (that + 120 more experts) of the prefetching bytes: at least 4x faster.
+        var prefetch = try #require(small.plan)
+        prefetch.expertFetch = .prefetchAll
+        let slow = try Simulator.run(prefetch, cost: try setup.costModel())
+        #expect(small.tokensPerSecond > 4 * slow.tokensPerSecond)
+    }
+
+    // MARK: config.json of each family
+
+    /// Written from mistralai/Mixtral-8x7B-v0.1's config.json on the Hugging Face hub.
+    static let mixtralConfig = """
+    {"architectures": ["MixtralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+     "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 14336, "max_position_embeddings": 32768,
+     "model_type": "mixtral", "num_attention_heads": 32, "num_experts_per_tok": 2, "num_hidden_layers": 32,
+     "num_key_value_heads": 8, "num_local_experts": 8, "output_router_logits": false, "rms_norm_eps": 1e-05,
+     "rope_theta": 1000000.0, "router_aux_loss_coef": 0.02, "sliding_window": null, "tie_word_embeddings": false,
+     "torch_dtype": "bfloat16", "transformers_version": "4.36.0.dev0", "use_cache": true, "vocab_size": 32000}
+    """
+
+    /// Written from Qwen/Qwen3-30B-A3B's config.json on the Hugging Face hub.
+    static let qwen3MoEConfig = """
+    {"architectures": ["Qwen3MoeForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 151643,
+     "decoder_sparse_step": 1, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu", "hidden_size": 2048,
+     "initializer_range": 0.02, "intermediate_size": 6144, "max_position_embeddings": 40960, "max_window_layers": 48,
+     "mlp_only_layers": [], "model_type": "qwen3_moe", "moe_intermediate_size": 768, "norm_topk_prob": true,
+     "num_attention_heads": 32, "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 48,
+     "num_key_value_heads": 4, "output_router_logits": false, "rms_norm_eps": 1e-06, "rope_scaling": null,
+     "rope_theta": 1000000.0, "router_aux_loss_coef": 0.001, "sliding_window": null, "tie_word_embeddings": false,
+     "torch_dtype": "bfloat16", "use_cache": true, "use_sliding_window": false, "vocab_size": 151936}
+    """
+
+    /// Written from Qwen/Qwen1.5-MoE-A2.7B's config.json on the Hugging Face hub (model_type qwen2_moe).
+    static let qwen2MoEConfig = """
+    {"architectures": ["Qwen2MoeForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643, "decoder_sparse_step": 1,
+     "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02, "intermediate_size": 5632,
+     "max_position_embeddings": 8192, "max_window_layers": 21, "model_type": "qwen2_moe", "moe_intermediate_size": 1408,
+     "norm_topk_prob": false, "num_attention_heads": 16, "num_experts": 60, "num_experts_per_tok": 4, "num_hidden_layers": 24,
+     "num_key_value_heads": 16, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "shared_expert_intermediate_size": 5632,
+     "sliding_window": 32768, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_cache": true,
+     "use_sliding_window": false, "vocab_size": 151936}
+    """
+
+    static func read(_ text: String, name: String = "m") throws -> ModelSpec {
+        try HFConfig.parse(Data(text.utf8), source: "\(name)/config.json", name: name)
+    }
+
+    /// Each reader gives the catalog's shape (the catalog entries were written from the same files).
+    @Test func configReadersGiveTheCatalogShapes() throws {
+        for (text, name) in [(Self.mixtralConfig, "mixtral-8x7b"), (Self.qwen3MoEConfig, "qwen3-30b-a3b")] {
+            var read = try Self.read(text, name: name)
+            let catalog = try ModelCatalog.model(named: name)
+            read.source = catalog.source
+            #expect(read == catalog, "\(name)")
+        }
+        // Qwen1.5-MoE-A2.7B: Q/K/V biases, 60 experts of 1408, 4 a token, a gated shared expert of 5632.
+        let q = try Self.read(Self.qwen2MoEConfig)
+        #expect(q.qkvBias && !q.qkNorm && q.ffnSize == 1408)
+        #expect(q.moe == MoESpec(experts: 60, activeExperts: 4, expertFFNSize: 1408, sharedExpertFFNSize: 5632, sharedExpertGate: true))
+        // A layer: 4 x 2048^2 + 3 x 2048 (biases) + 2 x 2048 (norms) + router 2048 x 60 + experts
+        // 60 x 3 x 2048 x 1408 + shared 3 x 2048 x 5632 + its gate 2048 = 570,560,512; the model
+        // 24 x that + 2 x 151936 x 2048 + 2048 = 14,315,784,192 (the model card: 14.3B).
+        #expect(q.totalWeightBytes / 2 == 14_315_784_192)
+    }
+
+    @Test func badConfigsAreRefusedByField() throws {
+        func refused(_ text: String, _ field: String) {
+            do {
+                _ = try Self.read(text)
+                Issue.record("accepted a config that should name \(field)")
+            } catch let e as InputError {
+                #expect(e.field.contains(field), "\(e)")
+            } catch { Issue.record("\(error)") }
+        }
+        refused(Self.mixtralConfig.replacingOccurrences(of: "\"num_experts_per_tok\": 2", with: "\"num_experts_per_tok\": 9"), "num_experts_per_tok")
+        refused(Self.mixtralConfig.replacingOccurrences(of: "\"num_local_experts\": 8, ", with: ""), "num_local_experts")
+        refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"mlp_only_layers\": []", with: "\"mlp_only_layers\": [0, 47]"), "mlp_only_layers")
+        refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"decoder_sparse_step\": 1", with: "\"decoder_sparse_step\": 2"), "decoder_sparse_step")
+        refused(Self.qwen2MoEConfig.replacingOccurrences(of: "\"shared_expert_intermediate_size\": 5632,", with: ""), "shared_expert_intermediate_size")
+        refused(Self.mixtralConfig.replacingOccurrences(of: "\"mixtral\"", with: "\"deepseek_v3\""), "model_type")
+    }
+
+    /// Scenario keys: the fetch by name, a routing skew from 0 to 1 on a mixture of experts only;
+    /// engines that do not model experts and the CPU engine refuse them by name.
+    @Test func badScenariosAreRefusedByField() throws {
+        func refused(_ text: String, _ field: String, _ words: String) {
+            do {
+                _ = try Scenario.parse(Data(text.utf8), source: "test")
+                Issue.record("accepted: \(text)")
+            } catch let e as InputError {
+                #expect(e.field == field, "\(e)")
+                #expect("\(e)".contains(words), "\(e)")
+            } catch { Issue.record("\(error)") }
+        }
+        let base = #"{"model": "mixtral-8x7b", "hardware": "rtx4090", "batch": 4, "decodeStep": {"context": 512}, "policy": {"name": "kv-offload"}"#
+        refused(base + #", "experts": "sometimes"}"#, "experts", "prefetch-all")
+        refused(base + #", "routingSkew": 1.5}"#, "routingSkew", "from 0")
+        refused(base.replacingOccurrences(of: "mixtral-8x7b", with: "opt-6.7b") + #", "routingSkew": 0.5}"#, "routingSkew", "dense")
+        refused(base.replacingOccurrences(of: "mixtral-8x7b", with: "opt-6.7b") + #", "experts": "on-demand"}"#, "experts", "dense")
+        refused(base + #", "engine": "hf-accelerate"}"#, "model", "mixture-of-experts")
+        let skewed = try Scenario.parse(Data((base + #", "routingSkew": 0.25, "experts": "on-demand"}"#).utf8), source: "test")
+        #expect(skewed.model.moe?.routingSkew == 0.25 && skewed.expertFetch == .onDemand)
+        // An inline model's experts are checked too.
+        let inline = #"{"model": {"layers": 2, "hidden": 1024, "heads": 8, "ffnSize": 512, "vocab": 1000, "moe": {"experts": 4, "activeExperts": 5, "expertFFNSize": 512}}, "hardware": "rtx4090", "batch": 1, "decodeStep": {"context": 8}, "policy": {"name": "all-gpu"}}"#
+        refused(inline, "model.moe.activeExperts", "from 1 to experts")
+    }
+}
