@@ -36,9 +36,11 @@ struct Catalog: ParsableCommand {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         print("models:")
         print("  " + pad("name", 22) + " layers  hidden  heads  kv  headDim    ffn  " + pad("kind", 10) + "  vocab  dtype  weights")
+        print("  (ffn: an expert's width for a mixture of experts, whose kind gives the experts run per token of those stored)")
         for m in ModelCatalog.all {
             print("  " + pad(m.name, 22) + String(format: " %6d %7d %6d %3d %8d %6d  ", m.layers, m.hidden, m.heads, m.kvHeads, m.headDim, m.ffnSize)
-                  + pad(m.ffnKind.rawValue, 10) + String(format: " %6d  ", m.vocab) + pad(m.dtype.rawValue, 5) + "  " + formatBytes(m.totalWeightBytes))
+                  + pad(m.moe.map { "\($0.activeExperts) of \($0.experts)" } ?? m.ffnKind.rawValue, 10) + String(format: " %6d  ", m.vocab)
+                  + pad(m.dtype.rawValue, 5) + "  " + formatBytes(m.totalWeightBytes))
         }
         print("\ndevices (each value as the cost model reads it, then its source):")
         for h in HardwareCatalog.all {

@@ -249,7 +249,7 @@ public enum Evaluator {
             // A mixture of experts with streamed experts: the experts copied ahead or after the
             // router, whichever generates faster (the memory is the same: one layer's buffers).
             if p.model.moe != nil, p.weights.tiers(.ffn).streamed > 0, p.placement.recompute == 0,
-               p.engine.traits.supports.contains(.mixtureOfExperts) {
+               p.engine.kind == .ideal, p.engine.traits == .ideal {
                 var other = p
                 other.expertFetch = p.expertFetch == .prefetchAll ? .onDemand : .prefetchAll
                 let s = try Simulator.run(other, cost: try setup.costModel(), checkMemory: false)

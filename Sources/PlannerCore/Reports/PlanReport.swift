@@ -12,6 +12,7 @@ public enum PlanReport {
             out += String(format: "          KV:ACT of the host tokens: %d:%d (KV fraction %.2f)\n", p.placement.hostKV, p.placement.hostAct, r)
         }
         if p.attentionOnHost { out += "          decode attention on the host CPU\n" }
+        if let line = SweepReport.expertFetchVerdict(o) { out += "          " + line }
         out += String(format: "expected: %.2f tokens/s, decode step %.1f ms, prefill %.2f s\n", o.tokensPerSecond, o.stepSeconds * 1e3, o.prefillSeconds)
         let memory = MemoryModel.report(p)
         out += "          GPU memory \(formatBytes(memory.gpuUsed)) of \(formatBytes(memory.gpuCapacity)), host memory \(formatBytes(memory.hostUsed)) of \(formatBytes(memory.hostCapacity))\n"

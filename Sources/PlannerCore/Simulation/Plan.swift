@@ -188,6 +188,9 @@ public struct ExecutionPlan: Sendable {
         if expertFetch == .onDemand, model.moe == nil {
             throw InputError(field: "experts", "\(model.name) is a dense model; \"on-demand\" applies to a mixture of experts only")
         }
+        if expertFetch == .onDemand, e.kind != .ideal || e.traits != .ideal {
+            throw InputError(field: "experts", "\"on-demand\" is played on the ideal engine with its own traits only; use \"prefetch-all\" with engineTraits")
+        }
         if expertFetch == .onDemand, placement.recompute > 0 {
             throw InputError(field: "experts", "\"on-demand\" copies the experts after the router, but token recomputation runs whole layers before it; use \"prefetch-all\" or no recompute tokens")
         }

@@ -89,12 +89,10 @@ struct ScheduleBuilder {
             + cost(.elementwise(bytes: 2 * Double(tokens * moe.experts) * e))
     }
 
-    /// The experts of a mixture-of-experts layer, as transformers' sparse MoE block runs them
-    /// (`MixtralSparseMoeBlock.forward`, `modeling_mixtral.py`: one gated FFN call per expert on
-    /// the rows routed to it, gathered and added back with `index_add_`): `D` expected distinct
-    /// experts (`MoESpec.expectedDistinctExperts`), each a gated FFN on `ceil(tokens * k / D)` rows;
-    /// the gather and scatter of the `tokens * k` routed rows; the shared expert (and its gate) on
-    /// every row; the residual add.
+    /// The experts of a mixture-of-experts layer: `D` expected distinct experts
+    /// (`MoESpec.expectedDistinctExperts`) on `ceil(tokens * k / D)` rows each, run per expert or
+    /// fused as the engine does (`EngineTraits.ExpertKernels`); the gather and scatter of the
+    /// `tokens * k` routed rows; the shared expert (and its gate) on every row; the residual add.
     func expertsSeconds(_ tokens: Int) -> Cost {
         guard let moe = m.moe, tokens > 0 else { return .zero }
         func gated(_ rows: Int, _ width: Int) -> Cost {
@@ -103,8 +101,18 @@ struct ScheduleBuilder {
         }
         let distinct = moe.expectedDistinctExperts(tokens: tokens)
         let rows = Int((Double(tokens * moe.activeExperts) / distinct).rounded(.up))
-        let one = gated(rows, moe.expertFFNSize)
-        var total = Cost(alone: one.alone * distinct, shared: one.shared * distinct)
+        var total: Cost
+        switch plan.engine.traits.expertKernels {
+        case .perExpert:
+            let one = gated(rows, moe.expertFFNSize)
+            total = Cost(alone: one.alone * distinct, shared: one.shared * distinct)
+        case .fused:
+            // One grouped GEMM a projection: as wide as the D experts together (their weight bytes
+            // and FLOPs), the routed rows of one expert tall.
+            let wide = Int((distinct * Double(moe.expertFFNSize)).rounded(.up))
+            total = cost(.gemm(m: rows, n: 2 * wide, k: m.hidden)) + cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * moe.expertFFNSize) * e))
+                + cost(.gemm(m: rows, n: m.hidden, k: wide))
+        }
         total = total + cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * m.hidden) * e))
         if moe.sharedExpertFFNSize > 0 {
             total = total + gated(tokens, moe.sharedExpertFFNSize)

@@ -58,6 +58,19 @@ public struct EngineTraits: Equatable, Sendable {
         case serial
     }
 
+    /// How a mixture-of-experts layer runs its experts.
+    public enum ExpertKernels: String, CaseIterable, Sendable {
+        /// One gated FFN call per expert on the rows routed to it: three GEMMs and an activation
+        /// each, so `D` experts cost `D` times the launches (transformers' `MixtralSparseMoeBlock`
+        /// loops over the experts, `modeling_mixtral.py`, and the engines built on it inherit it).
+        case perExpert = "per-expert"
+        /// A grouped GEMM over all routed experts at once, for the gate/up and for the down
+        /// projection (vLLM's `fused_experts`, `vllm/model_executor/layers/fused_moe/fused_moe.py`:
+        /// `invoke_fused_moe_kernel` for `w1` and for `w2` around one `silu_and_mul`): the same weight
+        /// bytes and FLOPs as the per-expert calls, one launch per projection.
+        case fused
+    }
+
     /// How much one weight fetch brings.
     public enum FetchUnit: String, CaseIterable, Sendable {
         /// A whole decoder layer (attention and FFN weights, two copies).
@@ -147,8 +160,11 @@ public struct EngineTraits: Equatable, Sendable {
     /// Dequantised weights are recomputed for every micro-batch (FlexGen decompresses in every
     /// forward call, per GPU batch: pytorch_backend.py 372-376).
     public var dequantPerMicroBatch: Bool
+    /// How a mixture of experts' experts run (ignored for a dense model).
     /// What the engine can run; asking for anything else is refused by name.
     public var supports: Set<Feature>
+    /// How a mixture of experts' experts run (ignored for a dense model).
+    public var expertKernels = ExpertKernels.perExpert
 
     /// Capabilities a plan may ask of an engine.
     public enum Feature: String, CaseIterable, Sendable {
@@ -176,7 +192,8 @@ public struct EngineTraits: Equatable, Sendable {
         hiddenCopiesOnComputeStream: false, hostAttentionConvertsFP16Cache: false, hostAttentionCacheBytesPerElement: 2,
         prefillLogitsAllPositions: false, prefillAttentionMaterialized: false, dequantBytesPerElement: 2.5625, dequantKernelsPerTensor: 1,
         dequantPerMicroBatch: false, supports: [.hostCache, .activationCheckpoints, .tokenRecomputation, .partialWeights, .microBatches,
-                                              .mixtureOfExperts])
+                                              .mixtureOfExperts],
+        expertKernels: .fused)
 
     /// FlexGen (FlexLLMGen at 004ffef): blocks fetched one ahead with a device barrier after every
     /// (block, GPU batch) step; one copy per weight tensor; weights pinned (`--pin-weight` default
@@ -240,6 +257,7 @@ public struct EngineTraits: Equatable, Sendable {
         "hiddenCopiesOnComputeStream": "true or false",
         "prefillLogitsAllPositions": "true or false",
         "prefillAttentionMaterialized": "true or false",
+        "expertKernels": ExpertKernels.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "),
     ]
 
     /// Applies a scenario's `engineTraits` object; refuses a name that is not a trait and a value
@@ -271,6 +289,7 @@ public struct EngineTraits: Equatable, Sendable {
         if let v = try flag("hiddenCopiesOnComputeStream") { t.hiddenCopiesOnComputeStream = v }
         if let v = try flag("prefillLogitsAllPositions") { t.prefillLogitsAllPositions = v }
         if let v = try flag("prefillAttentionMaterialized") { t.prefillAttentionMaterialized = v }
+        if let v = try choice("expertKernels", ExpertKernels.self) { t.expertKernels = v }
         if t.weightFetch == .doubleBuffered, t.fetchUnit != .layer {
             throw InputError(field: o.fieldPath("fetchUnit"), "the double-buffered fetch streams whole layers; use \"layer\" with it, or another weightFetch")
         }
