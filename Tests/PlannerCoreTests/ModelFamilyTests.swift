@@ -19,6 +19,33 @@ struct ModelFamilyTests {
         #expect(Int(m.totalWeightBytes) / m.bytesPerElement == published)
     }
 
+    /// The larger dense entries against their publishers' totals, to the rounding they give, with
+    /// the exact count from the shape by hand:
+    /// - Llama-3.3-70B: per layer 2 x 8192^2 + 2 x 8192 x 1024 + 2 x 8192 (norms) + 3 x 8192 x 28672
+    ///   = 855,654,400; 80 layers + 2 x 128256 x 8192 + 8192 = 70,553,706,496 (Meta's 70B; the same
+    ///   shape as Llama-3.1-70B).
+    /// - Qwen2.5-72B: per layer 2 x 8192^2 + 2 x 8192 x 1024 + biases 8192 + 2 x 1024 + norms
+    ///   2 x 8192 + 3 x 8192 x 29568 = 877,684,736; 80 layers + 2 x 152064 x 8192 + 8192 =
+    ///   72,706,203,648 (the card's 72.7B).
+    /// - Qwen3-32B: per layer 5120 x 8192 x 2 + 5120 x 1024 x 2 + Q/K norms 256 + norms 10,240
+    ///   + 3 x 5120 x 25600 = 487,598,336; 64 layers + 2 x 151936 x 5120 + 5120 = 32,762,123,264
+    ///   (the card's 32.8B).
+    /// - Qwen2.5-32B: per layer 2 x 5120^2 + 2 x 5120 x 1024 + biases 5120 + 2 x 1024 + norms
+    ///   10,240 + 3 x 5120 x 27648 = 487,605,248; 64 layers + 2 x 152064 x 5120 + 5120 =
+    ///   32,763,876,352. The card says 32.5B, which its own config does not give; the hub lists
+    ///   the checkpoint as 32.8B parameters.
+    /// - Phi-3.5-mini: per layer 4 x 3072^2 + 2 x 3072 + 3 x 3072 x 8192 = 113,252,352; 32 layers
+    ///   + 2 x 32064 x 3072 + 3072 = 3,821,079,552 (Microsoft's 3.8B).
+    @Test(arguments: [("llama-3.3-70b", 70_553_706_496, 70.0, 0.6), ("qwen2.5-72b", 72_706_203_648, 72.7, 0.05),
+                      ("qwen3-32b", 32_762_123_264, 32.8, 0.05), ("qwen2.5-32b", 32_763_876_352, 32.8, 0.05),
+                      ("phi-3.5-mini", 3_821_079_552, 3.8, 0.05)])
+    func largerDenseCounts(_ name: String, _ exact: Int, _ publishedBillions: Double, _ rounding: Double) throws {
+        let m = try ModelCatalog.model(named: name)
+        let count = Int(m.totalWeightBytes) / m.bytesPerElement
+        #expect(count == exact)
+        #expect(abs(Double(count) / 1e9 - publishedBillions) < rounding)
+    }
+
     static var qwen2Config: [String: Any] { [
         "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944,
         "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,

@@ -65,7 +65,7 @@ public struct EngineTraits: Equatable, Sendable {
         /// loops over the experts, `modeling_mixtral.py`, and the engines built on it inherit it).
         case perExpert = "per-expert"
         /// A grouped GEMM over all routed experts at once, for the gate/up and for the down
-        /// projection (vLLM's `fused_experts`, `vllm/model_executor/layers/fused_moe/fused_moe.py`:
+        /// projection (vLLM's `fused_experts`, `vllm/model_executor/layers/fused_moe/fused_moe.py` at 13cb3e4:
         /// `invoke_fused_moe_kernel` for `w1` and for `w2` around one `silu_and_mul`): the same weight
         /// bytes and FLOPs as the per-expert calls, one launch per projection.
         case fused
