@@ -215,7 +215,7 @@ struct EngineTests {
     /// 1-3 layers on the GCP T4 or the A6000 (both have a host CPU and a disk), host KV with CPU
     /// attention, weights and KV on disk, 4-bit compression, micro-batches.
     static func randomEnginePlan(_ rng: inout SplitMix64) throws -> ExecutionPlan? {
-        var model = try ModelCatalog.model(named: ["opt-6.7b", "opt-13b", "llama-2-7b", "mistral-7b"].randomElement(using: &rng)!)
+        var model = try ModelCatalog.model(named: ["opt-6.7b", "opt-13b", "llama-2-7b", "llama-3.1-8b"].randomElement(using: &rng)!)
         model = model.withLayers(Int.random(in: 1...3, using: &rng))
         var hw = try HardwareCatalog.device(named: Bool.random(using: &rng) ? "gcp-t4" : "a6000")
         hw.host.memoryBytes = 4096 * HardwareCatalog.GiB

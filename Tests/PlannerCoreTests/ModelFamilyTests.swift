@@ -77,20 +77,22 @@ struct ModelFamilyTests {
     }
 
     @Test func unknownFamilyIsRefusedNamingTheSupportedOnes() throws {
-        var moe = Self.qwen2Config
-        moe["model_type"] = "qwen2_moe"
-        let e = try #require(throws: InputError.self) { try Self.parse(moe) }
+        var other = Self.qwen2Config
+        other["model_type"] = "deepseek_v3"
+        let e = try #require(throws: InputError.self) { try Self.parse(other) }
         #expect(e.field == "m/config.json: model_type")
-        #expect(e.message.contains("qwen2_moe") && e.message.contains("qwen3") && e.message.contains("llama"), "\(e.message)")
+        #expect(e.message.contains("qwen2_moe") && e.message.contains("qwen3") && e.message.contains("llama") && e.message.contains("gemma3"), "\(e.message)")
     }
 
-    /// Sliding-window attention changes what the cache costs; until it is modelled it is refused.
-    @Test func slidingWindowIsRefused() throws {
+    /// Qwen2's sliding window covers the layers from `max_window_layers` on (Qwen2Config's
+    /// `layer_types`); by its default of 28 a 28-layer model has none, and with 0 all are local.
+    @Test func qwenSlidingWindowFollowsMaxWindowLayers() throws {
         var c = Self.qwen2Config
         c["use_sliding_window"] = true
         c["sliding_window"] = 4096
-        let e = try #require(throws: InputError.self) { try Self.parse(c) }
-        #expect(e.field == "m/config.json: sliding_window")
+        #expect(try Self.parse(c).slidingWindow == nil)
+        c["max_window_layers"] = 0
+        #expect(try Self.parse(c).slidingWindow == SlidingWindow(tokens: 4096, pattern: Array(repeating: true, count: 28)))
     }
 
     @Test func missingFieldIsNamedWithTheFile() throws {

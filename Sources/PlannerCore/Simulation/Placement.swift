@@ -87,6 +87,31 @@ public struct TokenPlacement: Equatable, Sendable, Codable, CustomStringConverti
         return best
     }
 
+    /// What a layer caches of this placement: all of it on a global layer; on a local layer of a
+    /// sliding window of `W` tokens, at most `W - reserve` entries (`reserve` = 1 before a decode
+    /// step, whose new token fills the window), split in this placement's proportions. Which
+    /// classes the newest tokens fall in is not tracked, so the window takes every class's share.
+    public func cached(atLayer layer: Int, of model: ModelSpec, reserve: Int = 0) -> TokenPlacement {
+        guard let w = model.slidingWindow, w.isLocal(layer: layer) else { return self }
+        let limit = max(w.tokens - reserve, 0)
+        return total <= limit ? self : .apportion(limit, like: self)
+    }
+
+    /// Entries of each class summed over the model's layers (`layers x self` without a sliding
+    /// window): what the caches hold in memory.
+    public func summedOverLayers(of model: ModelSpec) -> TokenPlacement {
+        guard let w = model.slidingWindow else {
+            var p = TokenPlacement()
+            for c in TokenClass.allCases { p[c] = self[c] * model.layers }
+            return p
+        }
+        let local = w.localLayers(of: model.layers)
+        let windowed = cached(atLayer: (0 ..< w.pattern.count).first(where: w.isLocal)!, of: model)
+        var p = TokenPlacement()
+        for c in TokenClass.allCases { p[c] = self[c] * (model.layers - local) + windowed[c] * local }
+        return p
+    }
+
     /// `context` tokens split in `target`'s proportions by largest remainder (ties to the earlier class).
     public static func apportion(_ context: Int, like target: TokenPlacement) -> TokenPlacement {
         let total = Double(max(target.total, 1))

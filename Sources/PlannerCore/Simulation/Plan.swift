@@ -153,6 +153,7 @@ public struct ExecutionPlan: Sendable {
     func validateEngineFeatures() throws {
         let e = engine
         if model.moe != nil { try e.require(.mixtureOfExperts, field: "model") }
+        if model.slidingWindow != nil { try e.require(.slidingWindow, field: "model") }
         guard kvDiskFraction >= 0, kvDiskFraction <= 1 else {
             throw InputError(field: "kvOnDisk", "must be a fraction from 0 to 1, got \(fmt(kvDiskFraction))")
         }

@@ -274,6 +274,26 @@ struct ScheduleBuilder {
     /// The prefill of `prompt` tokens per sequence; `split` is the prompt's placement. Every prompt
     /// token's K and V are computed; the host classes are written back, recomputed ones dropped.
     mutating func prefill(prompt: Int, split: TokenPlacement, step: Int) {
+        let global = prefillWorks(prompt: prompt, split: split, window: nil)
+        let local = m.slidingWindow.map { prefillWorks(prompt: prompt, split: split, window: $0.tokens) }
+        for layer in 0 ..< m.layers {
+            addLayer(m.slidingWindow?.isLocal(layer: layer) == true ? local! : global, layer: layer, step: step)
+        }
+        addHead(step: step)
+    }
+
+    /// The prefill's work at one layer. With a sliding window of `W` tokens (a local layer) each
+    /// query attends to at most `W` positions, `W P - W^2 / 2` query-key pairs in all for `P >= W`,
+    /// given to the cost model as the causal block whose count is the same (`context` such that
+    /// `P (context - P / 2)` equals it); only the last `W` tokens' entries are written back.
+    func prefillWorks(prompt: Int, split: TokenPlacement, window: Int?) -> [LayerWork] {
+        var attended = prompt
+        var kept = split
+        if let w = window, w < prompt {
+            let pairs = Double(w) * Double(prompt) - Double(w) * Double(w) / 2
+            attended = Int((pairs / Double(prompt) + Double(prompt) / 2).rounded())
+            kept = .apportion(w, like: split)
+        }
         var works: [LayerWork] = []
         for _ in 0 ..< plan.microBatches {
             for seqs in Self.prefillChunks(microBatch: plan.microBatchSize, prompt: prompt, fixed: plan.hiddenOnHost) {
@@ -284,24 +304,31 @@ struct ScheduleBuilder {
                 w.kernels = [
                     Kernel(kind: .qkv, seconds: qkvSeconds(rows), needs: [.attentionWeights, .hiddenLoad]),
                     Kernel(kind: .attention, seconds: cost(.prefillAttention(batch: seqs, heads: m.heads, kvHeads: m.kvHeads,
-                                                                                     headDim: m.headDim, queries: prompt, context: prompt)),
+                                                                                     headDim: m.headDim, queries: prompt, context: attended)),
                            needs: []),
                     Kernel(kind: .outProjection, seconds: outSeconds(rows), needs: []),
                 ] + ffnKernels(rows)
-                w.stores = [(.kvStore, Double(seqs * split.hostKV) * m.kvBytesPerToken),
-                            (.actStore, Double(seqs * split.hostAct) * m.actBytesPerToken)]
+                w.stores = [(.kvStore, Double(seqs * kept.hostKV) * m.kvBytesPerToken),
+                            (.actStore, Double(seqs * kept.hostAct) * m.actBytesPerToken)]
                 works.append(w)
             }
         }
-        for layer in 0 ..< m.layers { addLayer(works, layer: layer, step: step) }
-        addHead(step: step)
+        return works
     }
 
     /// One decode step with `cached` tokens per sequence already in the cache; the step's own entry
     /// is written as `newToken`.
+    /// A local layer of a sliding window attends to the last `W - 1` cached entries and the new
+    /// one (`TokenPlacement.cached(atLayer:of:reserve:)`).
     mutating func decode(cached: TokenPlacement, newToken: TokenClass, step: Int) {
         let works = [LayerWork](repeating: decodeWork(cached: cached, newToken: newToken), count: plan.microBatches)
-        for layer in 0 ..< m.layers { addLayer(works, layer: layer, step: step) }
+        let local = m.slidingWindow.map { w in
+            [LayerWork](repeating: decodeWork(cached: cached.cached(atLayer: (0 ..< w.pattern.count).first(where: w.isLocal)!, of: m, reserve: 1),
+                                              newToken: newToken), count: plan.microBatches)
+        }
+        for layer in 0 ..< m.layers {
+            addLayer(m.slidingWindow?.isLocal(layer: layer) == true ? local! : works, layer: layer, step: step)
+        }
         addHead(step: step)
     }
 

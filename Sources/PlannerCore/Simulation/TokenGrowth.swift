@@ -117,15 +117,19 @@ public enum MemoryModel {
             let chunk = ScheduleBuilder.prefillChunks(microBatch: plan.microBatchSize, prompt: p, fixed: plan.hiddenOnHost)[0]
             prefillWorking = working(rows: Double(chunk * p)) + Double(p) * hiddenStates
         }
-        let mixed = peak.gpuKV < peak.total
-        let attentionBuffer = mixed ? gb * (context + 1) * m.kvBytesPerToken : 0
-        let loadBuffers = 2 * gb * (Double(peak.hostKV) * m.kvBytesPerToken + Double(peak.hostAct) * m.actBytesPerToken)
+        // The caches summed over layers (a sliding window's local layers hold at most the window).
+        let held = peak.summedOverLayers(of: m)
+        // Buffers serve the widest layer: a global one, or the window when every layer is local.
+        let widest = m.slidingWindow?.pattern.allSatisfy({ $0 }) == true ? peak.cached(atLayer: 0, of: m) : peak
+        let mixed = widest.gpuKV < widest.total
+        let attentionBuffer = mixed ? gb * (Double(widest.total) + 1) * m.kvBytesPerToken : 0
+        let loadBuffers = 2 * gb * (Double(widest.hostKV) * m.kvBytesPerToken + Double(widest.hostAct) * m.actBytesPerToken)
 
         let gpu: [(String, Double)] = [
             ("resident weights", plan.weights.gpuFraction * layers * m.layerWeightBytes + m.embeddingBytes),
             ("weight buffers", streamed > 0 ? 2 * streamed * m.layerWeightBytes : 0),
-            ("GPU KV cache", layers * b * Double(peak.gpuKV) * m.kvBytesPerToken),
-            ("GPU ACT cache", layers * b * Double(peak.gpuAct) * m.actBytesPerToken),
+            ("GPU KV cache", b * Double(held.gpuKV) * m.kvBytesPerToken),
+            ("GPU ACT cache", b * Double(held.gpuAct) * m.actBytesPerToken),
             ("cache load buffers", loadBuffers),
             ("attention K/V buffer", attentionBuffer),
             ("activations", max(decodeWorking, prefillWorking)),
@@ -134,8 +138,8 @@ public enum MemoryModel {
         ]
         let host: [(String, Double)] = [
             ("streamed weights", streamed * layers * m.layerWeightBytes),
-            ("host KV cache", layers * b * Double(peak.hostKV) * m.kvBytesPerToken),
-            ("host ACT cache", layers * b * Double(peak.hostAct) * m.actBytesPerToken),
+            ("host KV cache", b * Double(held.hostKV) * m.kvBytesPerToken),
+            ("host ACT cache", b * Double(held.hostAct) * m.actBytesPerToken),
             ("hidden states", plan.hiddenOnHost ? b * Double(max(promptTokens, 1) * m.hidden) * e : 0),
         ]
         return MemoryReport(gpu: gpu.map { (name: $0.0, bytes: $0.1) }, host: host.map { (name: $0.0, bytes: $0.1) },

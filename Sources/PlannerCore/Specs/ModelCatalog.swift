@@ -48,6 +48,23 @@ public enum ModelCatalog {
                   source: "config.json of \(repo) on the Hugging Face hub (model_type qwen3_moe, num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim, num_experts, num_experts_per_tok, moe_intermediate_size, decoder_sparse_step 1, mlp_only_layers [], vocab_size, max_position_embeddings, tie_word_embeddings, torch_dtype)",
                   qkNorm: true, moe: MoESpec(experts: experts, activeExperts: active, expertFFNSize: expertFFN))
     }
+    /// Mistral-7B-v0.1: Llama's shape with grouped-query attention through a sliding window of
+    /// 4,096 tokens on every layer (`sliding_window` 4096 in its config.json).
+    static var mistral7B: ModelSpec {
+        var m = llamaLike("mistral-7b", repo: "mistralai/Mistral-7B-v0.1", layers: 32, hidden: 4096, heads: 32, kvHeads: 8,
+                          ffn: 14336, vocab: 32000, dtype: .bf16, maxContext: 32768)
+        m.source = m.source.replacingOccurrences(of: ", torch_dtype)", with: ", sliding_window, torch_dtype)")
+        m.slidingWindow = SlidingWindow(tokens: 4096, pattern: [true])
+        return m
+    }
+    /// Gemma 3 27B (google/gemma-3-27b-it, the decoder of its `text_config`): GeGLU FFN, a norm
+    /// before and after each block, per-head Q/K norms, tied embeddings, five local layers with a
+    /// 1,024-token window for every global one.
+    static let gemma3_27B = ModelSpec(
+        name: "gemma-3-27b", layers: 62, hidden: 5376, heads: 32, kvHeads: 16, headDim: 128, ffnSize: 21504, ffnKind: .gated3,
+        vocab: 262208, dtype: .bf16, maxContext: 131072, bias: false, tiedEmbeddings: true, learnedPositions: false,
+        source: "config.json of google/gemma-3-27b-it on the Hugging Face hub (model_type gemma3, text_config: num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, sliding_window, sliding_window_pattern; vocab_size and max_position_embeddings by Gemma3TextConfig's defaults when absent; torch_dtype)",
+        qkNorm: true, slidingWindow: SlidingWindow(tokens: 1024, pattern: [true, true, true, true, true, false]), postNorms: true)
     /// Every catalog model, in a stable order.
     public static let all: [ModelSpec] = [
         opt("6.7b", layers: 32, hidden: 4096, heads: 32),
@@ -65,8 +82,7 @@ public enum ModelCatalog {
                   ffn: 14336, vocab: 128256, dtype: .bf16, maxContext: 131072),
         llamaLike("llama-3.1-70b", repo: "meta-llama/Llama-3.1-70B", layers: 80, hidden: 8192, heads: 64, kvHeads: 8,
                   ffn: 28672, vocab: 128256, dtype: .bf16, maxContext: 131072),
-        llamaLike("mistral-7b", repo: "mistralai/Mistral-7B-v0.1", layers: 32, hidden: 4096, heads: 32, kvHeads: 8,
-                  ffn: 14336, vocab: 32000, dtype: .bf16, maxContext: 32768),
+        mistral7B,
         qwen("qwen2.5-7b", repo: "Qwen/Qwen2.5-7B", layers: 28, hidden: 3584, heads: 28, kvHeads: 4, headDim: 128,
              ffn: 18944, vocab: 152064, maxContext: 131072, tied: false, qwen3: false),
         qwen("qwen3-8b", repo: "Qwen/Qwen3-8B", layers: 36, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128,
@@ -82,6 +98,7 @@ public enum ModelCatalog {
         ModelSpec(name: "phi-3.5-mini", layers: 32, hidden: 3072, heads: 32, kvHeads: 32, headDim: 96, ffnSize: 8192, ffnKind: .gated3,
                   vocab: 32064, dtype: .bf16, maxContext: 131072, bias: false, tiedEmbeddings: false, learnedPositions: false,
                   source: "config.json of microsoft/Phi-3.5-mini-instruct on the Hugging Face hub (model_type phi3, num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, intermediate_size, vocab_size, max_position_embeddings 131072, tie_word_embeddings, torch_dtype; fused qkv_proj and gate_up_proj hold the same elements as separate ones)"),
+        gemma3_27B,
         mixtral("mixtral-8x7b", repo: "mistralai/Mixtral-8x7B-v0.1", layers: 32, hidden: 4096, heads: 32, kvHeads: 8, experts: 8, active: 2,
                 expertFFN: 14336, vocab: 32000, maxContext: 32768),
         qwen3MoE("qwen3-30b-a3b", repo: "Qwen/Qwen3-30B-A3B", layers: 48, hidden: 2048, heads: 32, kvHeads: 4, headDim: 128, experts: 128,
@@ -135,7 +152,8 @@ public enum ModelCatalog {
     /// Reads a model written inline in the planner's own field names.
     public static func inline(_ o: JSONFields) throws -> ModelSpec {
         try o.rejectUnknown(allowed: ["name", "layers", "hidden", "heads", "kvHeads", "headDim", "ffnSize", "ffnKind",
-                                      "vocab", "dtype", "maxContext", "bias", "tiedEmbeddings", "learnedPositions", "source", "qkvBias", "qkNorm", "moe"])
+                                      "vocab", "dtype", "maxContext", "bias", "tiedEmbeddings", "learnedPositions", "source", "qkvBias", "qkNorm", "moe",
+                                      "slidingWindow", "postNorms"])
         let hidden = try o.int("hidden", in: 1...(1 << 24))
         let heads = try o.int("heads", in: 1...4096)
         let kindText = try o.optionalString("ffnKind") ?? "gated"
@@ -163,13 +181,30 @@ public enum ModelCatalog {
             source: try o.optionalString("source") ?? "given inline in the scenario",
             qkvBias: o.has("qkvBias") ? try o.bool("qkvBias") : false,
             qkNorm: o.has("qkNorm") ? try o.bool("qkNorm") : false,
-            moe: try o.optionalObject("moe").map(inlineExperts))
+            moe: try o.optionalObject("moe").map(inlineExperts),
+            slidingWindow: try o.optionalObject("slidingWindow").map(inlineWindow),
+            postNorms: o.has("postNorms") ? try o.bool("postNorms") : false)
         try m.validate(path: o.path)
         return m
     }
 }
 
 extension ModelCatalog {
+    /// Reads an inline `slidingWindow` object: `tokens` and `pattern`, a list of booleans (true: a
+    /// local layer) repeated from layer 0.
+    static func inlineWindow(_ o: JSONFields) throws -> SlidingWindow {
+        try o.rejectUnknown(allowed: ["tokens", "pattern"])
+        let pattern = try o.array("pattern").map { v -> Bool in
+            guard let b = v as? Bool, JSONFields.isBool(v) else {
+                throw InputError(field: o.fieldPath("pattern"), "must be a list of true (local) and false (global), got \(describe(v))")
+            }
+            return b
+        }
+        let w = SlidingWindow(tokens: try o.int("tokens", in: 1...(1 << 24)), pattern: pattern)
+        try w.validate(path: o.path)
+        return w
+    }
+
     /// Reads an inline `moe` object: `experts`, `activeExperts`, `expertFFNSize`, and optionally
     /// `sharedExpertFFNSize`, `sharedExpertGate`, `routingSkew`.
     static func inlineExperts(_ o: JSONFields) throws -> MoESpec {
@@ -195,7 +230,24 @@ public enum HFConfig {
 
     /// The same, from a config already read as JSON.
     public static func parse(_ o: JSONFields, source: String, name: String) throws -> ModelSpec {
+        var o = o
+        if try o.optionalString("model_type") == "gemma3" {
+            // Gemma 3's multimodal checkpoints nest the decoder's shape in `text_config`
+            // (Gemma3Config, configuration_gemma3.py); the element type stays at the top.
+            var text = try o.object("text_config").object
+            if text["torch_dtype"] == nil, let d = o.object["torch_dtype"] { text["torch_dtype"] = d }
+            if text["model_type"] == nil { text["model_type"] = "gemma3_text" }
+            o = JSONFields(text, path: o.path)
+        }
         let type = try o.optionalString("model_type") ?? ""
+        if type == "gemma3_text" {
+            // Gemma3TextConfig's defaults for what a checkpoint may leave out (configuration_gemma3.py).
+            var fields = o.object
+            for (key, value) in [("vocab_size", 262_208), ("max_position_embeddings", 131_072), ("sliding_window_pattern", 6)] as [(String, Any)]
+            where fields[key] == nil { fields[key] = value }
+            if fields["tie_word_embeddings"] == nil { fields["tie_word_embeddings"] = true }
+            o = JSONFields(fields, path: o.path)
+        }
         let dtypeText = try o.optionalString("torch_dtype") ?? "float16"
         let dtype: DType
         switch dtypeText {
@@ -231,15 +283,13 @@ public enum HFConfig {
                              bias: o.has("enable_bias") ? try o.bool("enable_bias") : true,
                              tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : true,
                              learnedPositions: true, source: source)
-        case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe":
+        case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe", "gemma2", "gemma3_text":
             // Qwen2/2.5 (transformers modeling_qwen2.py): Q/K/V biases, optional sliding window.
             // Qwen3 (modeling_qwen3.py): per-head q_norm and k_norm, head_dim given. Phi-3
             // (modeling_phi3.py): fused qkv and gate_up projections, the same counts as Llama.
-            if ["qwen2", "qwen3", "qwen2_moe", "qwen3_moe"].contains(type), o.has("use_sliding_window"), try o.bool("use_sliding_window") {
-                if let w = try? o.optionalInt("sliding_window", in: 1...(1 << 24)), w < maxContext {
-                    throw InputError(field: "\(source): sliding_window", "sliding-window attention (a window of \(w) tokens) is not modelled yet; its cache would be overstated")
-                }
-            }
+            // Gemma 2 and 3 (modeling_gemma2.py, modeling_gemma3.py): GeGLU FFN (three matrices),
+            // a norm before and after each block, tied embeddings, head_dim given; Gemma 3 adds
+            // per-head Q/K norms.
             if type == "phi3", let act = try o.optionalString("hidden_act"), act != "silu" {
                 throw InputError(field: "\(source): hidden_act", "must be silu for a Phi-3 model, got \"\(act)\"")
             }
@@ -248,20 +298,19 @@ public enum HFConfig {
                let original = try scaling.optionalInt("original_max_position_embeddings", in: 1...(1 << 24)) {
                 maxContext = max(maxContext, Int(Double(original) * factor))
             }
-            if type == "mixtral", let w = try? o.optionalInt("sliding_window", in: 1...(1 << 24)), w < maxContext {
-                throw InputError(field: "\(source): sliding_window", "sliding-window attention (a window of \(w) tokens) is not modelled yet; its cache would be overstated")
-            }
+            let window = try slidingWindow(o, type: type, layers: layers, maxContext: maxContext, source: source)
             let moe = try mixtureOfExperts(o, type: type, source: source)
+            let gemma = type == "gemma2" || type == "gemma3_text"
             spec = ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads,
                              kvHeads: try o.optionalInt("num_key_value_heads", in: 1...4096) ?? heads,
                              headDim: try o.optionalInt("head_dim", in: 1...4096) ?? hidden / heads,
                              ffnSize: try moe?.expertFFNSize ?? o.int("intermediate_size", in: 1...(1 << 24)), ffnKind: .gated3,
                              vocab: vocab, dtype: dtype, maxContext: maxContext,
                              bias: o.has("attention_bias") ? try o.bool("attention_bias") : false,
-                             tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : false,
+                             tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : gemma,
                              learnedPositions: false, source: source,
                              qkvBias: try (type == "qwen2" || type == "qwen2_moe") && !(o.has("attention_bias") ? o.bool("attention_bias") : false),
-                             qkNorm: type == "qwen3" || type == "qwen3_moe", moe: moe)
+                             qkNorm: ["qwen3", "qwen3_moe", "gemma3_text"].contains(type), moe: moe, slidingWindow: window, postNorms: gemma)
         default:
             throw InputError(field: "\(source): model_type", "must be one of \(supportedTypes.joined(separator: ", ")) (the families read so far), got \"\(type)\"")
         }
@@ -270,7 +319,55 @@ public enum HFConfig {
     }
 
     /// The `model_type`s read.
-    public static let supportedTypes = ["opt", "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3"]
+    public static let supportedTypes = ["opt", "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3",
+                                        "gemma2", "gemma3", "gemma3_text"]
+
+    /// Which layers attend through a sliding window, as each family's modeling code decides:
+    /// `layer_types` where the config lists them (`sliding_attention` / `full_attention`);
+    /// otherwise Mistral, Mixtral and Phi-3 window every layer when `sliding_window` is set;
+    /// Qwen2/3 (and their mixtures) window the layers from `max_window_layers` on when
+    /// `use_sliding_window` is true (`Qwen2Config.layer_types`); Gemma 2 the even layers
+    /// (`Gemma2Attention`: `not bool(layer_idx % 2)`); Gemma 3 all but every
+    /// `sliding_window_pattern`-th (`bool((layer_idx + 1) % pattern)`). A window no shorter than
+    /// the model's context never binds and is dropped.
+    static func slidingWindow(_ o: JSONFields, type: String, layers: Int, maxContext: Int, source: String) throws -> SlidingWindow? {
+        guard o.has("sliding_window") else {
+            if type == "gemma2" || type == "gemma3_text" {
+                throw InputError(field: "\(source): sliding_window", "missing; Gemma's local layers need their window")
+            }
+            return nil
+        }
+        let w = try o.int("sliding_window", in: 1...(1 << 24))
+        var pattern: [Bool]
+        if o.has("layer_types") {
+            let names = try o.array("layer_types")
+            guard names.count == layers else {
+                throw InputError(field: "\(source): layer_types", "must list num_hidden_layers (\(layers)) entries, got \(names.count)")
+            }
+            pattern = try names.map { v in
+                guard let n = v as? String, n == "sliding_attention" || n == "full_attention" else {
+                    throw InputError(field: "\(source): layer_types", "entries must be \"sliding_attention\" or \"full_attention\", got \(v)")
+                }
+                return n == "sliding_attention"
+            }
+        } else {
+            switch type {
+            case "mistral", "mixtral", "phi3": pattern = [true]
+            case "qwen2", "qwen3", "qwen2_moe", "qwen3_moe":
+                guard o.has("use_sliding_window"), try o.bool("use_sliding_window") else { return nil }
+                // Qwen2Config and Qwen3Config default max_window_layers to 28.
+                let from = try o.optionalInt("max_window_layers", in: 0...1024) ?? 28
+                pattern = (0 ..< layers).map { $0 >= from }
+            case "gemma2": pattern = [true, false]
+            case "gemma3_text":
+                let every = try o.int("sliding_window_pattern", in: 1...1024)
+                pattern = (0 ..< every).map { ($0 + 1) % every != 0 }
+            default: return nil
+            }
+        }
+        guard w < maxContext, pattern.contains(true) else { return nil }
+        return SlidingWindow(tokens: w, pattern: pattern)
+    }
 
     /// The sparse FFN of the mixture-of-experts families, nil for the dense ones. Mixtral
     /// (transformers `configuration_mixtral.py`): `num_local_experts` gated experts of

@@ -56,24 +56,34 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// The sparse FFN of a mixture-of-experts model (nil: a dense FFN of `ffnSize`). For such a
     /// model `ffnSize` is one routed expert's width.
     public var moe: MoESpec? = nil
+    /// Sliding-window attention on some or all layers (nil: every layer attends to the whole context).
+    public var slidingWindow: SlidingWindow? = nil
+    /// A second norm on each block's output besides the one on its input (Gemma 2 and 3:
+    /// `post_attention_layernorm` and `post_feedforward_layernorm` beside `input_layernorm` and
+    /// `pre_feedforward_layernorm`, transformers `modeling_gemma2.py`, `modeling_gemma3.py`).
+    public var postNorms = false
 
     public init(name: String, layers: Int, hidden: Int, heads: Int, kvHeads: Int, headDim: Int, ffnSize: Int,
                 ffnKind: FFNKind, vocab: Int, dtype: DType, maxContext: Int, bias: Bool, tiedEmbeddings: Bool,
-                learnedPositions: Bool, source: String, qkvBias: Bool = false, qkNorm: Bool = false, moe: MoESpec? = nil) {
+                learnedPositions: Bool, source: String, qkvBias: Bool = false, qkNorm: Bool = false, moe: MoESpec? = nil,
+                slidingWindow: SlidingWindow? = nil, postNorms: Bool = false) {
         self.name = name; self.layers = layers; self.hidden = hidden; self.heads = heads; self.kvHeads = kvHeads
         self.headDim = headDim; self.ffnSize = ffnSize; self.ffnKind = ffnKind; self.vocab = vocab; self.dtype = dtype
         self.maxContext = maxContext; self.bias = bias; self.tiedEmbeddings = tiedEmbeddings
         self.learnedPositions = learnedPositions; self.source = source; self.qkvBias = qkvBias; self.qkNorm = qkNorm
         self.moe = moe
+        self.slidingWindow = slidingWindow
+        self.postNorms = postNorms
     }
 
     enum CodingKeys: String, CodingKey {
         case name, layers, hidden, heads, kvHeads, headDim, ffnSize, ffnKind, vocab, dtype, maxContext, bias, tiedEmbeddings,
-             learnedPositions, source, qkvBias, qkNorm, moe
+             learnedPositions, source, qkvBias, qkNorm, moe, slidingWindow, postNorms
     }
 
-    /// `qkvBias`, `qkNorm` and `moe` may be left out (false, false, dense), so that model files written
-    /// before them read.
+    /// `qkvBias`, `qkNorm`, `moe`, `slidingWindow` and `postNorms` may be left out (false, false,
+    /// dense, none, false), so
+    /// that model files written before them read.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), layers: try c.decode(Int.self, forKey: .layers),
@@ -86,7 +96,9 @@ public struct ModelSpec: Codable, Sendable, Equatable {
                   learnedPositions: try c.decode(Bool.self, forKey: .learnedPositions), source: try c.decode(String.self, forKey: .source),
                   qkvBias: try c.decodeIfPresent(Bool.self, forKey: .qkvBias) ?? false,
                   qkNorm: try c.decodeIfPresent(Bool.self, forKey: .qkNorm) ?? false,
-                  moe: try c.decodeIfPresent(MoESpec.self, forKey: .moe))
+                  moe: try c.decodeIfPresent(MoESpec.self, forKey: .moe),
+                  slidingWindow: try c.decodeIfPresent(SlidingWindow.self, forKey: .slidingWindow),
+                  postNorms: try c.decodeIfPresent(Bool.self, forKey: .postNorms) ?? false)
     }
 
     public var bytesPerElement: Int { dtype.bytes }
@@ -101,7 +113,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var attentionWeightElements: Int {
         let matrices = hidden * qDim + 2 * hidden * kvDim + qDim * hidden
         let biases = bias ? qDim + 2 * kvDim + hidden : qkvBias ? qDim + 2 * kvDim : 0
-        let norm = (bias ? 2 * hidden : hidden) + (qkNorm ? 2 * headDim : 0)
+        let norm = (bias ? 2 * hidden : hidden) + (qkNorm ? 2 * headDim : 0) + (postNorms ? hidden : 0)
         return matrices + biases + norm
     }
 
@@ -110,7 +122,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var ffnWeightElements: Int {
         let matrices = ffnMatrixElements
         let biases = bias ? (ffnKind.matrices - 1) * ffnSize + hidden : 0
-        let norm = bias ? 2 * hidden : hidden
+        let norm = (bias ? 2 * hidden : hidden) + (postNorms ? hidden : 0)
         return matrices + biases + norm
     }
 
@@ -163,6 +175,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
             t.append(("w_out", qDim * hidden, true))
             if bias { t.append(("b_out", hidden, false)) }
             t.append(("w_ln", hidden, false))
+            if postNorms { t.append(("w_post_ln", hidden, false)) }
             if bias { t.append(("b_ln", hidden, false)) }
         case .ffn where moe != nil:
             let moe = moe!
@@ -175,6 +188,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
                 if moe.sharedExpertGate { t.append(("shared.gate", hidden, true)) }
             }
             t.append(("w_ln", hidden, false))
+            if postNorms { t.append(("w_post_ln", hidden, false)) }
         case .ffn:
             if ffnKind == .gated3 {
                 t.append(("w_gate", hidden * ffnSize, true))
@@ -185,6 +199,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
             t.append(("wo", ffnSize * hidden, true))
             if bias { t.append(("bo", hidden, false)) }
             t.append(("w_ln", hidden, false))
+            if postNorms { t.append(("w_post_ln", hidden, false)) }
             if bias { t.append(("b_ln", hidden, false)) }
         }
         return t.map { (name: $0.0, elements: $0.1, matrix: $0.2) }
@@ -231,6 +246,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         guard heads % kvHeads == 0 else {
             throw InputError(field: "\(path).kvHeads", "must divide heads (\(heads)), got \(kvHeads)")
         }
+        if let slidingWindow { try slidingWindow.validate(path: "\(path).slidingWindow") }
         if let moe {
             try moe.validate(path: "\(path).moe")
             guard ffnKind == .gated3, !bias else {
