@@ -39,7 +39,7 @@ struct ServeCommand: ParsableCommand {
             if let chart { outputs.append(OutputFile(field: "--chart", path: chart, data: Data(ServingReport.chart(result, config).utf8))) }
             try writeAllAtomically(outputs)
             if json {
-                printJSON(try ServingReport.json(result))
+                printJSON(try ServingReport.json(result, config))
             } else {
                 print(ServingReport.text(result, config), terminator: "")
             }

@@ -227,4 +227,34 @@ import Testing
                                  ServingRequest(id: 1, arrivalSeconds: 0, inputTokens: 100, outputTokens: 12)])
         #expect(r.completed == 1 && r.rejected.map(\.request) == [1])
     }
+
+    /// The KV-overflow study's swap setting as vLLM runs it: Yarn-Llama-2-7B-64k in bf16, blocks of
+    /// 16 tokens x 32 layers x 2 x 32 x 128 x 2 B = 8 MiB, 12% of the A100's 40,960 MiB (with the
+    /// catalog's memory) in whole blocks: 614; requests of 1,500 + 1,024 tokens. Swap exists only
+    /// on V0, whose flags are `--preemption-mode` and `--swap-space` (GiB); V1 gets a note.
+    @Test func vllmCommandLinesOfTheSwapStudy() throws {
+        let (c, requests) = try ServingScenario.load(URL(fileURLWithPath: "examples/serving/kv-overflow-swap.json"))
+        let maxLen = requests.map { $0.inputTokens + $0.outputTokens }.max()!
+        #expect(maxLen == 2524)
+        let out = VLLMCommand.lines(c, maxModelLen: maxLen)
+        #expect(out.lines.map(\.command) == ["VLLM_USE_V1=0 vllm serve NousResearch/Yarn-Llama-2-7b-64k --dtype bfloat16 --block-size 16 --num-gpu-blocks-override 614 --max-num-seqs 256 --max-num-batched-tokens 65536 --max-model-len 2524 --enable-chunked-prefill=False --preemption-mode swap --swap-space 16"])
+        #expect(out.notes.contains { $0.contains("never swap") })
+        // Recompute runs on V1 too, the cache in bytes: 100 blocks of 24 tokens x 32 layers x 16,384 B
+        // = 1,258,291,200.
+        var r = c
+        r.preemption = .recompute
+        r.chunkedPrefill = true
+        r.blockSize = 24
+        r.gpuBlocksOverride = 100
+        r.watermark = 0.05
+        let rec = VLLMCommand.lines(r, maxModelLen: maxLen)
+        #expect(rec.lines.count == 2)
+        #expect(rec.lines[1].command == "vllm serve NousResearch/Yarn-Llama-2-7b-64k --dtype bfloat16 --block-size 24 --kv-cache-memory-bytes 1258291200 --max-num-seqs 256 --max-num-batched-tokens 65536 --max-model-len 2524")
+        #expect(rec.notes.contains { $0.contains("block sizes 8, 16, 32, 64, 128") } && rec.notes.contains { $0.contains("watermark 0.05") })
+        let study = VLLMCommand.lines(c, maxModelLen: maxLen)
+        #expect(study.lines[0].command.contains("--num-gpu-blocks-override 614"))
+        var inline = c
+        inline.model.source = "given inline in the scenario"
+        #expect(VLLMCommand.lines(inline, maxModelLen: maxLen).lines[0].command.contains("vllm serve MODEL "))
+    }
 }

@@ -60,6 +60,8 @@ public struct ServingResult: Sendable {
     public var gpuBlocks: Int
     /// Per-request states and the GPU and link tracks, when `ServingConfig.recordTrace` is set.
     public var trace: ServingTrace?
+    /// The longest request served, prompt and output tokens together (what `--max-model-len` must allow).
+    public var maxRequestTokens = 0
 }
 
 /// What a serving run did over time, for a Chrome trace: one row per request, a GPU track of
@@ -384,7 +386,7 @@ public enum ServingSimulator {
             series.append(ServingSample(second: sec, running: s.run / n, waiting: s.wait / n, swapped: s.swap / n, kvUsage: s.kv / n,
                                         promptTokens: s.prompt, generatedTokens: s.gen))
         }
-        return ServingResult(
+        var result = ServingResult(
             completed: finished.count, rejected: rejected, makespanSeconds: makespan,
             ttft: LatencyStats(finished.map { $0.firstToken! - $0.req.arrivalSeconds }),
             tpot: LatencyStats(finished.filter { $0.req.outputTokens > 1 }.map { ($0.finish! - $0.firstToken!) / Double($0.req.outputTokens - 1) }),
@@ -395,5 +397,7 @@ public enum ServingSimulator {
             recomputedTokens: recomputed, swappedOutTokens: swappedOut, swappedInTokens: swappedIn,
             gpuBusySeconds: gpuBusy, linkBusySeconds: linkBusy, recomputeSeconds: recomputeBusy, iterations: iterations,
             series: series, gpuBlocks: total, trace: trace)
+        result.maxRequestTokens = requests.map { $0.inputTokens + $0.outputTokens }.max() ?? 0
+        return result
     }
 }

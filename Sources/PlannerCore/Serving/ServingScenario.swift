@@ -99,6 +99,10 @@ public enum ServingReport {
         out += String(format: "  GPU busy %.2f s (%.1f%%), link busy for swaps %.2f s\n", r.gpuBusySeconds, r.gpuBusySeconds / r.makespanSeconds * 100, r.linkBusySeconds)
         out += String(format: "  overflow overhead %.2f s (%.1f%% of the run): recomputation %.2f s, swapping %.2f s\n", r.overheadSeconds,
                       r.overheadSeconds / r.makespanSeconds * 100, r.recomputeSeconds, r.swapSeconds)
+        let commands = VLLMCommand.lines(c, maxModelLen: r.maxRequestTokens)
+        out += "vLLM command lines:\n"
+        for l in commands.lines { out += "  \(l.label):\n    \(l.command)\n" }
+        for n in commands.notes { out += "  note: \(n)\n" }
         return out
     }
 
@@ -159,9 +163,11 @@ public enum ServingReport {
         return s
     }
 
-    public static func json(_ r: ServingResult) throws -> Data {
+    /// The result as JSON; with the configuration, also the `vllm serve` command lines
+    /// (`vllmCommands`: label and command) and their notes (`vllmNotes`).
+    public static func json(_ r: ServingResult, _ c: ServingConfig? = nil) throws -> Data {
         func st(_ s: LatencyStats) -> [String: Double] { ["mean": s.mean, "median": s.median, "p90": s.p90, "p95": s.p95, "p99": s.p99] }
-        let doc: [String: Any] = [
+        var doc: [String: Any] = [
             "completed": r.completed, "rejected": r.rejected.map { ["request": $0.request, "reason": $0.reason] },
             "makespanSeconds": r.makespanSeconds, "ttftSeconds": st(r.ttft), "tpotSeconds": st(r.tpot), "itlSeconds": st(r.itl),
             "e2eSeconds": st(r.e2e), "requestThroughput": r.requestThroughput, "outputTokenThroughput": r.outputTokenThroughput,
@@ -172,6 +178,11 @@ public enum ServingReport {
             "series": r.series.map { ["second": $0.second, "running": $0.running, "waiting": $0.waiting, "swapped": $0.swapped,
                                       "kvUsage": $0.kvUsage, "promptTokens": $0.promptTokens, "generatedTokens": $0.generatedTokens] },
         ]
+        if let c {
+            let commands = VLLMCommand.lines(c, maxModelLen: r.maxRequestTokens)
+            doc["vllmCommands"] = commands.lines.map { ["label": $0.label, "command": $0.command] }
+            doc["vllmNotes"] = commands.notes
+        }
         return try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
     }
 }

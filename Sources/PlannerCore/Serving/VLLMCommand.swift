@@ -1,0 +1,74 @@
+import Foundation
+
+/// The `vllm serve` command lines that run a serving configuration, every flag as vLLM's source
+/// defines it (`vllm/engine/arg_utils.py` of the release wheels: 0.6.6.post1, 0.10.2 at 26b999c,
+/// 0.34.0 at 62d4bc3; docs/serving.md lists the lines).
+///
+/// - V0 (vLLM 0.6.6 to 0.10.2; `VLLM_USE_V1=0` from 0.8): the engine whose scheduler the serving
+///   simulator plays, with swap preemption. `--preemption-mode` (0.10.2 arg_utils.py 871-872) and
+///   `--swap-space` in GiB (746) exist only here; `--num-gpu-blocks-override` (749) fixes the
+///   block count; `--block-size` takes 8, 16, 32, 64 or 128 (0.6.6.post1, 428-431);
+///   `--enable-chunked-prefill=False|True` (a StoreBoolean, 0.6.6.post1 710-716).
+/// - V1 (0.11 and later), for recompute preemption only: V1 never swaps (0.11.0
+///   `v1/engine/core.py` 204 sets no CPU blocks). `--kv-cache-memory-bytes` (0.34.0 arg_utils.py
+///   1410, from 0.10.2) gives the cache its bytes; `--no-enable-chunked-prefill` (1808) turns off
+///   the chunking V1 does by default; `--block-size` (1402), `--max-num-seqs` (1773),
+///   `--max-num-batched-tokens` (1759), `--max-model-len` (998).
+/// The watermark (0.01) is not a command-line setting of either; another value is named in a note.
+public enum VLLMCommand {
+    public struct Line: Sendable, Equatable {
+        public var label: String
+        public var command: String
+    }
+
+    /// Block sizes vLLM's V0 argument parser accepts.
+    public static let v0BlockSizes = [8, 16, 32, 64, 128]
+
+    /// The model as vLLM takes it: the Hugging Face repository a catalog model was read from, the
+    /// folder of a `config.json` it was read from, or nil for an inline model.
+    public static func modelArgument(_ m: ModelSpec) -> String? {
+        if let r = m.source.range(of: "config.json of "), let end = m.source.range(of: " on the Hugging Face hub", range: r.upperBound ..< m.source.endIndex) {
+            return String(m.source[r.upperBound ..< end.lowerBound])
+        }
+        if m.source.hasSuffix("config.json") { return URL(fileURLWithPath: m.source).deletingLastPathComponent().path }
+        return nil
+    }
+
+    static func dtypeArgument(_ d: DType) -> String {
+        switch d {
+        case .fp16: "float16"
+        case .bf16: "bfloat16"
+        case .fp32: "float32"
+        }
+    }
+
+    /// The command lines and the notes that go with them; `maxModelLen` is the longest request
+    /// (prompt and output) the run serves.
+    public static func lines(_ c: ServingConfig, maxModelLen: Int) -> (lines: [Line], notes: [String]) {
+        let model = modelArgument(c.model) ?? "MODEL"
+        var notes: [String] = []
+        if modelArgument(c.model) == nil { notes.append("the model was given inline: put its checkpoint's repository or folder in place of MODEL") }
+        let common = "vllm serve \(model) --dtype \(dtypeArgument(c.model.dtype)) --block-size \(c.blockSize)"
+        let batch = "--max-num-seqs \(c.maxNumSeqs) --max-num-batched-tokens \(c.maxNumBatchedTokens) --max-model-len \(min(maxModelLen, c.model.maxContext))"
+        var v0 = "VLLM_USE_V1=0 \(common) --num-gpu-blocks-override \(c.gpuBlocks) \(batch) --enable-chunked-prefill=\(c.chunkedPrefill ? "True" : "False")"
+        v0 += " --preemption-mode \(c.preemption.rawValue)"
+        if c.preemption == .swap { v0 += " --swap-space \(fmt(c.swapSpaceBytes / HardwareCatalog.GiB))" }
+        var lines = [Line(label: "vLLM 0.6.6 to 0.10.2 (V0 engine, the scheduler simulated)", command: v0)]
+        if !v0BlockSizes.contains(c.blockSize) {
+            notes.append("vLLM's V0 engine accepts block sizes \(v0BlockSizes.map(String.init).joined(separator: ", ")) only, not \(c.blockSize)")
+        }
+        switch c.preemption {
+        case .recompute:
+            let bytes = Int64(Double(c.gpuBlocks) * c.blockBytes)
+            var v1 = "\(common) --kv-cache-memory-bytes \(bytes) \(batch)"
+            if !c.chunkedPrefill { v1 += " --no-enable-chunked-prefill" }
+            lines.append(Line(label: "vLLM 0.11 or later (V1 engine; its scheduler mixes prefills and decodes even without chunking)", command: v1))
+        case .swap:
+            notes.append("vLLM 0.11 and later (V1) never swap: they preempt by recompute, so swap needs the V0 engine")
+        }
+        if abs(c.watermark - 0.01) > 1e-12 {
+            notes.append("the watermark \(fmt(c.watermark)) is not a vLLM command-line setting (vLLM's is 0.01)")
+        }
+        return (lines, notes)
+    }
+}
