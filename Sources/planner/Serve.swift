@@ -30,7 +30,7 @@ struct ServeCommand: ParsableCommand {
             }
             var (config, requests) = try ServingScenario.load(URL(fileURLWithPath: scenario))
             config.recordTrace = trace != nil
-            let cost = try AnalyticCostModel(hardware: config.hardware, dtype: config.model.dtype)
+            let cost = try AnalyticCostModel(hardware: config.hardware, model: config.model)
             let result = try ServingSimulator.run(config, requests: requests, cost: cost)
             // All outputs are made first, then written together: a failure writes none of them.
             var outputs: [OutputFile] = []

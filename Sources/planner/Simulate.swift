@@ -29,7 +29,7 @@ struct Simulate: ParsableCommand {
             if let folder = try profile.map({ URL(fileURLWithPath: $0) }) ?? Scenario.profileFolder(url) {
                 measured = try profileCost(folder, hardware: plan.hardware, dtype: plan.model.dtype)
             }
-            let cost: any CostModel = try measured ?? AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype)
+            let cost: any CostModel = try measured ?? AnalyticCostModel(hardware: plan.hardware, model: plan.model)
             let result = try Simulator.run(plan, cost: cost)
             if let trace { try writeAtomically(Report.chromeTrace(result), to: trace, field: "--trace") }
             if json {

@@ -28,7 +28,7 @@ enum Fixtures {
     }
 
     static func run(_ plan: ExecutionPlan) throws -> SimulationResult {
-        try Simulator.run(plan, cost: AnalyticCostModel(hardware: plan.hardware, dtype: plan.model.dtype))
+        try Simulator.run(plan, cost: AnalyticCostModel(hardware: plan.hardware, model: plan.model))
     }
 }
 

@@ -8,9 +8,11 @@
 ///   achieved matrix rate. Shape dependence: tensor cores work on tiles of 64 rows, so `m` is rounded
 ///   up to a multiple of 64 in `F` when `m >= 64` and to a multiple of 16 below (small `m` is
 ///   memory-bound anyway: a decode GEMM reads the whole weight).
+///   A packed GEMM (a quantised checkpoint) is the same with `W = k n w`, `w` its bytes an element.
 /// - Decode attention: memory-bound over the cache it reads:
-///   `t = kernel_att + (2 b c kvHeads d + 2 b heads d) e / B_stream`, `kernel_att` the attention call's
-///   fixed cost (`attentionKernelSeconds`, else `kernelSeconds`).
+///   `t = kernel_att + (2 b c kvHeads d e_kv + 2 b heads d e) / B_stream`, `kernel_att` the attention call's
+///   fixed cost (`attentionKernelSeconds`, else `kernelSeconds`), `e_kv` the cache's bytes an
+///   element (1 for an fp8 cache, else `e`).
 /// - Prefill attention (flash, causal): `F = 4 b heads d q (c - q/2)`; `t = kernel_att + max(F / (R f_att), bytes / B_stream)`.
 /// - Element-wise: `t = kernel + bytes / B_stream`; device copy reads and writes: `t = kernel + 2 bytes / B_copy`,
 ///   `B_copy` the device's `copyBytesPerSecond`, else `B_stream`.
@@ -20,8 +22,15 @@ public struct AnalyticCostModel: CostModel {
     public let dtype: DType
     let matmulFlops: Double
     let bytesPerElement: Double
+    /// Bytes of one cached K or V element.
+    let kvBytesPerElement: Double
 
-    public init(hardware: HardwareSpec, dtype: DType) throws {
+    /// The cost model of `model` on `hardware`: its element type and its cache's.
+    public init(hardware: HardwareSpec, model: ModelSpec) throws {
+        try self.init(hardware: hardware, dtype: model.dtype, kvBytesPerElement: model.kvCacheElementBytes.map(Double.init))
+    }
+
+    public init(hardware: HardwareSpec, dtype: DType, kvBytesPerElement: Double? = nil) throws {
         self.hardware = hardware
         self.dtype = dtype
         guard let rate = hardware.gpu.matmulFlops(dtype) else {
@@ -29,6 +38,7 @@ public struct AnalyticCostModel: CostModel {
         }
         self.matmulFlops = rate
         self.bytesPerElement = Double(dtype.bytes)
+        self.kvBytesPerElement = kvBytesPerElement ?? Double(dtype.bytes)
     }
 
     @inline(__always) static func tileRounded(_ m: Int) -> Int {
@@ -45,15 +55,17 @@ public struct AnalyticCostModel: CostModel {
         let gpu = hardware.gpu
         switch op {
         case let .gemm(m, n, k):
+            return seconds(.packedGemm(m: m, n: n, k: k, weightBytes: bytesPerElement))
+        case let .packedGemm(m, n, k, w):
             if m <= 0 || n <= 0 || k <= 0 { return 0 }
             let flops = 2.0 * Double(AnalyticCostModel.tileRounded(m)) * Double(n) * Double(k)
-            let weightBytes = Double(k) * Double(n) * bytesPerElement
+            let weightBytes = Double(k) * Double(n) * w
             let activationBytes = (Double(m) * Double(k) + Double(m) * Double(n)) * bytesPerElement
             let memory = weightBytes / gpu.gemmBytesPerSecond + activationBytes / gpu.streamBytesPerSecond
             return gpu.kernelSeconds + max(flops / matmulFlops, memory)
         case let .decodeAttention(b, heads, kvHeads, d, c):
             if b <= 0 || c <= 0 { return 0 }
-            let bytes = (2.0 * Double(b) * Double(c) * Double(kvHeads * d) + 2.0 * Double(b * heads * d)) * bytesPerElement
+            let bytes = 2.0 * Double(b) * Double(c) * Double(kvHeads * d) * kvBytesPerElement + 2.0 * Double(b * heads * d) * bytesPerElement
             return (gpu.attentionKernelSeconds ?? gpu.kernelSeconds) + bytes / gpu.streamBytesPerSecond
         case let .prefillAttention(b, heads, kvHeads, d, q, c):
             if b <= 0 || q <= 0 { return 0 }

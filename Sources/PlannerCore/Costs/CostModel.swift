@@ -2,6 +2,10 @@
 public enum Operation: Sendable, Equatable {
     /// `C[m x n] = A[m x k] * B[k x n]`, B being a weight matrix.
     case gemm(m: Int, n: Int, k: Int)
+    /// The same product with B stored in `weightBytes` bytes an element (a quantised checkpoint's
+    /// packed weights, scales included), dequantised inside the kernel as AWQ, GPTQ (Marlin) and
+    /// FP8 GEMMs do: fewer weight bytes read, the same FLOPs.
+    case packedGemm(m: Int, n: Int, k: Int, weightBytes: Double)
     /// One query per sequence against `context` cached keys and values.
     case decodeAttention(batch: Int, heads: Int, kvHeads: Int, headDim: Int, context: Int)
     /// Causal attention of `queries` new tokens per sequence over `context` tokens (the last

@@ -211,6 +211,11 @@ public struct ProfileCostModel: CostModel {
             let v = gemm[near]!.value(at: Double(m))
             let measuredAt = analytic.seconds(.gemm(m: v.how == .outside ? Int(v.nearestX) : m, n: near.n, k: near.k))
             return measuredAt > 0 ? v.y * analytic.seconds(op) / measuredAt : analytic.seconds(op)
+        case let .packedGemm(m, n, k, _):
+            // The tables time fp16 kernels: the measured time of the same shape, scaled by the
+            // roofline's ratio of the packed product to the plain one.
+            let plain = analytic.seconds(.gemm(m: m, n: n, k: k))
+            return plain > 0 ? seconds(.gemm(m: m, n: n, k: k), leavingOut: y) * analytic.seconds(op) / plain : 0
         case let .decodeAttention(b, heads, kvHeads, d, c):
             if b <= 0 || c <= 0 { return 0 }
             return decodeAttention(HeadShape(heads: heads, kvHeads: kvHeads, headDim: d), volume: Double(b) * Double(c), op: op, leavingOut: y)

@@ -40,7 +40,7 @@ public struct Setup: Sendable {
     /// The cost model simulations of this setup use.
     public func costModel() throws -> any CostModel {
         if let cost { return cost }
-        return try AnalyticCostModel(hardware: hardware, dtype: model.dtype)
+        return try AnalyticCostModel(hardware: hardware, model: model)
     }
 }
 

@@ -7,7 +7,7 @@ import Foundation
 ///      "ratios": {"from": 0, "to": 1, "step": 0.05}, "batches": [16, 32, 64], "weights": "host"}
 public enum SweepConfig {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory",
-                              "generate", "maxStepMs", "ratios", "batches", "weights", "recomputeFractions", "allowCompression", "profile", "routingSkew"]
+                              "generate", "maxStepMs", "ratios", "batches", "weights", "recomputeFractions", "allowCompression", "profile", "routingSkew", "weightFormat", "kvCacheDtype"]
 
     public static func load(_ url: URL, space: SearchSpace) throws -> Sweep {
         guard let data = FileManager.default.contents(atPath: url.path) else {

@@ -8,7 +8,7 @@ import Foundation
 public enum ServingScenario {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory", "blockSize",
                               "gpuCacheFraction", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "watermark", "preemption",
-                              "swapSpaceGiB", "requests", "routingSkew"]
+                              "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype"]
 
     public static func load(_ url: URL) throws -> (ServingConfig, [ServingRequest]) {
         guard let data = FileManager.default.contents(atPath: url.path) else {

@@ -154,6 +154,10 @@ public struct ExecutionPlan: Sendable {
         let e = engine
         if model.moe != nil { try e.require(.mixtureOfExperts, field: "model") }
         if model.slidingWindow != nil { try e.require(.slidingWindow, field: "model") }
+        if model.weightFormat != nil || model.kvCacheElementBytes != nil { try e.require(.quantizedCheckpoint, field: "model") }
+        if model.weightFormat != nil, compression.weights != nil {
+            throw InputError(field: "compression.weights", "\(model.name)'s checkpoint is already quantised (\(model.weightFormat!.description)); compress a full-precision checkpoint only")
+        }
         guard kvDiskFraction >= 0, kvDiskFraction <= 1 else {
             throw InputError(field: "kvOnDisk", "must be a fraction from 0 to 1, got \(fmt(kvDiskFraction))")
         }

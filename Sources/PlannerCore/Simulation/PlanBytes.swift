@@ -9,7 +9,7 @@ extension ExecutionPlan {
         let m = model
         let e = Double(m.bytesPerElement)
         let all = Double(block == .attention ? m.attentionWeightElements : m.ffnWeightElements)
-        guard let q = compression.weights else { return all * e }
+        guard let q = compression.weights else { return block == .attention ? m.attentionWeightBytes : m.ffnWeightBytes }
         let matrices = Double(block == .attention ? m.attentionMatrixElements : m.ffnMatrixElements)
         return matrices * q.bytesPerElement + (all - matrices) * e
     }

@@ -56,14 +56,21 @@ struct ScheduleBuilder {
     func d2h(_ bytes: Double) -> Cost { cost(.transfer(bytes: bytes, direction: .deviceToHost, memory: plan.hostMemory)) }
     func norm(_ tokens: Int) -> Cost { cost(.elementwise(bytes: 2 * Double(tokens * m.hidden) * e)) }
 
+    /// A GEMM by one of a block's weight matrices: packed when the checkpoint is quantised
+    /// (`ModelSpec.weightFormat`), plain otherwise.
+    func linear(m rows: Int, n: Int, k: Int, _ block: WeightBlock) -> Cost {
+        guard m.weightFormat != nil else { return cost(.gemm(m: rows, n: n, k: k)) }
+        return cost(.packedGemm(m: rows, n: n, k: k, weightBytes: m.matrixBytesPerElement(block)))
+    }
+
     /// Norm and Q/K/V projection of `tokens` rows.
     func qkvSeconds(_ tokens: Int) -> Cost {
-        norm(tokens) + cost(.gemm(m: tokens, n: m.qDim + 2 * m.kvDim, k: m.hidden))
+        norm(tokens) + linear(m: tokens, n: m.qDim + 2 * m.kvDim, k: m.hidden, .attention)
     }
 
     /// Output projection and residual add.
     func outSeconds(_ tokens: Int) -> Cost {
-        cost(.gemm(m: tokens, n: m.hidden, k: m.qDim)) + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+        linear(m: tokens, n: m.hidden, k: m.qDim, .attention) + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
     }
 
     /// Norm, FFN matrices, activation, residual add; for a mixture of experts the router and the
@@ -73,11 +80,11 @@ struct ScheduleBuilder {
         let up: Cost
         switch m.ffnKind {
         case .relu2:
-            up = cost(.gemm(m: tokens, n: m.ffnSize, k: m.hidden)) + cost(.elementwise(bytes: 2 * Double(tokens * m.ffnSize) * e))
+            up = linear(m: tokens, n: m.ffnSize, k: m.hidden, .ffn) + cost(.elementwise(bytes: 2 * Double(tokens * m.ffnSize) * e))
         case .gated3:
-            up = cost(.gemm(m: tokens, n: 2 * m.ffnSize, k: m.hidden)) + cost(.elementwise(bytes: 3 * Double(tokens * m.ffnSize) * e))
+            up = linear(m: tokens, n: 2 * m.ffnSize, k: m.hidden, .ffn) + cost(.elementwise(bytes: 3 * Double(tokens * m.ffnSize) * e))
         }
-        return norm(tokens) + up + cost(.gemm(m: tokens, n: m.hidden, k: m.ffnSize))
+        return norm(tokens) + up + linear(m: tokens, n: m.hidden, k: m.ffnSize, .ffn)
             + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
     }
 
@@ -96,8 +103,8 @@ struct ScheduleBuilder {
     func expertsSeconds(_ tokens: Int) -> Cost {
         guard let moe = m.moe, tokens > 0 else { return .zero }
         func gated(_ rows: Int, _ width: Int) -> Cost {
-            cost(.gemm(m: rows, n: 2 * width, k: m.hidden)) + cost(.elementwise(bytes: 3 * Double(rows * width) * e))
-                + cost(.gemm(m: rows, n: m.hidden, k: width))
+            linear(m: rows, n: 2 * width, k: m.hidden, .ffn) + cost(.elementwise(bytes: 3 * Double(rows * width) * e))
+                + linear(m: rows, n: m.hidden, k: width, .ffn)
         }
         let distinct = moe.expectedDistinctExperts(tokens: tokens)
         let rows = Int((Double(tokens * moe.activeExperts) / distinct).rounded(.up))
@@ -110,8 +117,8 @@ struct ScheduleBuilder {
             // One grouped GEMM a projection: as wide as the D experts together (their weight bytes
             // and FLOPs), the routed rows of one expert tall.
             let wide = Int((distinct * Double(moe.expertFFNSize)).rounded(.up))
-            total = cost(.gemm(m: rows, n: 2 * wide, k: m.hidden)) + cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * moe.expertFFNSize) * e))
-                + cost(.gemm(m: rows, n: m.hidden, k: wide))
+            total = linear(m: rows, n: 2 * wide, k: m.hidden, .ffn) + cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * moe.expertFFNSize) * e))
+                + linear(m: rows, n: m.hidden, k: wide, .ffn)
         }
         total = total + cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * m.hidden) * e))
         if moe.sharedExpertFFNSize > 0 {
@@ -137,13 +144,13 @@ struct ScheduleBuilder {
     /// router for `tokens` tokens (0 unless on demand); both before the streamed share is applied.
     func ffnCopyBytes(tokens: Int) -> (ahead: Double, afterRouter: Double) {
         guard expertsOnDemand, let moe = m.moe else { return (m.ffnWeightBytes, 0) }
-        let expert = Double(moe.expertElements(hidden: m.hidden) * m.bytesPerElement)
+        let expert = Double(moe.expertElements(hidden: m.hidden)) * m.matrixBytesPerElement(.ffn)
         return (m.ffnWeightBytes - Double(moe.experts) * expert, moe.expectedDistinctExperts(tokens: tokens) * expert)
     }
 
     /// K/V projection (after the norm) of `tokens` activation checkpoints.
     func actRecomputeSeconds(_ tokens: Int) -> Cost {
-        tokens == 0 ? .zero : norm(tokens) + cost(.gemm(m: tokens, n: 2 * m.kvDim, k: m.hidden))
+        tokens == 0 ? .zero : norm(tokens) + linear(m: tokens, n: 2 * m.kvDim, k: m.hidden, .attention)
     }
 
     func headSeconds() -> Cost {

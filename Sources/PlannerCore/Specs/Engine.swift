@@ -180,6 +180,7 @@ public struct EngineTraits: Equatable, Sendable {
         case partialWeights = "a resident share of every layer"
         case mixtureOfExperts = "mixture-of-experts models (not modelled for this engine yet)"
         case slidingWindow = "sliding-window attention (not modelled for this engine yet)"
+        case quantizedCheckpoint = "a quantised checkpoint (AWQ, GPTQ, FP8, bitsandbytes, MXFP4) or an fp8 KV cache"
     }
 
     /// The planner's reference engine (what the simulator played before engines were modelled):
@@ -193,7 +194,7 @@ public struct EngineTraits: Equatable, Sendable {
         hiddenCopiesOnComputeStream: false, hostAttentionConvertsFP16Cache: false, hostAttentionCacheBytesPerElement: 2,
         prefillLogitsAllPositions: false, prefillAttentionMaterialized: false, dequantBytesPerElement: 2.5625, dequantKernelsPerTensor: 1,
         dequantPerMicroBatch: false, supports: [.hostCache, .activationCheckpoints, .tokenRecomputation, .partialWeights, .microBatches,
-                                              .mixtureOfExperts, .slidingWindow],
+                                              .mixtureOfExperts, .slidingWindow, .quantizedCheckpoint],
         expertKernels: .fused)
 
     /// FlexGen (FlexLLMGen at 004ffef): blocks fetched one ahead with a device barrier after every

@@ -130,7 +130,7 @@ public struct MemoryContention: Codable, Sendable, Equatable {
     /// The factor for an operation: a copy's while compute runs, a kernel's while a copy runs.
     public func factor(_ op: Operation) -> Double {
         switch op {
-        case let .gemm(m, _, _): gemmFactor(rows: m)
+        case let .gemm(m, _, _), let .packedGemm(m, _, _, _): gemmFactor(rows: m)
         case .transfer: copySlowdown
         case .decodeAttention, .prefillAttention, .elementwise, .deviceCopy: streamSlowdown
         }

@@ -267,7 +267,7 @@ public enum HFConfig {
         if let kv = try o.optionalInt("num_key_value_heads", in: 1...4096), heads % kv != 0 {
             throw InputError(field: "\(source): num_key_value_heads", "must divide num_attention_heads (\(heads)), got \(kv)")
         }
-        let spec: ModelSpec
+        var spec: ModelSpec
         switch type {
         case "opt":
             if let proj = try o.optionalInt("word_embed_proj_dim", in: 1...(1 << 24)), proj != hidden {
@@ -314,8 +314,51 @@ public enum HFConfig {
         default:
             throw InputError(field: "\(source): model_type", "must be one of \(supportedTypes.joined(separator: ", ")) (the families read so far), got \"\(type)\"")
         }
+        if let q = try o.optionalObject("quantization_config") {
+            spec.weightFormat = try weightFormat(q, source: source)
+        }
         try spec.validate(path: source)
         return spec
+    }
+
+    /// A checkpoint's `quantization_config` as transformers' quantizers read it: `quant_method`
+    /// awq or gptq with `bits` (AutoAWQ also `w_bit`) and `group_size` (-1: one scale a column);
+    /// fp8 with an optional `weight_block_size`; bitsandbytes with `load_in_4bit` or `load_in_8bit`
+    /// and `bnb_4bit_use_double_quant`; mxfp4 (gpt-oss), the experts only. Another method is
+    /// refused naming these.
+    static func weightFormat(_ q: JSONFields, source: String) throws -> WeightFormat {
+        let method = try q.optionalString("quant_method") ?? ""
+        switch method {
+        case "awq", "gptq":
+            let bits = try q.optionalInt("bits", in: 1...16) ?? q.optionalInt("w_bit", in: 1...16) ?? 4
+            let g = try q.optionalInt("group_size", in: -1...65536) ?? q.optionalInt("q_group_size", in: -1...65536) ?? 128
+            guard g == -1 || g >= 1 else {
+                throw InputError(field: "\(source): quantization_config.group_size", "must be -1 (one scale a column) or a positive group size, got \(g)")
+            }
+            return WeightFormat(method: method == "awq" ? .awq : .gptq, bits: bits, groupSize: g == -1 ? nil : g)
+        case "fp8":
+            var block: Int? = nil
+            if q.has("weight_block_size") {
+                let sizes = try q.array("weight_block_size")
+                guard sizes.count == 2, let a = (sizes[0] as? NSNumber)?.intValue, let b = (sizes[1] as? NSNumber)?.intValue, a == b, a >= 1 else {
+                    throw InputError(field: "\(source): quantization_config.weight_block_size", "must be a square block [n, n], got \(describe(sizes))")
+                }
+                block = a
+            }
+            return WeightFormat(method: .fp8, bits: 8, groupSize: block)
+        case "bitsandbytes":
+            let four = q.has("load_in_4bit") ? try q.bool("load_in_4bit") : false
+            let eight = q.has("load_in_8bit") ? try q.bool("load_in_8bit") : false
+            guard four != eight else {
+                throw InputError(field: "\(source): quantization_config.load_in_4bit", "exactly one of load_in_4bit and load_in_8bit must be true")
+            }
+            let double = q.has("bnb_4bit_use_double_quant") ? try q.bool("bnb_4bit_use_double_quant") : false
+            return WeightFormat(method: .bitsandbytes, bits: four ? 4 : 8, groupSize: four ? 64 : nil, doubleQuantized: four && double)
+        case "mxfp4":
+            return WeightFormat(method: .mxfp4, bits: 4, groupSize: 32, expertsOnly: true)
+        default:
+            throw InputError(field: "\(source): quantization_config.quant_method", "must be awq, gptq, fp8, bitsandbytes or mxfp4 (the formats read), got \"\(method)\"")
+        }
     }
 
     /// The `model_type`s read.

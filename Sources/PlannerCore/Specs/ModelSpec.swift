@@ -62,11 +62,16 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// `post_attention_layernorm` and `post_feedforward_layernorm` beside `input_layernorm` and
     /// `pre_feedforward_layernorm`, transformers `modeling_gemma2.py`, `modeling_gemma3.py`).
     public var postNorms = false
+    /// A quantised checkpoint's weight format (nil: every weight in `dtype`).
+    public var weightFormat: WeightFormat? = nil
+    /// Bytes of one cached K or V element when the cache is stored narrower than `dtype` (an fp8
+    /// KV cache: 1); nil: `dtype`'s.
+    public var kvCacheElementBytes: Int? = nil
 
     public init(name: String, layers: Int, hidden: Int, heads: Int, kvHeads: Int, headDim: Int, ffnSize: Int,
                 ffnKind: FFNKind, vocab: Int, dtype: DType, maxContext: Int, bias: Bool, tiedEmbeddings: Bool,
                 learnedPositions: Bool, source: String, qkvBias: Bool = false, qkNorm: Bool = false, moe: MoESpec? = nil,
-                slidingWindow: SlidingWindow? = nil, postNorms: Bool = false) {
+                slidingWindow: SlidingWindow? = nil, postNorms: Bool = false, weightFormat: WeightFormat? = nil) {
         self.name = name; self.layers = layers; self.hidden = hidden; self.heads = heads; self.kvHeads = kvHeads
         self.headDim = headDim; self.ffnSize = ffnSize; self.ffnKind = ffnKind; self.vocab = vocab; self.dtype = dtype
         self.maxContext = maxContext; self.bias = bias; self.tiedEmbeddings = tiedEmbeddings
@@ -74,15 +79,16 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         self.moe = moe
         self.slidingWindow = slidingWindow
         self.postNorms = postNorms
+        self.weightFormat = weightFormat
     }
 
     enum CodingKeys: String, CodingKey {
         case name, layers, hidden, heads, kvHeads, headDim, ffnSize, ffnKind, vocab, dtype, maxContext, bias, tiedEmbeddings,
-             learnedPositions, source, qkvBias, qkNorm, moe, slidingWindow, postNorms
+             learnedPositions, source, qkvBias, qkNorm, moe, slidingWindow, postNorms, weightFormat, kvCacheElementBytes
     }
 
-    /// `qkvBias`, `qkNorm`, `moe`, `slidingWindow` and `postNorms` may be left out (false, false,
-    /// dense, none, false), so
+    /// `qkvBias`, `qkNorm`, `moe`, `slidingWindow`, `postNorms`, `weightFormat` and
+    /// `kvCacheElementBytes` may be left out (false, false, dense, none, false, none, none), so
     /// that model files written before them read.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -98,7 +104,9 @@ public struct ModelSpec: Codable, Sendable, Equatable {
                   qkNorm: try c.decodeIfPresent(Bool.self, forKey: .qkNorm) ?? false,
                   moe: try c.decodeIfPresent(MoESpec.self, forKey: .moe),
                   slidingWindow: try c.decodeIfPresent(SlidingWindow.self, forKey: .slidingWindow),
-                  postNorms: try c.decodeIfPresent(Bool.self, forKey: .postNorms) ?? false)
+                  postNorms: try c.decodeIfPresent(Bool.self, forKey: .postNorms) ?? false,
+                  weightFormat: try c.decodeIfPresent(WeightFormat.self, forKey: .weightFormat))
+        kvCacheElementBytes = try c.decodeIfPresent(Int.self, forKey: .kvCacheElementBytes)
     }
 
     public var bytesPerElement: Int { dtype.bytes }
@@ -151,12 +159,12 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         return moe.activeExperts * moe.expertFFNSize + moe.sharedExpertFFNSize
     }
 
-    /// Parameters one token runs through: all of a dense model; of a mixture of experts, every
+    /// Parameters one token runs through (elements, whatever their storage): all of a dense model;
+    /// of a mixture of experts, every
     /// layer's attention, norms, router and shared expert, `k` routed experts, and the embeddings
     /// (the "active parameters" model cards give).
     public var activeParameters: Double {
-        guard let moe else { return totalWeightBytes / Double(bytesPerElement) }
-        let ffn = ffnWeightElements - (moe.experts - moe.activeExperts) * moe.expertElements(hidden: hidden)
+        let ffn = ffnWeightElements - (moe.map { ($0.experts - $0.activeExperts) * $0.expertElements(hidden: hidden) } ?? 0)
         return Double(layers * (attentionWeightElements + ffn)) + embeddingBytes / Double(bytesPerElement)
     }
 
@@ -205,8 +213,31 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         return t.map { (name: $0.0, elements: $0.1, matrix: $0.2) }
     }
 
-    public var attentionWeightBytes: Double { Double(attentionWeightElements * bytesPerElement) }
-    public var ffnWeightBytes: Double { Double(ffnWeightElements * bytesPerElement) }
+    /// Bytes one element of a block's matrices takes as stored: the quantised format's, or `dtype`'s.
+    public func matrixBytesPerElement(_ block: WeightBlock) -> Double {
+        guard let f = weightFormat, !(f.expertsOnly && block == .attention) else { return Double(bytesPerElement) }
+        return f.bytesPerElement
+    }
+
+    /// Matrix elements of the FFN block that its format quantises: every matrix but the router,
+    /// or the experts alone (`WeightFormat.expertsOnly`).
+    var quantizedFFNMatrixElements: Int {
+        guard let moe else { return ffnMatrixElements }
+        let experts = moe.experts * moe.expertElements(hidden: hidden)
+        return weightFormat?.expertsOnly == true ? experts : ffnMatrixElements - hidden * moe.experts
+    }
+
+    /// Bytes of a block as stored: its quantised matrices at `matrixBytesPerElement`, the rest in `dtype`.
+    func storedBytes(_ block: WeightBlock) -> Double {
+        let all = Double(block == .attention ? attentionWeightElements : ffnWeightElements)
+        let e = Double(bytesPerElement)
+        guard weightFormat != nil else { return all * e }
+        let quantized = Double(block == .attention ? (weightFormat!.expertsOnly ? 0 : attentionMatrixElements) : quantizedFFNMatrixElements)
+        return quantized * matrixBytesPerElement(block) + (all - quantized) * e
+    }
+
+    public var attentionWeightBytes: Double { storedBytes(.attention) }
+    public var ffnWeightBytes: Double { storedBytes(.ffn) }
     /// Bytes of one decoder layer's weights.
     public var layerWeightBytes: Double { attentionWeightBytes + ffnWeightBytes }
     /// Token embedding, learned positions, final norm and (if untied) the output head.
@@ -221,7 +252,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var totalWeightBytes: Double { Double(layers) * layerWeightBytes + embeddingBytes }
 
     /// KV cache bytes per token per layer: `2 * kvHeads * headDim` elements.
-    public var kvBytesPerToken: Double { Double(2 * kvDim * bytesPerElement) }
+    public var kvBytesPerToken: Double { Double(2 * kvDim * (kvCacheElementBytes ?? bytesPerElement)) }
     /// Activation checkpoint bytes per token per layer: `hidden` elements (the layer's input).
     public var actBytesPerToken: Double { Double(hidden * bytesPerElement) }
     /// FLOPs to recompute one token's K and V at one layer from its activation checkpoint:
@@ -247,6 +278,15 @@ public struct ModelSpec: Codable, Sendable, Equatable {
             throw InputError(field: "\(path).kvHeads", "must divide heads (\(heads)), got \(kvHeads)")
         }
         if let slidingWindow { try slidingWindow.validate(path: "\(path).slidingWindow") }
+        if let weightFormat {
+            try weightFormat.validate(path: "\(path).weightFormat")
+            if weightFormat.expertsOnly, moe == nil {
+                throw InputError(field: "\(path).weightFormat", "quantises the experts only, but \(name) is not a mixture of experts")
+            }
+        }
+        if let k = kvCacheElementBytes, ![1, 2, 4].contains(k) {
+            throw InputError(field: "\(path).kvCacheElementBytes", "must be 1 (fp8), 2 or 4, got \(k)")
+        }
         if let moe {
             try moe.validate(path: "\(path).moe")
             guard ffnKind == .gated3, !bias else {

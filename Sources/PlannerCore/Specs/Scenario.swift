@@ -11,7 +11,7 @@ import Foundation
 public enum Scenario {
     public static let keys = ["name", "description", "model", "layers", "hardware", "hostMemoryGiB", "batch", "decodeStep",
                               "generate", "weights", "placement", "policy", "hostMemory", "dtype", "planner", "profile",
-                              "engine", "engineTraits", "attention", "compression", "kvOnDisk", "experts", "routingSkew"]
+                              "engine", "engineTraits", "attention", "compression", "kvOnDisk", "experts", "routingSkew", "weightFormat", "kvCacheDtype"]
 
     public static func load(_ url: URL) throws -> ExecutionPlan {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -90,6 +90,27 @@ public enum Scenario {
                 throw InputError(field: "routingSkew", "must be from 0 (uniform routing) to 1 (every token the same experts), got \(fmt(skew))")
             }
             model.moe!.routingSkew = skew
+        }
+        if let f = try o.optionalObject("weightFormat") {
+            try f.rejectUnknown(allowed: ["method", "bits", "groupSize"])
+            let name = try f.string("method")
+            guard let method = WeightFormat.Method(rawValue: name) else {
+                throw InputError(field: f.fieldPath("method"), "must be one of \(WeightFormat.Method.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")
+            }
+            let bits = try f.optionalInt("bits", in: 1...16) ?? (method == .fp8 ? 8 : 4)
+            model.weightFormat = WeightFormat(method: method, bits: bits, groupSize: try f.optionalInt("groupSize", in: 1...65536),
+                                              expertsOnly: method == .mxfp4)
+            try model.weightFormat!.validate(path: "weightFormat")
+            if method == .mxfp4, model.moe == nil {
+                throw InputError(field: "weightFormat.method", "mxfp4 quantises a mixture's experts; \(model.name) has none")
+            }
+        }
+        if let kv = try o.optionalString("kvCacheDtype") {
+            switch kv {
+            case "auto": model.kvCacheElementBytes = nil
+            case "fp8": model.kvCacheElementBytes = 1
+            default: throw InputError(field: "kvCacheDtype", "must be \"auto\" (the model's element type) or \"fp8\", got \"\(kv)\"")
+            }
         }
         var hardware = try HardwareCatalog.resolve(try o.raw("hardware"), field: "hardware", baseDirectory: baseDirectory)
         if let gib = try o.optionalDouble("hostMemoryGiB", in: 0.001...1_048_576) {
