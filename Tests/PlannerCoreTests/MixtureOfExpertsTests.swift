@@ -36,6 +36,57 @@ struct MixtureOfExpertsTests {
         #expect(abs(total / 1e9 - 30.5) < 0.05 && abs(m.activeParameters / 1e9 - 3.3) < 0.06)
     }
 
+    /// OpenAI's gpt-oss model card: gpt-oss-20b 20.91B parameters, 3.61B active a token;
+    /// gpt-oss-120b 116.83B and 5.13B (its active count leaves out the input embedding and keeps
+    /// the unembedding). By hand for 20b: attention 2880 x 4096 x 2 + 2880 x 512 x 2 = 26,542,080,
+    /// biases 4096 + 2 x 512 + 2880, sinks 64, norm 2880: 26,553,024; an expert 3 x 2880 x 2880 +
+    /// biases 5760 + 2880 = 24,891,840; router 2880 x 32 + 32, norm 2880; 24 layers and the
+    /// untied embedding and head 2 x 201,088 x 2,880 + the final norm: 20,914,757,184; active (four
+    /// experts, less one 201,088 x 2,880 matrix) 3,608,307,264. Stored with the experts in MXFP4
+    /// (0.53125 B an element of their matrices, biases, attention and router in bf16): 476,863,552
+    /// B a layer, 13,761,264,768 B in all, within the 16 GB OpenAI names for it.
+    @Test(arguments: [("gpt-oss-20b", 20_914_757_184.0, 3_608_307_264.0, 20.91, 3.61),
+                      ("gpt-oss-120b", 116_829_156_672.0, 5_132_849_472.0, 116.83, 5.13)])
+    func gptOSSMatchesItsPublishedCounts(_ name: String, _ total: Double, _ active: Double, _ publishedTotal: Double, _ publishedActive: Double) throws {
+        let m = try ModelCatalog.model(named: name)
+        #expect(m.parameterCount == total)
+        let embedding = Double(m.vocab * m.hidden)
+        #expect(m.activeParameters - embedding == active)
+        #expect(abs(total / 1e9 - publishedTotal) < 0.005 && abs(active / 1e9 - publishedActive) < 0.005)
+        if name == "gpt-oss-20b" {
+            #expect(m.layerWeightBytes == 476_863_552)
+            #expect(m.totalWeightBytes == 13_761_264_768)
+        }
+    }
+
+    /// Written from openai/gpt-oss-20b's config.json on the Hugging Face hub (rope_scaling and the
+    /// token ids kept as given).
+    static let gptOSSConfig = """
+    {"architectures": ["GptOssForCausalLM"], "attention_bias": true, "attention_dropout": 0.0, "eos_token_id": 200002,
+     "experts_per_token": 4, "head_dim": 64, "hidden_act": "silu", "hidden_size": 2880, "initial_context_length": 4096,
+     "initializer_range": 0.02, "intermediate_size": 2880,
+     "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+                     "sliding_attention", "full_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+                     "sliding_attention", "full_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention",
+                     "sliding_attention", "full_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+     "max_position_embeddings": 131072, "model_type": "gpt_oss", "num_attention_heads": 64, "num_experts_per_tok": 4,
+     "num_hidden_layers": 24, "num_key_value_heads": 8, "num_local_experts": 32, "output_router_logits": false,
+     "pad_token_id": 199999,
+     "quantization_config": {"modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
+                             "quant_method": "mxfp4"},
+     "rms_norm_eps": 1e-05,
+     "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0, "original_max_position_embeddings": 4096, "rope_type": "yarn", "truncate": false},
+     "rope_theta": 150000, "router_aux_loss_coef": 0.9, "sliding_window": 128, "swiglu_limit": 7.0, "tie_word_embeddings": false,
+     "transformers_version": "4.55.0.dev0", "use_cache": true, "vocab_size": 201088}
+    """
+
+    @Test func gptOSSConfigGivesTheCatalogShape() throws {
+        var m = try Self.read(Self.gptOSSConfig, name: "gpt-oss-20b")
+        let catalog = try ModelCatalog.model(named: "gpt-oss-20b")
+        m.source = catalog.source
+        #expect(m == catalog)
+    }
+
     // MARK: Expected distinct experts
 
     /// E (1 - (1 - k/E)^b) by hand: Mixtral (8, 2) at b = 1 is 2, at b = 8 is 8 (1 - 0.75^8) =

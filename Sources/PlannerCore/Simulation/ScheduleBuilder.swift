@@ -144,7 +144,8 @@ struct ScheduleBuilder {
     /// router for `tokens` tokens (0 unless on demand); both before the streamed share is applied.
     func ffnCopyBytes(tokens: Int) -> (ahead: Double, afterRouter: Double) {
         guard expertsOnDemand, let moe = m.moe else { return (m.ffnWeightBytes, 0) }
-        let expert = Double(moe.expertElements(hidden: m.hidden)) * m.matrixBytesPerElement(.ffn)
+        let matrices = moe.expertMatrixElements(hidden: m.hidden)
+        let expert = Double(matrices) * m.matrixBytesPerElement(.ffn) + Double(moe.expertElements(hidden: m.hidden) - matrices) * e
         return (m.ffnWeightBytes - Double(moe.experts) * expert, moe.expectedDistinctExperts(tokens: tokens) * expert)
     }
 

@@ -97,7 +97,6 @@ public enum MemoryModel {
         let gb = Double(plan.microBatchSize)
         let layers = Double(m.layers)
         let streamed = plan.weights.streamedFraction
-        let context = Double(peak.total)
         var promptTokens = 0
         if case .generate(let p, _) = plan.phase { promptTokens = p }
 

@@ -32,6 +32,10 @@ public struct MoESpec: Codable, Sendable, Equatable {
     public var sharedExpertGate: Bool
     /// How far routing is from uniform, 0 (uniform) to 1 (every token the same `k` experts).
     public var routingSkew: Double
+    /// Bias vectors on the router and on each expert's projections (gpt-oss: `router.bias`,
+    /// `gate_up_proj_bias` of 2F and `down_proj_bias` of `hidden` per expert, transformers
+    /// `modeling_gpt_oss.py`).
+    public var expertBias = false
 
     public init(experts: Int, activeExperts: Int, expertFFNSize: Int, sharedExpertFFNSize: Int = 0,
                 sharedExpertGate: Bool = false, routingSkew: Double = 0) {
@@ -40,7 +44,7 @@ public struct MoESpec: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case experts, activeExperts, expertFFNSize, sharedExpertFFNSize, sharedExpertGate, routingSkew
+        case experts, activeExperts, expertFFNSize, sharedExpertFFNSize, sharedExpertGate, routingSkew, expertBias
     }
 
     public init(from decoder: Decoder) throws {
@@ -50,6 +54,7 @@ public struct MoESpec: Codable, Sendable, Equatable {
                   sharedExpertFFNSize: try c.decodeIfPresent(Int.self, forKey: .sharedExpertFFNSize) ?? 0,
                   sharedExpertGate: try c.decodeIfPresent(Bool.self, forKey: .sharedExpertGate) ?? false,
                   routingSkew: try c.decodeIfPresent(Double.self, forKey: .routingSkew) ?? 0)
+        expertBias = try c.decodeIfPresent(Bool.self, forKey: .expertBias) ?? false
     }
 
     /// Expected distinct routed experts `tokens` routed tokens run (formula above); 0 for no tokens.
@@ -60,11 +65,15 @@ public struct MoESpec: Codable, Sendable, Equatable {
         return k + (1 - routingSkew) * (uniform - k)
     }
 
-    /// Elements of one routed expert (gate, up and down matrices).
-    public func expertElements(hidden: Int) -> Int { 3 * hidden * expertFFNSize }
-    /// Elements of the router, the shared expert and its gate: what every token's FFN reads
-    /// besides its routed experts.
-    public func alwaysReadElements(hidden: Int) -> Int {
+    /// Elements of one routed expert's gate, up and down matrices.
+    public func expertMatrixElements(hidden: Int) -> Int { 3 * hidden * expertFFNSize }
+    /// Elements of one routed expert, its biases included.
+    public func expertElements(hidden: Int) -> Int {
+        expertMatrixElements(hidden: hidden) + (expertBias ? 2 * expertFFNSize + hidden : 0)
+    }
+    /// Matrix elements of the router, the shared expert and its gate: what every token's FFN
+    /// reads besides its routed experts (and the router's bias).
+    public func alwaysReadMatrixElements(hidden: Int) -> Int {
         hidden * experts + 3 * hidden * sharedExpertFFNSize + (sharedExpertGate ? hidden : 0)
     }
 

@@ -65,6 +65,22 @@ public enum ModelCatalog {
         vocab: 262208, dtype: .bf16, maxContext: 131072, bias: false, tiedEmbeddings: true, learnedPositions: false,
         source: "config.json of google/gemma-3-27b-it on the Hugging Face hub (model_type gemma3, text_config: num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, sliding_window, sliding_window_pattern; vocab_size and max_position_embeddings by Gemma3TextConfig's defaults when absent; torch_dtype)",
         qkNorm: true, slidingWindow: SlidingWindow(tokens: 1024, pattern: [true, true, true, true, true, false]), postNorms: true)
+    /// gpt-oss (openai/gpt-oss-20b, -120b): 64 heads of 64 with 8 K/V heads, biases on Q, K, V and
+    /// O and a sink logit per head, layers alternating a 128-token window and full attention,
+    /// experts of width 2,880 with biases, 4 a token, stored in MXFP4 (the attention, router,
+    /// embeddings and head in bf16).
+    static func gptOSS(_ name: String, layers: Int, experts: Int) -> ModelSpec {
+        var moe = MoESpec(experts: experts, activeExperts: 4, expertFFNSize: 2880)
+        moe.expertBias = true
+        var m = ModelSpec(name: name, layers: layers, hidden: 2880, heads: 64, kvHeads: 8, headDim: 64, ffnSize: 2880, ffnKind: .gated3,
+                          vocab: 201088, dtype: .bf16, maxContext: 131072, bias: false, tiedEmbeddings: false, learnedPositions: false,
+                          source: "config.json of openai/\(name) on the Hugging Face hub (model_type gpt_oss, num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim, num_local_experts, num_experts_per_tok, intermediate_size, attention_bias, layer_types, sliding_window 128, quantization_config mxfp4, vocab_size, max_position_embeddings, torch_dtype)",
+                          qkvBias: true, moe: moe, slidingWindow: SlidingWindow(tokens: 128, pattern: [true, false]),
+                          weightFormat: WeightFormat(method: .mxfp4, bits: 4, groupSize: 32, expertsOnly: true))
+        m.outputBias = true
+        m.attentionSinks = true
+        return m
+    }
     /// Every catalog model, in a stable order.
     public static let all: [ModelSpec] = [
         opt("6.7b", layers: 32, hidden: 4096, heads: 32),
@@ -99,6 +115,8 @@ public enum ModelCatalog {
                   vocab: 32064, dtype: .bf16, maxContext: 131072, bias: false, tiedEmbeddings: false, learnedPositions: false,
                   source: "config.json of microsoft/Phi-3.5-mini-instruct on the Hugging Face hub (model_type phi3, num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, intermediate_size, vocab_size, max_position_embeddings 131072, tie_word_embeddings, torch_dtype; fused qkv_proj and gate_up_proj hold the same elements as separate ones)"),
         gemma3_27B,
+        gptOSS("gpt-oss-20b", layers: 24, experts: 32),
+        gptOSS("gpt-oss-120b", layers: 36, experts: 128),
         mixtral("mixtral-8x7b", repo: "mistralai/Mixtral-8x7B-v0.1", layers: 32, hidden: 4096, heads: 32, kvHeads: 8, experts: 8, active: 2,
                 expertFFN: 14336, vocab: 32000, maxContext: 32768),
         qwen3MoE("qwen3-30b-a3b", repo: "Qwen/Qwen3-30B-A3B", layers: 48, hidden: 2048, heads: 32, kvHeads: 4, headDim: 128, experts: 128,
@@ -248,7 +266,8 @@ public enum HFConfig {
             if fields["tie_word_embeddings"] == nil { fields["tie_word_embeddings"] = true }
             o = JSONFields(fields, path: o.path)
         }
-        let dtypeText = try o.optionalString("torch_dtype") ?? "float16"
+        // gpt-oss keeps every tensor but the MXFP4 experts in bf16 (OpenAI's model card).
+        let dtypeText = try o.optionalString("torch_dtype") ?? (type == "gpt_oss" ? "bfloat16" : "float16")
         let dtype: DType
         switch dtypeText {
         case "float16": dtype = .fp16
@@ -283,7 +302,7 @@ public enum HFConfig {
                              bias: o.has("enable_bias") ? try o.bool("enable_bias") : true,
                              tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : true,
                              learnedPositions: true, source: source)
-        case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe", "gemma2", "gemma3_text":
+        case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe", "gemma2", "gemma3_text", "gpt_oss":
             // Qwen2/2.5 (transformers modeling_qwen2.py): Q/K/V biases, optional sliding window.
             // Qwen3 (modeling_qwen3.py): per-head q_norm and k_norm, head_dim given. Phi-3
             // (modeling_phi3.py): fused qkv and gate_up projections, the same counts as Llama.
@@ -301,16 +320,22 @@ public enum HFConfig {
             let window = try slidingWindow(o, type: type, layers: layers, maxContext: maxContext, source: source)
             let moe = try mixtureOfExperts(o, type: type, source: source)
             let gemma = type == "gemma2" || type == "gemma3_text"
+            // gpt-oss (modeling_gpt_oss.py): biases on Q, K, V and O (`attention_bias`), one sink
+            // logit per head, RMSNorms without bias.
+            let gptOSS = type == "gpt_oss"
+            let attentionBias = o.has("attention_bias") ? try o.bool("attention_bias") : false
             spec = ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads,
                              kvHeads: try o.optionalInt("num_key_value_heads", in: 1...4096) ?? heads,
                              headDim: try o.optionalInt("head_dim", in: 1...4096) ?? hidden / heads,
                              ffnSize: try moe?.expertFFNSize ?? o.int("intermediate_size", in: 1...(1 << 24)), ffnKind: .gated3,
                              vocab: vocab, dtype: dtype, maxContext: maxContext,
-                             bias: o.has("attention_bias") ? try o.bool("attention_bias") : false,
+                             bias: attentionBias && !gptOSS,
                              tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : gemma,
                              learnedPositions: false, source: source,
-                             qkvBias: try (type == "qwen2" || type == "qwen2_moe") && !(o.has("attention_bias") ? o.bool("attention_bias") : false),
+                             qkvBias: ((type == "qwen2" || type == "qwen2_moe") && !attentionBias) || (gptOSS && attentionBias),
                              qkNorm: ["qwen3", "qwen3_moe", "gemma3_text"].contains(type), moe: moe, slidingWindow: window, postNorms: gemma)
+            spec.outputBias = gptOSS && attentionBias
+            spec.attentionSinks = gptOSS
         default:
             throw InputError(field: "\(source): model_type", "must be one of \(supportedTypes.joined(separator: ", ")) (the families read so far), got \"\(type)\"")
         }
@@ -363,14 +388,15 @@ public enum HFConfig {
 
     /// The `model_type`s read.
     public static let supportedTypes = ["opt", "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3",
-                                        "gemma2", "gemma3", "gemma3_text"]
+                                        "gemma2", "gemma3", "gemma3_text", "gpt_oss"]
 
     /// Which layers attend through a sliding window, as each family's modeling code decides:
     /// `layer_types` where the config lists them (`sliding_attention` / `full_attention`);
     /// otherwise Mistral, Mixtral and Phi-3 window every layer when `sliding_window` is set;
     /// Qwen2/3 (and their mixtures) window the layers from `max_window_layers` on when
     /// `use_sliding_window` is true (`Qwen2Config.layer_types`); Gemma 2 the even layers
-    /// (`Gemma2Attention`: `not bool(layer_idx % 2)`); Gemma 3 all but every
+    /// (`Gemma2Attention`: `not bool(layer_idx % 2)`) and gpt-oss without `layer_types` (its
+    /// config's default alternates from a local layer 0); Gemma 3 all but every
     /// `sliding_window_pattern`-th (`bool((layer_idx + 1) % pattern)`). A window no shorter than
     /// the model's context never binds and is dropped.
     static func slidingWindow(_ o: JSONFields, type: String, layers: Int, maxContext: Int, source: String) throws -> SlidingWindow? {
@@ -401,7 +427,7 @@ public enum HFConfig {
                 // Qwen2Config and Qwen3Config default max_window_layers to 28.
                 let from = try o.optionalInt("max_window_layers", in: 0...1024) ?? 28
                 pattern = (0 ..< layers).map { $0 >= from }
-            case "gemma2": pattern = [true, false]
+            case "gemma2", "gpt_oss": pattern = [true, false]
             case "gemma3_text":
                 let every = try o.int("sliding_window_pattern", in: 1...1024)
                 pattern = (0 ..< every).map { ($0 + 1) % every != 0 }
@@ -409,7 +435,9 @@ public enum HFConfig {
             }
         }
         guard w < maxContext, pattern.contains(true) else { return nil }
-        return SlidingWindow(tokens: w, pattern: pattern)
+        // The shortest cycle that repeats into the listed pattern (24 alternating entries: [true, false]).
+        let period = (1 ... pattern.count).first { p in pattern.indices.allSatisfy { pattern[$0] == pattern[$0 % p] } }!
+        return SlidingWindow(tokens: w, pattern: Array(pattern.prefix(period)))
     }
 
     /// The sparse FFN of the mixture-of-experts families, nil for the dense ones. Mixtral
@@ -422,7 +450,7 @@ public enum HFConfig {
     static func mixtureOfExperts(_ o: JSONFields, type: String, source: String) throws -> MoESpec? {
         let experts: Int, width: Int, shared: Int
         switch type {
-        case "mixtral":
+        case "mixtral", "gpt_oss":
             experts = try o.int("num_local_experts", in: 2...4096)
             width = try o.int("intermediate_size", in: 1...(1 << 24))
             shared = 0
@@ -439,10 +467,12 @@ public enum HFConfig {
         default:
             return nil
         }
-        let k = try o.int("num_experts_per_tok", in: 1...4096)
+        let k = try o.optionalInt("num_experts_per_tok", in: 1...4096) ?? o.int("experts_per_token", in: 1...4096)
         guard k <= experts else {
             throw InputError(field: "\(source): num_experts_per_tok", "must be at most the number of experts (\(experts)), got \(k)")
         }
-        return MoESpec(experts: experts, activeExperts: k, expertFFNSize: width, sharedExpertFFNSize: shared, sharedExpertGate: shared > 0)
+        var moe = MoESpec(experts: experts, activeExperts: k, expertFFNSize: width, sharedExpertFFNSize: shared, sharedExpertGate: shared > 0)
+        moe.expertBias = type == "gpt_oss"
+        return moe
     }
 }

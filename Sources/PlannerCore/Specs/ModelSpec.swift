@@ -62,6 +62,10 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// `post_attention_layernorm` and `post_feedforward_layernorm` beside `input_layernorm` and
     /// `pre_feedforward_layernorm`, transformers `modeling_gemma2.py`, `modeling_gemma3.py`).
     public var postNorms = false
+    /// A bias on the attention's output projection besides Q/K/V's (`qkvBias`), and one learned
+    /// sink logit per head (gpt-oss: `o_proj` bias and `sinks`, `modeling_gpt_oss.py`).
+    public var outputBias = false
+    public var attentionSinks = false
     /// A quantised checkpoint's weight format (nil: every weight in `dtype`).
     public var weightFormat: WeightFormat? = nil
     /// Bytes of one cached K or V element when the cache is stored narrower than `dtype` (an fp8
@@ -84,7 +88,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, layers, hidden, heads, kvHeads, headDim, ffnSize, ffnKind, vocab, dtype, maxContext, bias, tiedEmbeddings,
-             learnedPositions, source, qkvBias, qkNorm, moe, slidingWindow, postNorms, weightFormat, kvCacheElementBytes
+             learnedPositions, source, qkvBias, qkNorm, moe, slidingWindow, postNorms, weightFormat, kvCacheElementBytes,
+             outputBias, attentionSinks
     }
 
     /// `qkvBias`, `qkNorm`, `moe`, `slidingWindow`, `postNorms`, `weightFormat` and
@@ -107,6 +112,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
                   postNorms: try c.decodeIfPresent(Bool.self, forKey: .postNorms) ?? false,
                   weightFormat: try c.decodeIfPresent(WeightFormat.self, forKey: .weightFormat))
         kvCacheElementBytes = try c.decodeIfPresent(Int.self, forKey: .kvCacheElementBytes)
+        outputBias = try c.decodeIfPresent(Bool.self, forKey: .outputBias) ?? false
+        attentionSinks = try c.decodeIfPresent(Bool.self, forKey: .attentionSinks) ?? false
     }
 
     public var bytesPerElement: Int { dtype.bytes }
@@ -120,7 +127,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// Elements of the attention block: Q, K, V and output projections (and biases, norm).
     public var attentionWeightElements: Int {
         let matrices = hidden * qDim + 2 * hidden * kvDim + qDim * hidden
-        let biases = bias ? qDim + 2 * kvDim + hidden : qkvBias ? qDim + 2 * kvDim : 0
+        let biases = (bias ? qDim + 2 * kvDim + hidden : qkvBias ? qDim + 2 * kvDim : 0) + (outputBias && !bias ? hidden : 0)
+            + (attentionSinks ? heads : 0)
         let norm = (bias ? 2 * hidden : hidden) + (qkNorm ? 2 * headDim : 0) + (postNorms ? hidden : 0)
         return matrices + biases + norm
     }
@@ -129,7 +137,10 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// expert stored, the router and the shared expert.
     public var ffnWeightElements: Int {
         let matrices = ffnMatrixElements
-        let biases = bias ? (ffnKind.matrices - 1) * ffnSize + hidden : 0
+        var biases = bias ? (ffnKind.matrices - 1) * ffnSize + hidden : 0
+        if let moe, moe.expertBias {
+            biases += moe.experts * (moe.expertElements(hidden: hidden) - moe.expertMatrixElements(hidden: hidden)) + moe.experts
+        }
         let norm = (bias ? 2 * hidden : hidden) + (postNorms ? hidden : 0)
         return matrices + biases + norm
     }
@@ -140,7 +151,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// Elements of the FFN block's matrices alone.
     public var ffnMatrixElements: Int {
         guard let moe else { return ffnKind.matrices * hidden * ffnSize }
-        return moe.experts * moe.expertElements(hidden: hidden) + moe.alwaysReadElements(hidden: hidden)
+        return moe.experts * moe.expertMatrixElements(hidden: hidden) + moe.alwaysReadMatrixElements(hidden: hidden)
     }
 
     /// Elements of the FFN block that `tokens` routed tokens read: all of a dense block; of a
@@ -157,6 +168,12 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var ffnActivationWidth: Int {
         guard let moe else { return ffnSize }
         return moe.activeExperts * moe.expertFFNSize + moe.sharedExpertFFNSize
+    }
+
+    /// Every parameter (elements, whatever their storage: a quantised checkpoint counts as its
+    /// full-precision original).
+    public var parameterCount: Double {
+        Double(layers * (attentionWeightElements + ffnWeightElements)) + embeddingBytes / Double(bytesPerElement)
     }
 
     /// Parameters one token runs through (elements, whatever their storage): all of a dense model;
@@ -181,15 +198,18 @@ public struct ModelSpec: Codable, Sendable, Equatable {
             }
             if qkNorm { t += [("q_norm", headDim, false), ("k_norm", headDim, false)] }
             t.append(("w_out", qDim * hidden, true))
-            if bias { t.append(("b_out", hidden, false)) }
+            if bias || outputBias { t.append(("b_out", hidden, false)) }
+            if attentionSinks { t.append(("sinks", heads, false)) }
             t.append(("w_ln", hidden, false))
             if postNorms { t.append(("w_post_ln", hidden, false)) }
             if bias { t.append(("b_ln", hidden, false)) }
         case .ffn where moe != nil:
             let moe = moe!
             t.append(("w_router", hidden * moe.experts, true))
+            if moe.expertBias { t.append(("b_router", moe.experts, false)) }
             for x in 0 ..< moe.experts {
                 for name in ["w_gate", "wi", "wo"] { t.append(("expert\(x).\(name)", hidden * moe.expertFFNSize, true)) }
+                if moe.expertBias { t += [("expert\(x).b_gate_up", 2 * moe.expertFFNSize, false), ("expert\(x).b_down", hidden, false)] }
             }
             if moe.sharedExpertFFNSize > 0 {
                 for name in ["w_gate", "wi", "wo"] { t.append(("shared.\(name)", hidden * moe.sharedExpertFFNSize, true)) }
@@ -223,7 +243,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// or the experts alone (`WeightFormat.expertsOnly`).
     var quantizedFFNMatrixElements: Int {
         guard let moe else { return ffnMatrixElements }
-        let experts = moe.experts * moe.expertElements(hidden: hidden)
+        let experts = moe.experts * moe.expertMatrixElements(hidden: hidden)
         return weightFormat?.expertsOnly == true ? experts : ffnMatrixElements - hidden * moe.experts
     }
 
