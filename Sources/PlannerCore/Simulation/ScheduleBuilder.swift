@@ -29,6 +29,8 @@ struct ScheduleBuilder {
     var heads: [Int32] = []
     /// State of an engine's unit pipeline (EngineSchedule.swift).
     var units = UnitPipeline()
+    /// Set while the work of a mixture's dense leading layer is built (`ffnSeconds`).
+    var denseFFN = false
 
     init(plan: ExecutionPlan, cost: any CostModel, expectedTasks: Int) {
         self.plan = plan
@@ -75,16 +77,19 @@ struct ScheduleBuilder {
 
     /// Norm, FFN matrices, activation, residual add; for a mixture of experts the router and the
     /// experts together (`routerSeconds` + `expertsSeconds`).
+    /// A mixture's leading dense layers (`MoESpec.denseLayers`) run a dense FFN of `denseFFNSize`
+    /// (`denseFFN` is set while their work is built).
     func ffnSeconds(_ tokens: Int) -> Cost {
-        if m.moe != nil { return routerSeconds(tokens) + expertsSeconds(tokens) }
+        if m.moe != nil, !denseFFN { return routerSeconds(tokens) + expertsSeconds(tokens) }
+        let width = m.moe?.denseFFNSize ?? m.ffnSize
         let up: Cost
         switch m.ffnKind {
         case .relu2:
-            up = linear(m: tokens, n: m.ffnSize, k: m.hidden, .ffn) + cost(.elementwise(bytes: 2 * Double(tokens * m.ffnSize) * e))
+            up = linear(m: tokens, n: width, k: m.hidden, .ffn) + cost(.elementwise(bytes: 2 * Double(tokens * width) * e))
         case .gated3:
-            up = linear(m: tokens, n: 2 * m.ffnSize, k: m.hidden, .ffn) + cost(.elementwise(bytes: 3 * Double(tokens * m.ffnSize) * e))
+            up = linear(m: tokens, n: 2 * width, k: m.hidden, .ffn) + cost(.elementwise(bytes: 3 * Double(tokens * width) * e))
         }
-        return norm(tokens) + up + linear(m: tokens, n: m.hidden, k: m.ffnSize, .ffn)
+        return norm(tokens) + up + linear(m: tokens, n: m.hidden, k: width, .ffn)
             + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
     }
 
@@ -135,14 +140,15 @@ struct ScheduleBuilder {
     /// experts copied on demand the router (needs the router, copied ahead) and then the experts
     /// (need the routed experts' copy, issued after the router of the layer's first micro-batch).
     func ffnKernels(_ rows: Int) -> [Kernel] {
-        guard expertsOnDemand else { return [Kernel(kind: .ffn, seconds: ffnSeconds(rows), needs: [.ffnWeights])] }
+        guard expertsOnDemand, !denseFFN else { return [Kernel(kind: .ffn, seconds: ffnSeconds(rows), needs: [.ffnWeights])] }
         return [Kernel(kind: .router, seconds: routerSeconds(rows), needs: [.ffnWeights]),
                 Kernel(kind: .ffn, seconds: expertsSeconds(rows), needs: [.expertWeights])]
     }
 
     /// Bytes of the FFN block copied ahead of the layer, and the routed experts copied after the
     /// router for `tokens` tokens (0 unless on demand); both before the streamed share is applied.
-    func ffnCopyBytes(tokens: Int) -> (ahead: Double, afterRouter: Double) {
+    func ffnCopyBytes(tokens: Int, layer: Int) -> (ahead: Double, afterRouter: Double) {
+        if m.moe != nil, m.hasDenseFFN(layer: layer) { return (m.denseFFNWeightBytes, 0) }
         guard expertsOnDemand, let moe = m.moe else { return (m.ffnWeightBytes, 0) }
         let matrices = moe.expertMatrixElements(hidden: m.hidden)
         let expert = Double(matrices) * m.matrixBytesPerElement(.ffn) + Double(moe.expertElements(hidden: m.hidden) - matrices) * e
@@ -197,7 +203,7 @@ struct ScheduleBuilder {
         let wDep: Int32 = g >= 2 ? weightRelease[g - 2] : -1
         let streamed = plan.weights.streamedFraction
         var attentionWeights: Int32 = -1, ffnWeights: Int32 = -1, expertWeights: Int32 = -1
-        let ffnCopy = ffnCopyBytes(tokens: works.reduce(0) { $0 + $1.rows })
+        let ffnCopy = ffnCopyBytes(tokens: works.reduce(0) { $0 + $1.rows }, layer: layer)
         var last: Int32 = -1
         for (j, w) in works.enumerated() {
             let slot = cacheRelease.count
@@ -282,12 +288,28 @@ struct ScheduleBuilder {
     /// The prefill of `prompt` tokens per sequence; `split` is the prompt's placement. Every prompt
     /// token's K and V are computed; the host classes are written back, recomputed ones dropped.
     mutating func prefill(prompt: Int, split: TokenPlacement, step: Int) {
-        let global = prefillWorks(prompt: prompt, split: split, window: nil)
-        let local = m.slidingWindow.map { prefillWorks(prompt: prompt, split: split, window: $0.tokens) }
+        var variants: [LayerVariant: [LayerWork]] = [:]
         for layer in 0 ..< m.layers {
-            addLayer(m.slidingWindow?.isLocal(layer: layer) == true ? local! : global, layer: layer, step: step)
+            let v = variant(layer)
+            if variants[v] == nil {
+                denseFFN = v.denseFFN
+                variants[v] = prefillWorks(prompt: prompt, split: split, window: v.local ? m.slidingWindow!.tokens : nil)
+                denseFFN = false
+            }
+            addLayer(variants[v]!, layer: layer, step: step)
         }
         addHead(step: step)
+    }
+
+    /// What sets one layer's work apart from another's: a sliding window's local layer, a
+    /// mixture's dense leading layer.
+    struct LayerVariant: Hashable {
+        var local: Bool
+        var denseFFN: Bool
+    }
+
+    func variant(_ layer: Int) -> LayerVariant {
+        LayerVariant(local: m.slidingWindow?.isLocal(layer: layer) == true, denseFFN: m.moe != nil && m.hasDenseFFN(layer: layer))
     }
 
     /// The prefill's work at one layer. With a sliding window of `W` tokens (a local layer) each
@@ -329,13 +351,16 @@ struct ScheduleBuilder {
     /// A local layer of a sliding window attends to the last `W - 1` cached entries and the new
     /// one (`TokenPlacement.cached(atLayer:of:reserve:)`).
     mutating func decode(cached: TokenPlacement, newToken: TokenClass, step: Int) {
-        let works = [LayerWork](repeating: decodeWork(cached: cached, newToken: newToken), count: plan.microBatches)
-        let local = m.slidingWindow.map { w in
-            [LayerWork](repeating: decodeWork(cached: cached.cached(atLayer: (0 ..< w.pattern.count).first(where: w.isLocal)!, of: m, reserve: 1),
-                                              newToken: newToken), count: plan.microBatches)
-        }
+        var variants: [LayerVariant: [LayerWork]] = [:]
         for layer in 0 ..< m.layers {
-            addLayer(m.slidingWindow?.isLocal(layer: layer) == true ? local! : works, layer: layer, step: step)
+            let v = variant(layer)
+            if variants[v] == nil {
+                denseFFN = v.denseFFN
+                let seen = v.local ? cached.cached(atLayer: layer, of: m, reserve: 1) : cached
+                variants[v] = [LayerWork](repeating: decodeWork(cached: seen, newToken: newToken), count: plan.microBatches)
+                denseFFN = false
+            }
+            addLayer(variants[v]!, layer: layer, step: step)
         }
         addHead(step: step)
     }
@@ -385,7 +410,7 @@ struct ScheduleBuilder {
         let w = decodeWork(cached: cached, newToken: newToken)
         let streamed = plan.weights.streamedFraction
         let mb = Double(plan.microBatches)
-        let ffn = ffnCopyBytes(tokens: plan.batch)
+        let ffn = ffnCopyBytes(tokens: plan.batch, layer: m.layers - 1)
         let link = h2d(streamed * m.attentionWeightBytes).alone + h2d(streamed * (ffn.ahead + ffn.afterRouter)).alone
             + mb * (h2d(w.actLoadBytes).alone + h2d(w.kvLoadBytes).alone + (plan.hiddenOnHost ? h2d(w.hiddenBytes).alone : 0))
         let compute = mb * w.kernels.reduce(0) { $0 + $1.seconds.alone }

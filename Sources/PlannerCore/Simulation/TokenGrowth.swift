@@ -95,7 +95,6 @@ public enum MemoryModel {
         let e = Double(m.bytesPerElement)
         let b = Double(plan.batch)
         let gb = Double(plan.microBatchSize)
-        let layers = Double(m.layers)
         let streamed = plan.weights.streamedFraction
         var promptTokens = 0
         if case .generate(let p, _) = plan.phase { promptTokens = p }
@@ -125,8 +124,8 @@ public enum MemoryModel {
         let loadBuffers = 2 * gb * (Double(widest.hostKV) * m.kvBytesPerToken + Double(widest.hostAct) * m.actBytesPerToken)
 
         let gpu: [(String, Double)] = [
-            ("resident weights", plan.weights.gpuFraction * layers * m.layerWeightBytes + m.embeddingBytes),
-            ("weight buffers", streamed > 0 ? 2 * streamed * m.layerWeightBytes : 0),
+            ("resident weights", plan.weights.gpuFraction * m.weightBytesOverLayers + m.embeddingBytes),
+            ("weight buffers", streamed > 0 ? 2 * streamed * m.largestLayerWeightBytes : 0),
             ("GPU KV cache", b * Double(held.gpuKV) * m.kvBytesPerToken),
             ("GPU ACT cache", b * Double(held.gpuAct) * m.actBytesPerToken),
             ("cache load buffers", loadBuffers),
@@ -136,7 +135,7 @@ public enum MemoryModel {
             ("reserved", plan.hardware.gpu.reservedBytes),
         ]
         let host: [(String, Double)] = [
-            ("streamed weights", streamed * layers * m.layerWeightBytes),
+            ("streamed weights", streamed * m.weightBytesOverLayers),
             ("host KV cache", b * Double(held.hostKV) * m.kvBytesPerToken),
             ("host ACT cache", b * Double(held.hostAct) * m.actBytesPerToken),
             ("hidden states", plan.hiddenOnHost ? b * Double(max(promptTokens, 1) * m.hidden) * e : 0),

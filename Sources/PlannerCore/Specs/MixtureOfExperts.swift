@@ -36,6 +36,10 @@ public struct MoESpec: Codable, Sendable, Equatable {
     /// `gate_up_proj_bias` of 2F and `down_proj_bias` of `hidden` per expert, transformers
     /// `modeling_gpt_oss.py`).
     public var expertBias = false
+    /// Leading layers whose FFN is dense (DeepSeek's `first_k_dense_replace`), of width
+    /// `denseFFNSize` (its `intermediate_size`).
+    public var denseLayers = 0
+    public var denseFFNSize = 0
 
     public init(experts: Int, activeExperts: Int, expertFFNSize: Int, sharedExpertFFNSize: Int = 0,
                 sharedExpertGate: Bool = false, routingSkew: Double = 0) {
@@ -44,7 +48,7 @@ public struct MoESpec: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case experts, activeExperts, expertFFNSize, sharedExpertFFNSize, sharedExpertGate, routingSkew, expertBias
+        case experts, activeExperts, expertFFNSize, sharedExpertFFNSize, sharedExpertGate, routingSkew, expertBias, denseLayers, denseFFNSize
     }
 
     public init(from decoder: Decoder) throws {
@@ -55,6 +59,8 @@ public struct MoESpec: Codable, Sendable, Equatable {
                   sharedExpertGate: try c.decodeIfPresent(Bool.self, forKey: .sharedExpertGate) ?? false,
                   routingSkew: try c.decodeIfPresent(Double.self, forKey: .routingSkew) ?? 0)
         expertBias = try c.decodeIfPresent(Bool.self, forKey: .expertBias) ?? false
+        denseLayers = try c.decodeIfPresent(Int.self, forKey: .denseLayers) ?? 0
+        denseFFNSize = try c.decodeIfPresent(Int.self, forKey: .denseFFNSize) ?? 0
     }
 
     /// Expected distinct routed experts `tokens` routed tokens run (formula above); 0 for no tokens.
@@ -90,6 +96,9 @@ public struct MoESpec: Codable, Sendable, Equatable {
         }
         guard (0...(1 << 24)).contains(sharedExpertFFNSize) else {
             throw InputError(field: "\(path).sharedExpertFFNSize", "must be an integer from 0 (no shared expert) to \(1 << 24), got \(sharedExpertFFNSize)")
+        }
+        guard denseLayers >= 0, denseLayers <= 1024, denseLayers == 0 || (1...(1 << 24)).contains(denseFFNSize) else {
+            throw InputError(field: "\(path).denseLayers", "must be 0 to 1024 leading dense layers, with a denseFFNSize from 1 to \(1 << 24), got \(denseLayers) of \(denseFFNSize)")
         }
         guard routingSkew >= 0, routingSkew <= 1 else {
             throw InputError(field: "\(path).routingSkew", "must be from 0 (uniform routing) to 1 (every token the same experts), got \(routingSkew)")

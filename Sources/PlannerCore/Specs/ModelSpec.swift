@@ -173,7 +173,27 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// Every parameter (elements, whatever their storage: a quantised checkpoint counts as its
     /// full-precision original).
     public var parameterCount: Double {
-        Double(layers * (attentionWeightElements + ffnWeightElements)) + embeddingBytes / Double(bytesPerElement)
+        Double(layers * attentionWeightElements + ffnElementsOverLayers) + embeddingBytes / Double(bytesPerElement)
+    }
+
+    /// Whether `layer`'s FFN is dense: every layer of a dense model, a mixture's leading
+    /// `MoESpec.denseLayers`.
+    public func hasDenseFFN(layer: Int) -> Bool { moe.map { layer < $0.denseLayers } ?? true }
+
+    /// Layers with a sparse FFN.
+    public var sparseLayers: Int { moe.map { max(0, layers - $0.denseLayers) } ?? 0 }
+
+    /// Elements of a mixture's leading dense FFN layer (gate, up, down and its norms); 0 without.
+    public var denseFFNWeightElements: Int {
+        guard let moe, moe.denseLayers > 0 else { return 0 }
+        return 3 * hidden * moe.denseFFNSize + hidden + (postNorms ? hidden : 0)
+    }
+
+    /// FFN elements summed over the layers (dense leading layers and sparse ones).
+    var ffnElementsOverLayers: Int {
+        guard let moe else { return layers * ffnWeightElements }
+        let dense = min(moe.denseLayers, layers)
+        return dense * denseFFNWeightElements + (layers - dense) * ffnWeightElements
     }
 
     /// Parameters one token runs through (elements, whatever their storage): all of a dense model;
@@ -181,8 +201,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// layer's attention, norms, router and shared expert, `k` routed experts, and the embeddings
     /// (the "active parameters" model cards give).
     public var activeParameters: Double {
-        let ffn = ffnWeightElements - (moe.map { ($0.experts - $0.activeExperts) * $0.expertElements(hidden: hidden) } ?? 0)
-        return Double(layers * (attentionWeightElements + ffn)) + embeddingBytes / Double(bytesPerElement)
+        let idle = moe.map { ($0.experts - $0.activeExperts) * $0.expertElements(hidden: hidden) } ?? 0
+        return Double(layers * attentionWeightElements + ffnElementsOverLayers - sparseLayers * idle) + embeddingBytes / Double(bytesPerElement)
     }
 
     /// The weight tensors of one block in the order an OPT checkpoint lists them (FlexGen's
@@ -258,6 +278,22 @@ public struct ModelSpec: Codable, Sendable, Equatable {
 
     public var attentionWeightBytes: Double { storedBytes(.attention) }
     public var ffnWeightBytes: Double { storedBytes(.ffn) }
+    /// Bytes of a mixture's leading dense FFN layer as stored (0 without one).
+    public var denseFFNWeightBytes: Double {
+        let all = Double(denseFFNWeightElements)
+        guard let moe, moe.denseLayers > 0 else { return 0 }
+        let matrices = Double(3 * hidden * moe.denseFFNSize)
+        let packed = weightFormat?.expertsOnly == true ? Double(bytesPerElement) : matrixBytesPerElement(.ffn)
+        return matrices * packed + (all - matrices) * Double(bytesPerElement)
+    }
+    /// Bytes of `layer`'s FFN block as stored.
+    public func ffnWeightBytes(layer: Int) -> Double { hasDenseFFN(layer: layer) && moe != nil ? denseFFNWeightBytes : ffnWeightBytes }
+    /// Bytes of every layer's weights together.
+    public var weightBytesOverLayers: Double {
+        Double(layers) * attentionWeightBytes + (0 ..< layers).reduce(0) { $0 + ffnWeightBytes(layer: $1) }
+    }
+    /// Bytes of the largest layer (what a layer's weight buffer holds).
+    public var largestLayerWeightBytes: Double { attentionWeightBytes + max(ffnWeightBytes, moe != nil && moe!.denseLayers > 0 ? denseFFNWeightBytes : 0) }
     /// Bytes of one decoder layer's weights.
     public var layerWeightBytes: Double { attentionWeightBytes + ffnWeightBytes }
     /// Token embedding, learned positions, final norm and (if untied) the output head.
@@ -269,7 +305,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         return Double(e * bytesPerElement)
     }
     /// All weights.
-    public var totalWeightBytes: Double { Double(layers) * layerWeightBytes + embeddingBytes }
+    public var totalWeightBytes: Double { weightBytesOverLayers + embeddingBytes }
 
     /// KV cache bytes per token per layer: `2 * kvHeads * headDim` elements.
     public var kvBytesPerToken: Double { Double(2 * kvDim * (kvCacheElementBytes ?? bytesPerElement)) }
