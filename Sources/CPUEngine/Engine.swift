@@ -108,6 +108,9 @@ public final class CPUDecoder: @unchecked Sendable {
     public init(shape: EngineShape, seed: UInt64 = 1, availableMemory: Double? = MachineMemory.availableBytes()) throws {
         try shape.model.validate()
         guard shape.batch >= 1 else { throw InputError(field: "batch", "must be at least 1, got \(shape.batch)") }
+        if shape.model.mla != nil {
+            throw InputError(field: "model", "\(shape.model.name) uses multi-head latent attention, which the CPU engine does not implement")
+        }
         if let f = shape.model.weightFormat {
             throw InputError(field: "model", "\(shape.model.name) is a quantised checkpoint (\(f.description)), which the CPU engine does not implement; it runs fp32 weights")
         }

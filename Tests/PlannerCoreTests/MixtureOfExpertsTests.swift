@@ -255,7 +255,7 @@ struct MixtureOfExpertsTests {
         refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"mlp_only_layers\": []", with: "\"mlp_only_layers\": [0, 47]"), "mlp_only_layers")
         refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"decoder_sparse_step\": 1", with: "\"decoder_sparse_step\": 2"), "decoder_sparse_step")
         refused(Self.qwen2MoEConfig.replacingOccurrences(of: "\"shared_expert_intermediate_size\": 5632,", with: ""), "shared_expert_intermediate_size")
-        refused(Self.mixtralConfig.replacingOccurrences(of: "\"mixtral\"", with: "\"deepseek_v3\""), "model_type")
+        refused(Self.mixtralConfig.replacingOccurrences(of: "\"mixtral\"", with: "\"jamba\""), "model_type")
     }
 
     /// Scenario keys: the fetch by name, a routing skew from 0 to 1 on a mixture of experts only;

@@ -78,7 +78,7 @@ struct ModelFamilyTests {
 
     @Test func unknownFamilyIsRefusedNamingTheSupportedOnes() throws {
         var other = Self.qwen2Config
-        other["model_type"] = "deepseek_v3"
+        other["model_type"] = "jamba"
         let e = try #require(throws: InputError.self) { try Self.parse(other) }
         #expect(e.field == "m/config.json: model_type")
         #expect(e.message.contains("qwen2_moe") && e.message.contains("qwen3") && e.message.contains("llama") && e.message.contains("gemma3"), "\(e.message)")

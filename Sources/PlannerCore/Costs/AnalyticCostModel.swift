@@ -13,6 +13,10 @@
 ///   `t = kernel_att + (2 b c kvHeads d e_kv + 2 b heads d e) / B_stream`, `kernel_att` the attention call's
 ///   fixed cost (`attentionKernelSeconds`, else `kernelSeconds`), `e_kv` the cache's bytes an
 ///   element (1 for an fp8 cache, else `e`).
+/// - Latent attention (decode, absorbed): `F = 2 b heads c (2 latent + rope)`, bytes
+///   `b c (latent + rope) e_kv + 2 b heads (latent + rope) e`; `t = kernel_att + max(F / (R f_att), bytes / B_stream)`:
+///   every head reads the one latent, so it is compute-bound where the device's FLOP:byte ratio is
+///   below about `2 heads`.
 /// - Prefill attention (flash, causal): `F = 4 b heads d q (c - q/2)`; `t = kernel_att + max(F / (R f_att), bytes / B_stream)`.
 /// - Element-wise: `t = kernel + bytes / B_stream`; device copy reads and writes: `t = kernel + 2 bytes / B_copy`,
 ///   `B_copy` the device's `copyBytesPerSecond`, else `B_stream`.
@@ -63,6 +67,11 @@ public struct AnalyticCostModel: CostModel {
             let activationBytes = (Double(m) * Double(k) + Double(m) * Double(n)) * bytesPerElement
             let memory = weightBytes / gpu.gemmBytesPerSecond + activationBytes / gpu.streamBytesPerSecond
             return gpu.kernelSeconds + max(flops / matmulFlops, memory)
+        case let .latentAttention(b, heads, latent, rope, c):
+            if b <= 0 || c <= 0 { return 0 }
+            let flops = 2.0 * Double(b) * Double(heads) * Double(c) * Double(2 * latent + rope)
+            let bytes = Double(b) * Double(c) * Double(latent + rope) * kvBytesPerElement + 2.0 * Double(b * heads * (latent + rope)) * bytesPerElement
+            return (gpu.attentionKernelSeconds ?? gpu.kernelSeconds) + max(flops / (matmulFlops * gpu.attentionFlopsFraction), bytes / gpu.streamBytesPerSecond)
         case let .decodeAttention(b, heads, kvHeads, d, c):
             if b <= 0 || c <= 0 { return 0 }
             let bytes = 2.0 * Double(b) * Double(c) * Double(kvHeads * d) * kvBytesPerElement + 2.0 * Double(b * heads * d) * bytesPerElement

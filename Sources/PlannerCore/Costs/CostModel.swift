@@ -8,6 +8,10 @@ public enum Operation: Sendable, Equatable {
     case packedGemm(m: Int, n: Int, k: Int, weightBytes: Double)
     /// One query per sequence against `context` cached keys and values.
     case decodeAttention(batch: Int, heads: Int, kvHeads: Int, headDim: Int, context: Int)
+    /// One query per sequence and head against `context` cached latents of `latent + rope`
+    /// elements, in the latent space (multi-head latent attention with the up-projections absorbed):
+    /// scores over `latent + rope`, values over `latent`, for all `heads` sharing one latent.
+    case latentAttention(batch: Int, heads: Int, latent: Int, rope: Int, context: Int)
     /// Causal attention of `queries` new tokens per sequence over `context` tokens (the last
     /// `queries` of which are the new ones).
     case prefillAttention(batch: Int, heads: Int, kvHeads: Int, headDim: Int, queries: Int, context: Int)

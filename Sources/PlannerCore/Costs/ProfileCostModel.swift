@@ -211,6 +211,10 @@ public struct ProfileCostModel: CostModel {
             let v = gemm[near]!.value(at: Double(m))
             let measuredAt = analytic.seconds(.gemm(m: v.how == .outside ? Int(v.nearestX) : m, n: near.n, k: near.k))
             return measuredAt > 0 ? v.y * analytic.seconds(op) / measuredAt : analytic.seconds(op)
+        case .latentAttention:
+            // No table times latent attention: the roofline's figure.
+            stats.record("latent attention", .analytic)
+            return analytic.seconds(op)
         case let .packedGemm(m, n, k, _):
             // The tables time fp16 kernels: the measured time of the same shape, scaled by the
             // roofline's ratio of the packed product to the plain one.

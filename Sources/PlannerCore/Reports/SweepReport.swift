@@ -125,9 +125,18 @@ public enum SweepReport {
     }
 
     /// What a reader should know about the model before trusting an ACT cache: for grouped-query
-    /// models the checkpoint is larger than the KV entry it replaces.
+    /// models (and latent attention, or an fp8 cache) the checkpoint is larger than the KV entry it
+    /// replaces.
     public static func notes(_ m: ModelSpec) -> String? {
         guard m.actBytesPerToken > m.kvBytesPerToken else { return nil }
+        if let a = m.mla {
+            return String(format: "%@ caches a latent of %d elements a token per layer (multi-head latent attention): an ACT checkpoint (%@) is %.1fx that entry (%@), so an ACT cache moves more bytes than the KV it replaces and costs a projection; prefer KV for this model.",
+                          m.name, a.cachedElements, formatBytes(m.actBytesPerToken), m.actBytesPerToken / m.kvBytesPerToken, formatBytes(m.kvBytesPerToken))
+        }
+        if m.kvHeads == m.heads {
+            return String(format: "%@'s KV cache is stored narrower than its activations: an ACT checkpoint (%@ per token per layer) is %.1fx its KV entry (%@), so an ACT cache moves more bytes than the KV it replaces; prefer KV for this model.",
+                          m.name, formatBytes(m.actBytesPerToken), m.actBytesPerToken / m.kvBytesPerToken, formatBytes(m.kvBytesPerToken))
+        }
         return String(format: "%@ is grouped-query (%d KV heads for %d query heads): an ACT checkpoint (%@ per token per layer) is %.1fx its KV entry (%@), so an ACT cache moves more bytes than the KV it replaces and costs a K/V projection; prefer KV for this model.",
                       m.name, m.kvHeads, m.heads, formatBytes(m.actBytesPerToken), m.actBytesPerToken / m.kvBytesPerToken, formatBytes(m.kvBytesPerToken))
     }

@@ -154,6 +154,7 @@ public struct ExecutionPlan: Sendable {
         let e = engine
         if model.moe != nil { try e.require(.mixtureOfExperts, field: "model") }
         if model.slidingWindow != nil { try e.require(.slidingWindow, field: "model") }
+        if model.mla != nil { try e.require(.latentAttention, field: "model") }
         if model.weightFormat != nil || model.kvCacheElementBytes != nil { try e.require(.quantizedCheckpoint, field: "model") }
         if model.weightFormat != nil, compression.weights != nil {
             throw InputError(field: "compression.weights", "\(model.name)'s checkpoint is already quantised (\(model.weightFormat!.description)); compress a full-precision checkpoint only")

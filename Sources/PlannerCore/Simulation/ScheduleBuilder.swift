@@ -65,14 +65,47 @@ struct ScheduleBuilder {
         return cost(.packedGemm(m: rows, n: n, k: k, weightBytes: m.matrixBytesPerElement(block)))
     }
 
-    /// Norm and Q/K/V projection of `tokens` rows.
+    /// Norm and Q/K/V projection of `tokens` rows. Under latent attention (`LatentAttention`): the
+    /// query path (`q_a_proj`, its norm, `q_b_proj`, or one `q_proj`), `kv_a_proj_with_mqa` and the
+    /// latent's norm, and the query's no-rotary part times the key half of `kv_b_proj`
+    /// (`heads x nope x kvLoraRank`, as one GEMM of that many weights).
     func qkvSeconds(_ tokens: Int) -> Cost {
-        norm(tokens) + linear(m: tokens, n: m.qDim + 2 * m.kvDim, k: m.hidden, .attention)
+        guard let a = m.mla else { return norm(tokens) + linear(m: tokens, n: m.qDim + 2 * m.kvDim, k: m.hidden, .attention) }
+        let qk = m.heads * (a.nopeHeadDim + a.ropeHeadDim)
+        var c = norm(tokens)
+        if let r = a.qLoraRank {
+            c = c + linear(m: tokens, n: r, k: m.hidden, .attention) + cost(.elementwise(bytes: 2 * Double(tokens * r) * e))
+                + linear(m: tokens, n: qk, k: r, .attention)
+        } else {
+            c = c + linear(m: tokens, n: qk, k: m.hidden, .attention)
+        }
+        return c + linear(m: tokens, n: a.cachedElements, k: m.hidden, .attention) + cost(.elementwise(bytes: 2 * Double(tokens * a.kvLoraRank) * e))
+            + linear(m: tokens, n: m.heads * a.kvLoraRank, k: a.nopeHeadDim, .attention)
     }
 
-    /// Output projection and residual add.
+    /// Output projection and residual add; under latent attention first the latent output times
+    /// the value half of `kv_b_proj` (`heads x kvLoraRank x value`).
     func outSeconds(_ tokens: Int) -> Cost {
-        linear(m: tokens, n: m.hidden, k: m.qDim, .attention) + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+        let absorbed = m.mla.map { linear(m: tokens, n: m.heads * $0.valueHeadDim, k: $0.kvLoraRank, .attention) } ?? .zero
+        return absorbed + linear(m: tokens, n: m.hidden, k: m.qDim, .attention) + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+    }
+
+    /// Decode attention of `batch` sequences over `context` entries: per K/V head, or over the
+    /// shared latent under latent attention.
+    func decodeAttentionSeconds(batch: Int, context: Int) -> Cost {
+        if let a = m.mla { return cost(.latentAttention(batch: batch, heads: m.heads, latent: a.kvLoraRank, rope: a.ropeHeadDim, context: context)) }
+        return cost(.decodeAttention(batch: batch, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, context: context))
+    }
+
+    /// Prefill attention of `seqs` sequences of `queries` new tokens over `context`; under latent
+    /// attention the prompt's latents are first up-projected to full keys and values (`kv_b_proj`)
+    /// and attention runs per head over `nope + rope`.
+    func prefillAttentionSeconds(seqs: Int, queries: Int, context: Int) -> Cost {
+        guard let a = m.mla else {
+            return cost(.prefillAttention(batch: seqs, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, queries: queries, context: context))
+        }
+        return linear(m: seqs * context, n: m.heads * (a.nopeHeadDim + a.valueHeadDim), k: a.kvLoraRank, .attention)
+            + cost(.prefillAttention(batch: seqs, heads: m.heads, kvHeads: m.heads, headDim: a.nopeHeadDim + a.ropeHeadDim, queries: queries, context: context))
     }
 
     /// Norm, FFN matrices, activation, residual add; for a mixture of experts the router and the
@@ -333,9 +366,7 @@ struct ScheduleBuilder {
                 w.hiddenBytes = Double(rows * m.hidden) * e
                 w.kernels = [
                     Kernel(kind: .qkv, seconds: qkvSeconds(rows), needs: [.attentionWeights, .hiddenLoad]),
-                    Kernel(kind: .attention, seconds: cost(.prefillAttention(batch: seqs, heads: m.heads, kvHeads: m.kvHeads,
-                                                                                     headDim: m.headDim, queries: prompt, context: attended)),
-                           needs: []),
+                    Kernel(kind: .attention, seconds: prefillAttentionSeconds(seqs: seqs, queries: prompt, context: attended), needs: []),
                     Kernel(kind: .outProjection, seconds: outSeconds(rows), needs: []),
                 ] + ffnKernels(rows)
                 w.stores = [(.kvStore, Double(seqs * kept.hostKV) * m.kvBytesPerToken),
@@ -377,7 +408,7 @@ struct ScheduleBuilder {
         let r = cached.recompute
         if r > 0 {
             let seconds = qkvSeconds(gb * r)
-                + cost(.prefillAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, queries: r, context: r))
+                + prefillAttentionSeconds(seqs: gb, queries: r, context: r)
                 + outSeconds(gb * r) + ffnSeconds(gb * r)
             w.kernels.append(Kernel(kind: .tokenRecompute, seconds: seconds, needs: [.attentionWeights, .ffnWeights]))
         }
@@ -391,8 +422,7 @@ struct ScheduleBuilder {
         if cached.gpuKV > 0, cached.gpuKV < context {
             w.kernels.append(Kernel(kind: .concat, seconds: cost(.deviceCopy(bytes: Double(gb * cached.gpuKV) * m.kvBytesPerToken)), needs: []))
         }
-        w.kernels.append(Kernel(kind: .attention, seconds: cost(.decodeAttention(batch: gb, heads: m.heads, kvHeads: m.kvHeads,
-                                                                                         headDim: m.headDim, context: context + 1)),
+        w.kernels.append(Kernel(kind: .attention, seconds: decodeAttentionSeconds(batch: gb, context: context + 1),
                                 needs: w.kvLoadBytes > 0 ? [.kvLoad] : []))
         w.kernels.append(Kernel(kind: .outProjection, seconds: outSeconds(gb), needs: []))
         w.kernels += ffnKernels(gb)

@@ -181,6 +181,7 @@ public struct EngineTraits: Equatable, Sendable {
         case mixtureOfExperts = "mixture-of-experts models (not modelled for this engine yet)"
         case slidingWindow = "sliding-window attention (not modelled for this engine yet)"
         case quantizedCheckpoint = "a quantised checkpoint (AWQ, GPTQ, FP8, bitsandbytes, MXFP4) or an fp8 KV cache"
+        case latentAttention = "multi-head latent attention (not modelled for this engine yet)"
     }
 
     /// The planner's reference engine (what the simulator played before engines were modelled):
@@ -194,7 +195,7 @@ public struct EngineTraits: Equatable, Sendable {
         hiddenCopiesOnComputeStream: false, hostAttentionConvertsFP16Cache: false, hostAttentionCacheBytesPerElement: 2,
         prefillLogitsAllPositions: false, prefillAttentionMaterialized: false, dequantBytesPerElement: 2.5625, dequantKernelsPerTensor: 1,
         dequantPerMicroBatch: false, supports: [.hostCache, .activationCheckpoints, .tokenRecomputation, .partialWeights, .microBatches,
-                                              .mixtureOfExperts, .slidingWindow, .quantizedCheckpoint],
+                                              .mixtureOfExperts, .slidingWindow, .quantizedCheckpoint, .latentAttention],
         expertKernels: .fused)
 
     /// FlexGen (FlexLLMGen at 004ffef): blocks fetched one ahead with a device barrier after every

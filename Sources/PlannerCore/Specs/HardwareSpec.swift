@@ -132,7 +132,7 @@ public struct MemoryContention: Codable, Sendable, Equatable {
         switch op {
         case let .gemm(m, _, _), let .packedGemm(m, _, _, _): gemmFactor(rows: m)
         case .transfer: copySlowdown
-        case .decodeAttention, .prefillAttention, .elementwise, .deviceCopy: streamSlowdown
+        case .decodeAttention, .latentAttention, .prefillAttention, .elementwise, .deviceCopy: streamSlowdown
         }
     }
 

@@ -36,6 +36,8 @@ public struct MoESpec: Codable, Sendable, Equatable {
     /// `gate_up_proj_bias` of 2F and `down_proj_bias` of `hidden` per expert, transformers
     /// `modeling_gpt_oss.py`).
     public var expertBias = false
+    /// A bias on the router alone (DeepSeek-V3's `e_score_correction_bias`, E elements).
+    public var routerBias = false
     /// Leading layers whose FFN is dense (DeepSeek's `first_k_dense_replace`), of width
     /// `denseFFNSize` (its `intermediate_size`).
     public var denseLayers = 0
@@ -48,7 +50,7 @@ public struct MoESpec: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case experts, activeExperts, expertFFNSize, sharedExpertFFNSize, sharedExpertGate, routingSkew, expertBias, denseLayers, denseFFNSize
+        case experts, activeExperts, expertFFNSize, sharedExpertFFNSize, sharedExpertGate, routingSkew, expertBias, denseLayers, denseFFNSize, routerBias
     }
 
     public init(from decoder: Decoder) throws {
@@ -59,6 +61,7 @@ public struct MoESpec: Codable, Sendable, Equatable {
                   sharedExpertGate: try c.decodeIfPresent(Bool.self, forKey: .sharedExpertGate) ?? false,
                   routingSkew: try c.decodeIfPresent(Double.self, forKey: .routingSkew) ?? 0)
         expertBias = try c.decodeIfPresent(Bool.self, forKey: .expertBias) ?? false
+        routerBias = try c.decodeIfPresent(Bool.self, forKey: .routerBias) ?? false
         denseLayers = try c.decodeIfPresent(Int.self, forKey: .denseLayers) ?? 0
         denseFFNSize = try c.decodeIfPresent(Int.self, forKey: .denseFFNSize) ?? 0
     }

@@ -81,6 +81,22 @@ public enum ModelCatalog {
         m.attentionSinks = true
         return m
     }
+    /// DeepSeek-V3 (deepseek-ai/DeepSeek-V3, the main model without its multi-token-prediction
+    /// layer): multi-head latent attention (128 heads, query rank 1,536, latent 512 + rotary 64,
+    /// value 128), three dense leading layers of 18,432 and 58 of 256 experts of 2,048 with one
+    /// shared expert, 8 a token and a router bias; its published weights in FP8 blocks of 128 x 128.
+    static var deepSeekV3: ModelSpec {
+        var moe = MoESpec(experts: 256, activeExperts: 8, expertFFNSize: 2048, sharedExpertFFNSize: 2048)
+        moe.denseLayers = 3
+        moe.denseFFNSize = 18432
+        moe.routerBias = true
+        var m = ModelSpec(name: "deepseek-v3", layers: 61, hidden: 7168, heads: 128, kvHeads: 128, headDim: 128, ffnSize: 2048, ffnKind: .gated3,
+                          vocab: 129280, dtype: .bf16, maxContext: 163840, bias: false, tiedEmbeddings: false, learnedPositions: false,
+                          source: "config.json of deepseek-ai/DeepSeek-V3 on the Hugging Face hub (model_type deepseek_v3, num_hidden_layers, hidden_size, num_attention_heads, q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim, first_k_dense_replace, intermediate_size, n_routed_experts, n_shared_experts, num_experts_per_tok, moe_intermediate_size, vocab_size, max_position_embeddings, quantization_config fp8 [128, 128], torch_dtype)",
+                          moe: moe, weightFormat: WeightFormat(method: .fp8, bits: 8, groupSize: 128))
+        m.mla = LatentAttention(qLoraRank: 1536, kvLoraRank: 512, nopeHeadDim: 128, ropeHeadDim: 64, valueHeadDim: 128)
+        return m
+    }
     /// Every catalog model, in a stable order.
     public static let all: [ModelSpec] = [
         opt("6.7b", layers: 32, hidden: 4096, heads: 32),
@@ -115,6 +131,7 @@ public enum ModelCatalog {
                   vocab: 32064, dtype: .bf16, maxContext: 131072, bias: false, tiedEmbeddings: false, learnedPositions: false,
                   source: "config.json of microsoft/Phi-3.5-mini-instruct on the Hugging Face hub (model_type phi3, num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, intermediate_size, vocab_size, max_position_embeddings 131072, tie_word_embeddings, torch_dtype; fused qkv_proj and gate_up_proj hold the same elements as separate ones)"),
         gemma3_27B,
+        deepSeekV3,
         gptOSS("gpt-oss-20b", layers: 24, experts: 32),
         gptOSS("gpt-oss-120b", layers: 36, experts: 128),
         mixtral("mixtral-8x7b", repo: "mistralai/Mixtral-8x7B-v0.1", layers: 32, hidden: 4096, heads: 32, kvHeads: 8, experts: 8, active: 2,
@@ -302,7 +319,7 @@ public enum HFConfig {
                              bias: o.has("enable_bias") ? try o.bool("enable_bias") : true,
                              tiedEmbeddings: o.has("tie_word_embeddings") ? try o.bool("tie_word_embeddings") : true,
                              learnedPositions: true, source: source)
-        case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe", "gemma2", "gemma3_text", "gpt_oss":
+        case "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe", "gemma2", "gemma3_text", "gpt_oss", "deepseek_v2", "deepseek_v3":
             // Qwen2/2.5 (transformers modeling_qwen2.py): Q/K/V biases, optional sliding window.
             // Qwen3 (modeling_qwen3.py): per-head q_norm and k_norm, head_dim given. Phi-3
             // (modeling_phi3.py): fused qkv and gate_up projections, the same counts as Llama.
@@ -319,6 +336,7 @@ public enum HFConfig {
             }
             let window = try slidingWindow(o, type: type, layers: layers, maxContext: maxContext, source: source)
             let moe = try mixtureOfExperts(o, type: type, source: source)
+            let mla = try latentAttention(o, type: type, source: source)
             let gemma = type == "gemma2" || type == "gemma3_text"
             // gpt-oss (modeling_gpt_oss.py): biases on Q, K, V and O (`attention_bias`), one sink
             // logit per head, RMSNorms without bias.
@@ -326,7 +344,7 @@ public enum HFConfig {
             let attentionBias = o.has("attention_bias") ? try o.bool("attention_bias") : false
             spec = ModelSpec(name: name, layers: layers, hidden: hidden, heads: heads,
                              kvHeads: try o.optionalInt("num_key_value_heads", in: 1...4096) ?? heads,
-                             headDim: try o.optionalInt("head_dim", in: 1...4096) ?? hidden / heads,
+                             headDim: try mla?.valueHeadDim ?? o.optionalInt("head_dim", in: 1...4096) ?? hidden / heads,
                              ffnSize: try moe?.expertFFNSize ?? o.int("intermediate_size", in: 1...(1 << 24)), ffnKind: .gated3,
                              vocab: vocab, dtype: dtype, maxContext: maxContext,
                              bias: attentionBias && !gptOSS,
@@ -335,6 +353,7 @@ public enum HFConfig {
                              qkvBias: ((type == "qwen2" || type == "qwen2_moe") && !attentionBias) || (gptOSS && attentionBias),
                              qkNorm: ["qwen3", "qwen3_moe", "gemma3_text"].contains(type), moe: moe, slidingWindow: window, postNorms: gemma)
             spec.outputBias = gptOSS && attentionBias
+            spec.mla = mla
             spec.attentionSinks = gptOSS
         default:
             throw InputError(field: "\(source): model_type", "must be one of \(supportedTypes.joined(separator: ", ")) (the families read so far), got \"\(type)\"")
@@ -388,7 +407,7 @@ public enum HFConfig {
 
     /// The `model_type`s read.
     public static let supportedTypes = ["opt", "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3",
-                                        "gemma2", "gemma3", "gemma3_text", "gpt_oss"]
+                                        "gemma2", "gemma3", "gemma3_text", "gpt_oss", "deepseek_v2", "deepseek_v3"]
 
     /// Which layers attend through a sliding window, as each family's modeling code decides:
     /// `layer_types` where the config lists them (`sliding_attention` / `full_attention`);
@@ -454,6 +473,13 @@ public enum HFConfig {
             experts = try o.int("num_local_experts", in: 2...4096)
             width = try o.int("intermediate_size", in: 1...(1 << 24))
             shared = 0
+        case "deepseek_v2", "deepseek_v3":
+            experts = try o.int("n_routed_experts", in: 2...4096)
+            width = try o.int("moe_intermediate_size", in: 1...(1 << 24))
+            shared = (try o.optionalInt("n_shared_experts", in: 0...64) ?? 0) * width
+            if let freq = try o.optionalInt("moe_layer_freq", in: 1...1024), freq != 1 {
+                throw InputError(field: "\(source): moe_layer_freq", "must be 1 (every layer after the dense ones sparse), got \(freq)")
+            }
         case "qwen2_moe", "qwen3_moe":
             experts = try o.int("num_experts", in: 2...4096)
             width = try o.int("moe_intermediate_size", in: 1...(1 << 24))
@@ -471,8 +497,26 @@ public enum HFConfig {
         guard k <= experts else {
             throw InputError(field: "\(source): num_experts_per_tok", "must be at most the number of experts (\(experts)), got \(k)")
         }
-        var moe = MoESpec(experts: experts, activeExperts: k, expertFFNSize: width, sharedExpertFFNSize: shared, sharedExpertGate: shared > 0)
+        // Qwen2-MoE gates its shared expert (`shared_expert_gate`); DeepSeek's shared experts are plain.
+        var moe = MoESpec(experts: experts, activeExperts: k, expertFFNSize: width, sharedExpertFFNSize: shared,
+                          sharedExpertGate: shared > 0 && type == "qwen2_moe")
         moe.expertBias = type == "gpt_oss"
+        if type.hasPrefix("deepseek") {
+            // DeepSeek's leading dense layers (`first_k_dense_replace`) and V3's router bias
+            // (`e_score_correction_bias`, DeepseekV3TopkRouter in modeling_deepseek_v3.py).
+            moe.denseLayers = try o.optionalInt("first_k_dense_replace", in: 0...1024) ?? 0
+            moe.denseFFNSize = moe.denseLayers > 0 ? try o.int("intermediate_size", in: 1...(1 << 24)) : 0
+            moe.routerBias = type == "deepseek_v3"
+        }
         return moe
+    }
+
+    /// DeepSeek-V2 and V3's multi-head latent attention: `q_lora_rank` (null: a full query
+    /// projection), `kv_lora_rank`, `qk_nope_head_dim`, `qk_rope_head_dim`, `v_head_dim`.
+    static func latentAttention(_ o: JSONFields, type: String, source: String) throws -> LatentAttention? {
+        guard type == "deepseek_v2" || type == "deepseek_v3" else { return nil }
+        return LatentAttention(qLoraRank: try o.optionalInt("q_lora_rank", in: 1...65536), kvLoraRank: try o.int("kv_lora_rank", in: 1...65536),
+                               nopeHeadDim: try o.int("qk_nope_head_dim", in: 1...65536), ropeHeadDim: try o.int("qk_rope_head_dim", in: 1...65536),
+                               valueHeadDim: try o.int("v_head_dim", in: 1...65536))
     }
 }

@@ -66,6 +66,9 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// sink logit per head (gpt-oss: `o_proj` bias and `sinks`, `modeling_gpt_oss.py`).
     public var outputBias = false
     public var attentionSinks = false
+    /// Multi-head latent attention in place of per-head K and V projections (DeepSeek); `heads`
+    /// and `headDim` are then the query heads and the value head width.
+    public var mla: LatentAttention? = nil
     /// A quantised checkpoint's weight format (nil: every weight in `dtype`).
     public var weightFormat: WeightFormat? = nil
     /// Bytes of one cached K or V element when the cache is stored narrower than `dtype` (an fp8
@@ -89,7 +92,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, layers, hidden, heads, kvHeads, headDim, ffnSize, ffnKind, vocab, dtype, maxContext, bias, tiedEmbeddings,
              learnedPositions, source, qkvBias, qkNorm, moe, slidingWindow, postNorms, weightFormat, kvCacheElementBytes,
-             outputBias, attentionSinks
+             outputBias, attentionSinks, mla
     }
 
     /// `qkvBias`, `qkNorm`, `moe`, `slidingWindow`, `postNorms`, `weightFormat` and
@@ -114,18 +117,21 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         kvCacheElementBytes = try c.decodeIfPresent(Int.self, forKey: .kvCacheElementBytes)
         outputBias = try c.decodeIfPresent(Bool.self, forKey: .outputBias) ?? false
         attentionSinks = try c.decodeIfPresent(Bool.self, forKey: .attentionSinks) ?? false
+        mla = try c.decodeIfPresent(LatentAttention.self, forKey: .mla)
     }
 
     public var bytesPerElement: Int { dtype.bytes }
     /// Width of the query projection output, `heads * headDim`.
     public var qDim: Int { heads * headDim }
-    /// Width of one of K or V, `kvHeads * headDim`.
-    public var kvDim: Int { kvHeads * headDim }
+    /// Width of one of K or V, `kvHeads * headDim`; under latent attention half the cached
+    /// latent and rotary key, so that `2 * kvDim` is what a token caches.
+    public var kvDim: Int { mla.map { $0.cachedElements / 2 } ?? kvHeads * headDim }
     /// A multi-head model keeps one K/V head per query head; a grouped-query model shares them.
     public var isGroupedQuery: Bool { kvHeads < heads }
 
     /// Elements of the attention block: Q, K, V and output projections (and biases, norm).
     public var attentionWeightElements: Int {
+        if let mla { return mla.matrixElements(hidden: hidden, heads: heads) + mla.innerNormElements + hidden + (postNorms ? hidden : 0) }
         let matrices = hidden * qDim + 2 * hidden * kvDim + qDim * hidden
         let biases = (bias ? qDim + 2 * kvDim + hidden : qkvBias ? qDim + 2 * kvDim : 0) + (outputBias && !bias ? hidden : 0)
             + (attentionSinks ? heads : 0)
@@ -140,6 +146,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         var biases = bias ? (ffnKind.matrices - 1) * ffnSize + hidden : 0
         if let moe, moe.expertBias {
             biases += moe.experts * (moe.expertElements(hidden: hidden) - moe.expertMatrixElements(hidden: hidden)) + moe.experts
+        } else if let moe, moe.routerBias {
+            biases += moe.experts
         }
         let norm = (bias ? 2 * hidden : hidden) + (postNorms ? hidden : 0)
         return matrices + biases + norm
@@ -147,7 +155,9 @@ public struct ModelSpec: Codable, Sendable, Equatable {
 
     /// Elements of the attention block's matrices alone (what 4-bit compression covers; FlexGen
     /// never compresses 1-D tensors, flex_opt.py 104-109).
-    public var attentionMatrixElements: Int { hidden * qDim + 2 * hidden * kvDim + qDim * hidden }
+    public var attentionMatrixElements: Int {
+        mla.map { $0.matrixElements(hidden: hidden, heads: heads) } ?? hidden * qDim + 2 * hidden * kvDim + qDim * hidden
+    }
     /// Elements of the FFN block's matrices alone.
     public var ffnMatrixElements: Int {
         guard let moe else { return ffnKind.matrices * hidden * ffnSize }
@@ -211,6 +221,18 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public func tensors(_ block: WeightBlock) -> [(name: String, elements: Int, matrix: Bool)] {
         var t: [(String, Int, Bool)] = []
         switch block {
+        case .attention where mla != nil:
+            let a = mla!
+            let qk = heads * (a.nopeHeadDim + a.ropeHeadDim)
+            if let r = a.qLoraRank {
+                t += [("q_a_proj", hidden * r, true), ("q_a_norm", r, false), ("q_b_proj", r * qk, true)]
+            } else {
+                t.append(("q_proj", hidden * qk, true))
+            }
+            t += [("kv_a_proj_with_mqa", hidden * a.cachedElements, true), ("kv_a_norm", a.kvLoraRank, false),
+                  ("kv_b_proj", a.kvLoraRank * heads * (a.nopeHeadDim + a.valueHeadDim), true),
+                  ("w_out", heads * a.valueHeadDim * hidden, true), ("w_ln", hidden, false)]
+            if postNorms { t.append(("w_post_ln", hidden, false)) }
         case .attention:
             for (name, rows) in [("q", qDim), ("k", kvDim), ("v", kvDim)] {
                 t.append(("w_\(name)", hidden * rows, true))
@@ -313,6 +335,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var actBytesPerToken: Double { Double(hidden * bytesPerElement) }
     /// FLOPs to recompute one token's K and V at one layer from its activation checkpoint:
     /// the K/V projection alone, `2 * hidden * 2 * kvDim`.
+    /// Under latent attention that projection is `kv_a_proj_with_mqa`, `2 * hidden * (kvLoraRank +
+    /// rope)`: the same count, `2 * kvDim` being the cached width.
     public var actRecomputeFlopsPerToken: Double { Double(2 * hidden * 2 * kvDim) }
 
     /// Checks the shape; throws naming the first field that is out of range.
@@ -334,6 +358,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
             throw InputError(field: "\(path).kvHeads", "must divide heads (\(heads)), got \(kvHeads)")
         }
         if let slidingWindow { try slidingWindow.validate(path: "\(path).slidingWindow") }
+        if let mla { try mla.validate(path: "\(path).mla") }
         if let weightFormat {
             try weightFormat.validate(path: "\(path).weightFormat")
             if weightFormat.expertsOnly, moe == nil {
