@@ -99,6 +99,9 @@ public enum ServingReport {
         out += String(format: "  GPU busy %.2f s (%.1f%%), link busy for swaps %.2f s\n", r.gpuBusySeconds, r.gpuBusySeconds / r.makespanSeconds * 100, r.linkBusySeconds)
         out += String(format: "  overflow overhead %.2f s (%.1f%% of the run): recomputation %.2f s, swapping %.2f s\n", r.overheadSeconds,
                       r.overheadSeconds / r.makespanSeconds * 100, r.recomputeSeconds, r.swapSeconds)
+        if let w = c.model.slidingWindow {
+            out += "  note: every layer's KV blocks are sized for the whole sequence; \(c.model.name)'s \(w.localLayers(of: c.model.layers)) local layers need at most \(w.tokens) tokens, so the cache is overstated here\n"
+        }
         let commands = VLLMCommand.lines(c, maxModelLen: r.maxRequestTokens)
         out += "vLLM command lines:\n"
         for l in commands.lines { out += "  \(l.label):\n    \(l.command)\n" }
