@@ -145,6 +145,27 @@ struct MixtureOfExpertsTests {
         #expect(abs(t.start[copy] - t.end[router]) < 1e-12)
     }
 
+    /// The same step with the routed experts on the host CPU (10 GB/s, 1 TFLOP/s): the link
+    /// carries the attention block and the router copy; after the router (0.8 ms of kernels after
+    /// the attention copy, as above) the row goes to the host (2,048 B, 2.048 us), the CPU reads
+    /// the two touched experts (2 x 6,291,456 B / 10 GB/s = 1.2582912 ms, against 12.6 us of
+    /// FLOPs), and the output comes back (2.048 us) ahead of the next step's copies: 8.390656 +
+    /// 0.8 + 0.002048 + 1.2582912 + 0.002048 = 10.4530432 ms a step, 8,411,136 B over the link.
+    @Test func expertsOnTheHostCPUByHand() throws {
+        var hw = Fixtures.device(linkBytesPerSecond: 1e9, gpuBytesPerSecond: 1e16, flops: 1e20, kernelSeconds: 1e-4)
+        hw.hostCPU = HostCPUSpec(name: "paper CPU", cores: 8, memoryBytesPerSecond: 10e9, fp32FlopsPerSecond: 1e12, singleThreadCopyBytesPerSecond: 1e9)
+        var p = ExecutionPlan(model: Self.tinyMoE, hardware: hw, batch: 1, weights: WeightPlacement(gpuFraction: 0),
+                              placement: TokenPlacement(gpuKV: 64), phase: .decodeStep(context: 64))
+        p.expertFetch = .hostCPU
+        let r = try Fixtures.run(p)
+        #expect(abs(r.seconds - 10.4530432e-3) < 1e-8, "\(r.seconds)")
+        #expect(r.totalBytes(.hostToDevice) == 8_411_136)
+        #expect(r.reportedResources.contains(.hostCPU))
+        // Without host CPU rates the option is refused by name.
+        p.hardware.hostCPU = nil
+        #expect(throws: InputError.self) { try Fixtures.run(p) }
+    }
+
     /// The FFN kernel of batch 1 (D = k = 2) with 0.1 ms a kernel and no other cost: the router's
     /// norm, GEMM and top-k (0.3 ms), the gather and scatter and the residual add (0.2 ms), and the
     /// experts: per expert a gated FFN of two GEMMs around an activation, 2 x 0.3 ms (transformers'

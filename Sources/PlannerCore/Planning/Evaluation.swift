@@ -250,10 +250,12 @@ public enum Evaluator {
             // router, whichever generates faster (the memory is the same: one layer's buffers).
             if p.model.moe != nil, p.weights.tiers(.ffn).streamed > 0, p.placement.recompute == 0,
                p.engine.kind == .ideal, p.engine.traits == .ideal {
-                var other = p
-                other.expertFetch = p.expertFetch == .prefetchAll ? .onDemand : .prefetchAll
-                let s = try Simulator.run(other, cost: try setup.costModel(), checkMemory: false)
-                if s.seconds < r.seconds { p = other; r = s; out.plan = other }
+                for fetch in ExpertFetch.allCases where fetch != p.expertFetch && (fetch != .hostCPU || p.hardware.hostCPU != nil) {
+                    var other = p
+                    other.expertFetch = fetch
+                    let s = try Simulator.run(other, cost: try setup.costModel(), checkMemory: false)
+                    if s.seconds < r.seconds { p = other; r = s; out.plan = other }
+                }
             }
             out.tokensPerSecond = r.tokensPerSecond
             out.totalSeconds = r.seconds

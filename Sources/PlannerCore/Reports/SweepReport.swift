@@ -103,9 +103,13 @@ public enum SweepReport {
         guard let p = o?.plan, let moe = p.model.moe, p.weights.tiers(.ffn).streamed > 0 else { return nil }
         let touched = moe.expectedDistinctExperts(tokens: p.batch)
         let share = touched / Double(moe.experts) * 100
-        let why = p.expertFetch == .onDemand
-            ? "copying only those after the router saves more link time than the wait adds"
-            : "copying every expert ahead, off the critical path, is faster than waiting for the router"
+        var why: String
+        switch p.expertFetch {
+        case .onDemand: why = "copying only those after the router saves more link time than the wait adds"
+        case .prefetchAll: why = "copying every expert ahead, off the critical path, is faster than waiting for the router"
+        case .hostCPU: why = "running them on the host CPU from host memory beats copying them over the link"
+        }
+        if p.hardware.hostCPU == nil { why += " (experts on the host CPU not tried: \(p.hardware.name) has no host CPU rates)" }
         return String(format: "experts %@ at the best point: a decode step's %d tokens touch %.1f of %d experts a layer (%.0f%%); %@\n",
                       p.expertFetch.rawValue, p.batch, touched, moe.experts, share, why)
     }

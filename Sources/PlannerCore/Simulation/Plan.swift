@@ -191,14 +191,17 @@ public struct ExecutionPlan: Sendable {
         if placement.gpuAct + placement.hostAct > 0 { try e.require(.activationCheckpoints, field: "placement") }
         if placement.recompute > 0 { try e.require(.tokenRecomputation, field: "placement.recompute") }
         if microBatches > 1 { try e.require(.microBatches, field: "policy.numGpuBatches") }
-        if expertFetch == .onDemand, model.moe == nil {
-            throw InputError(field: "experts", "\(model.name) is a dense model; \"on-demand\" applies to a mixture of experts only")
+        if expertFetch != .prefetchAll, model.moe == nil {
+            throw InputError(field: "experts", "\(model.name) is a dense model; \"\(expertFetch.rawValue)\" applies to a mixture of experts only")
         }
-        if expertFetch == .onDemand, e.kind != .ideal || e.traits != .ideal {
-            throw InputError(field: "experts", "\"on-demand\" is played on the ideal engine with its own traits only; use \"prefetch-all\" with engineTraits")
+        if expertFetch == .hostCPU, hardware.hostCPU == nil {
+            throw InputError(field: "experts", "\"cpu\" runs the experts on the host CPU, but \(hardware.name) has no host CPU rates (hardware.hostCPU); give them or use \"prefetch-all\" or \"on-demand\"")
         }
-        if expertFetch == .onDemand, placement.recompute > 0 {
-            throw InputError(field: "experts", "\"on-demand\" copies the experts after the router, but token recomputation runs whole layers before it; use \"prefetch-all\" or no recompute tokens")
+        if expertFetch != .prefetchAll, e.kind != .ideal || e.traits != .ideal {
+            throw InputError(field: "experts", "\"\(expertFetch.rawValue)\" is played on the ideal engine with its own traits only; use \"prefetch-all\" with engineTraits")
+        }
+        if expertFetch != .prefetchAll, placement.recompute > 0 {
+            throw InputError(field: "experts", "\"\(expertFetch.rawValue)\" waits for the router, but token recomputation runs whole layers before it; use \"prefetch-all\" or no recompute tokens")
         }
         if weights.blocks == nil, weights.gpuFraction > 0, weights.gpuFraction < 1 { try e.require(.partialWeights, field: "weights.gpuFraction") }
         for (field, q, feature) in [("compression.weights", compression.weights, EngineTraits.Feature.weightCompression),

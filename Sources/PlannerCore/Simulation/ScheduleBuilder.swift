@@ -31,6 +31,10 @@ struct ScheduleBuilder {
     var units = UnitPipeline()
     /// Set while the work of a mixture's dense leading layer is built (`ffnSeconds`).
     var denseFFN = false
+    /// Set while the prefill is built: with `ExpertFetch.hostCPU` its many rows copy the touched
+    /// experts to the GPU instead, as llama.cpp moves a large batch's host-resident matrix
+    /// products to the GPU (ggml-cuda's `offload_op`, from 32 rows).
+    var inPrefill = false
 
     init(plan: ExecutionPlan, cost: any CostModel, expectedTasks: Int) {
         self.plan = plan
@@ -166,8 +170,36 @@ struct ScheduleBuilder {
         return total + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
     }
 
-    /// Whether this plan copies a mixture of experts' routed experts after the router.
-    var expertsOnDemand: Bool { m.moe != nil && plan.expertFetch == .onDemand && plan.weights.tiers(.ffn).streamed > 0 }
+    /// Whether this plan copies a mixture of experts' routed experts after the router, or runs
+    /// them on the host CPU; either way the router runs alone first.
+    var expertsOnDemand: Bool { m.moe != nil && plan.expertFetch != .prefetchAll && plan.weights.tiers(.ffn).streamed > 0 }
+    var expertsOnHost: Bool { expertsOnDemand && plan.expertFetch == .hostCPU && !inPrefill }
+
+    /// The routed experts of `tokens` rows on the host CPU (`ExpertFetch.hostCPU`): the touched
+    /// experts' weights read once from host memory, their FLOPs at the CPU's rate.
+    func hostExpertsSeconds(_ tokens: Int) -> Cost {
+        guard let moe = m.moe, let cpu = plan.hardware.hostCPU, tokens > 0 else { return .zero }
+        let matrices = moe.expertMatrixElements(hidden: m.hidden)
+        let expert = Double(matrices) * m.matrixBytesPerElement(.ffn) + Double(moe.expertElements(hidden: m.hidden) - matrices) * e
+        let bytes = moe.expectedDistinctExperts(tokens: tokens) * expert
+        let flops = 2 * Double(tokens * moe.activeExperts) * Double(matrices)
+        let t = max(bytes / cpu.memoryBytesPerSecond, flops / cpu.fp32FlopsPerSecond)
+        return Cost(alone: t, shared: t)
+    }
+
+    /// The GPU's part of a layer whose routed experts run on the host: the shared expert, the
+    /// gather and scatter of the routed rows and the residual add.
+    func gpuSideOfHostExperts(_ tokens: Int) -> Cost {
+        guard let moe = m.moe, tokens > 0 else { return .zero }
+        var c = cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * m.hidden) * e))
+        if moe.sharedExpertFFNSize > 0 {
+            c = c + linear(m: tokens, n: 2 * moe.sharedExpertFFNSize, k: m.hidden, .ffn)
+                + cost(.elementwise(bytes: 3 * Double(tokens * moe.sharedExpertFFNSize) * e))
+                + linear(m: tokens, n: m.hidden, k: moe.sharedExpertFFNSize, .ffn)
+            if moe.sharedExpertGate { c = c + cost(.gemm(m: tokens, n: 1, k: m.hidden)) }
+        }
+        return c + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+    }
 
     /// The FFN kernels of `rows` rows: one FFN kernel that needs the block's weights, or with
     /// experts copied on demand the router (needs the router, copied ahead) and then the experts
@@ -175,7 +207,7 @@ struct ScheduleBuilder {
     func ffnKernels(_ rows: Int) -> [Kernel] {
         guard expertsOnDemand, !denseFFN else { return [Kernel(kind: .ffn, seconds: ffnSeconds(rows), needs: [.ffnWeights])] }
         return [Kernel(kind: .router, seconds: routerSeconds(rows), needs: [.ffnWeights]),
-                Kernel(kind: .ffn, seconds: expertsSeconds(rows), needs: [.expertWeights])]
+                Kernel(kind: .ffn, seconds: expertsOnHost ? gpuSideOfHostExperts(rows) : expertsSeconds(rows), needs: [.expertWeights])]
     }
 
     /// Bytes of the FFN block copied ahead of the layer, and the routed experts copied after the
@@ -185,7 +217,8 @@ struct ScheduleBuilder {
         guard expertsOnDemand, let moe = m.moe else { return (m.ffnWeightBytes, 0) }
         let matrices = moe.expertMatrixElements(hidden: m.hidden)
         let expert = Double(matrices) * m.matrixBytesPerElement(.ffn) + Double(moe.expertElements(hidden: m.hidden) - matrices) * e
-        return (m.ffnWeightBytes - Double(moe.experts) * expert, moe.expectedDistinctExperts(tokens: tokens) * expert)
+        // On the host CPU the routed experts never cross the link.
+        return (m.ffnWeightBytes - Double(moe.experts) * expert, expertsOnHost ? 0 : moe.expectedDistinctExperts(tokens: tokens) * expert)
     }
 
     /// K/V projection (after the norm) of `tokens` activation checkpoints.
@@ -280,6 +313,13 @@ struct ScheduleBuilder {
                     // The experts the layer's tokens route to, known once the router has run.
                     let bytes = streamed * ffnCopy.afterRouter
                     expertWeights = graph.add(.hostToDevice, .weightLoad, cost: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [last, wDep])
+                } else if k.kind == .router, j == 0, expertsOnHost {
+                    // The routed rows to the host, the experts on its CPU, their outputs back.
+                    let rows = works.reduce(0) { $0 + $1.rows }
+                    let bytes = Double(rows * m.hidden) * e
+                    let out = graph.add(.deviceToHost, .attentionExchange, cost: d2h(bytes), bytes: bytes, layer: layer, step: step, deps: [last])
+                    let cpu = graph.add(.hostCPU, .hostExperts, cost: hostExpertsSeconds(rows), bytes: 0, layer: layer, step: step, deps: [out])
+                    expertWeights = graph.add(.hostToDevice, .attentionExchange, cost: h2d(bytes), bytes: bytes, layer: layer, step: step, deps: [cpu])
                 }
                 if k.kind == .attention || k.needs.contains(.actLoad) || k.needs.contains(.kvLoad) { release = last }
             }
@@ -321,6 +361,8 @@ struct ScheduleBuilder {
     /// The prefill of `prompt` tokens per sequence; `split` is the prompt's placement. Every prompt
     /// token's K and V are computed; the host classes are written back, recomputed ones dropped.
     mutating func prefill(prompt: Int, split: TokenPlacement, step: Int) {
+        inPrefill = true
+        defer { inPrefill = false }
         var variants: [LayerVariant: [LayerWork]] = [:]
         for layer in 0 ..< m.layers {
             let v = variant(layer)

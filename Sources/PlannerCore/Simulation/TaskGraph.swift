@@ -50,6 +50,8 @@ public enum TaskKind: Int, CaseIterable, Sendable {
     /// A mixture-of-experts layer's router, run on its own when the experts it picks are copied
     /// after it (`ExpertFetch.onDemand`).
     case router
+    /// A mixture's routed experts run on the host CPU (`ExpertFetch.hostCPU`).
+    case hostExperts
 
     public var name: String {
         switch self {
@@ -79,6 +81,7 @@ public enum TaskKind: Int, CaseIterable, Sendable {
         case .barrier: "synchronize"
         case .embedding: "embedding"
         case .router: "route to experts"
+        case .hostExperts: "experts on the CPU"
         }
     }
 

@@ -176,7 +176,7 @@ public enum Scenario {
         if let f = try o.optionalDouble("kvOnDisk", in: 0...1) { options.kvDiskFraction = f }
         if let x = try o.optionalString("experts") {
             guard let fetch = ExpertFetch(rawValue: x) else {
-                throw InputError(field: "experts", "must be \"prefetch-all\" or \"on-demand\", got \"\(x)\"")
+                throw InputError(field: "experts", "must be \"prefetch-all\", \"on-demand\" or \"cpu\", got \"\(x)\"")
             }
             options.expertFetch = fetch
         }
