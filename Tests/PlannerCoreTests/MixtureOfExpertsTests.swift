@@ -272,7 +272,7 @@ struct MixtureOfExpertsTests {
             } catch { Issue.record("\(error)") }
         }
         refused(Self.mixtralConfig.replacingOccurrences(of: "\"num_experts_per_tok\": 2", with: "\"num_experts_per_tok\": 9"), "num_experts_per_tok")
-        refused(Self.mixtralConfig.replacingOccurrences(of: "\"num_local_experts\": 8, ", with: ""), "num_local_experts")
+        refused(Self.mixtralConfig.replacingOccurrences(of: "\"num_local_experts\": 8, ", with: ""), "m/config.json: num_local_experts")
         refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"mlp_only_layers\": []", with: "\"mlp_only_layers\": [0, 47]"), "mlp_only_layers")
         refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"decoder_sparse_step\": 1", with: "\"decoder_sparse_step\": 2"), "decoder_sparse_step")
         refused(Self.qwen2MoEConfig.replacingOccurrences(of: "\"shared_expert_intermediate_size\": 5632,", with: ""), "shared_expert_intermediate_size")

@@ -263,8 +263,16 @@ public enum HFConfig {
         try parse(try JSONFields.parse(data, source: source), source: source, name: name)
     }
 
-    /// The same, from a config already read as JSON.
+    /// The same, from a config already read as JSON. An error names the file before the field.
     public static func parse(_ o: JSONFields, source: String, name: String) throws -> ModelSpec {
+        do {
+            return try read(o, source: source, name: name)
+        } catch let e as InputError where !e.field.hasPrefix(source) {
+            throw InputError(field: "\(source): \(e.field)", e.message)
+        }
+    }
+
+    static func read(_ o: JSONFields, source: String, name: String) throws -> ModelSpec {
         var o = o
         if try o.optionalString("model_type") == "gemma3" {
             // Gemma 3's multimodal checkpoints nest the decoder's shape in `text_config`
