@@ -54,6 +54,26 @@ struct QuantizedCheckpointTests {
         #expect(abs(cost.seconds(.packedGemm(m: 1, n: 4096, k: 4096, weightBytes: 0.51953125)) - 8.732672e-6) < 1e-12)
     }
 
+    /// bitsandbytes NF4 (0.5625 B an element) on a 1024 x 1024 matrix at 1 TB/s with no fixed
+    /// costs: one row runs the fused `gemv_4bit`, 1024^2 x 0.5625 + (1024 + 1024) x 2 = 593,920 B,
+    /// 0.59392 us; four rows first dequantise (1024^2 x (0.5625 + 2) = 2,686,976 B) and then run
+    /// the fp16 GEMM (1024^2 x 2 + (4 x 1024 + 4 x 1024) x 2 = 2,113,536 B): 4.800512 us. AWQ's
+    /// fused kernel at four rows: 1024^2 x 0.51953125 + 16,384 = 561,152 B, 0.561152 us.
+    @Test func bitsandbytesDequantisesFirstBeyondOneRow() throws {
+        var m = Fixtures.tinyModel
+        m.weightFormat = WeightFormat(method: .bitsandbytes, bits: 4, groupSize: 64)
+        let hw = Fixtures.device(linkBytesPerSecond: 1e9, gpuBytesPerSecond: 1e12, flops: 1e20, kernelSeconds: 0)
+        func linear(_ m: ModelSpec, rows: Int) throws -> Double {
+            let p = ExecutionPlan(model: m, hardware: hw, batch: 1, weights: WeightPlacement(gpuFraction: 1), placement: TokenPlacement(gpuKV: 8), phase: .decodeStep(context: 8))
+            let b = ScheduleBuilder(plan: p, cost: try AnalyticCostModel(hardware: hw, model: m), expectedTasks: 0)
+            return b.linear(m: rows, n: 1024, k: 1024, .attention).alone
+        }
+        #expect(abs(try linear(m, rows: 1) - 0.59392e-6) < 1e-13)
+        #expect(abs(try linear(m, rows: 4) - 4.800512e-6) < 1e-13)
+        m.weightFormat = WeightFormat(method: .awq, bits: 4, groupSize: 128)
+        #expect(abs(try linear(m, rows: 4) - 0.561152e-6) < 1e-13)
+    }
+
     /// The fixtures' tiny model in AWQ 4-bit with streamed weights: attention 4,194,304 x 0.51953125
     /// + 1,024 x 2 = 2,181,120 B, FFN 8,388,608 x 0.51953125 + 2,048 = 4,360,192 B; two layers,
     /// 13,082,624 B over the link a decode step. An fp8 cache holds 2 x 8 x 128 x 1 = 2,048 B a

@@ -63,10 +63,16 @@ struct ScheduleBuilder {
     func norm(_ tokens: Int) -> Cost { cost(.elementwise(bytes: 2 * Double(tokens * m.hidden) * e)) }
 
     /// A GEMM by one of a block's weight matrices: packed when the checkpoint is quantised
-    /// (`ModelSpec.weightFormat`), plain otherwise.
+    /// (`ModelSpec.weightFormat`), plain otherwise. A format that dequantises first
+    /// (`WeightFormat.dequantizesFirst`) pays a kernel that reads the packed matrix and writes it
+    /// in 16 bits (`k n (w + e)` bytes), then the plain GEMM.
     func linear(m rows: Int, n: Int, k: Int, _ block: WeightBlock) -> Cost {
-        guard m.weightFormat != nil else { return cost(.gemm(m: rows, n: n, k: k)) }
-        return cost(.packedGemm(m: rows, n: n, k: k, weightBytes: m.matrixBytesPerElement(block)))
+        guard let f = m.weightFormat, !(f.expertsOnly && block == .attention) else { return cost(.gemm(m: rows, n: n, k: k)) }
+        let w = m.matrixBytesPerElement(block)
+        if f.dequantizesFirst(rows: rows) {
+            return cost(.elementwise(bytes: Double(k) * Double(n) * (w + e))) + cost(.gemm(m: rows, n: n, k: k))
+        }
+        return cost(.packedGemm(m: rows, n: n, k: k, weightBytes: w))
     }
 
     /// Norm and Q/K/V projection of `tokens` rows. Under latent attention (`LatentAttention`): the

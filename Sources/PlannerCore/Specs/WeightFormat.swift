@@ -47,6 +47,16 @@ public struct WeightFormat: Codable, Sendable, Equatable {
         }
     }
 
+    /// Whether a product of `rows` rows first expands the packed matrix to 16 bits in its own
+    /// kernel and then multiplies at full precision, rather than dequantising inside the GEMM.
+    /// bitsandbytes does (`bitsandbytes/autograd/_functions.py`, `matmul_4bit`: one row goes to
+    /// the fused `gemv_4bit`, more rows to `dequantize_4bit` then `torch.nn.functional.linear`;
+    /// LLM.int8's outlier decomposition is played the same way); AWQ, GPTQ (Marlin, ExLlama),
+    /// FP8 and MXFP4 kernels dequantise in registers.
+    public func dequantizesFirst(rows: Int) -> Bool {
+        method == .bitsandbytes && (bits == 8 || rows > 1)
+    }
+
     public var description: String {
         var s = "\(method.rawValue) \(bits)-bit"
         if let g = groupSize { s += method == .fp8 ? ", blocks of \(g) x \(g)" : ", groups of \(g)" }
