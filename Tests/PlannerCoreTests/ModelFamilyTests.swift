@@ -123,4 +123,42 @@ struct ModelFamilyTests {
             #expect(m.tensors(.attention).reduce(0) { $0 + $1.elements } == m.attentionWeightElements)
         }
     }
+
+    /// Written from meta-llama/Llama-3.3-70B-Instruct's and microsoft/Phi-3.5-mini-instruct's
+    /// config.json on the Hugging Face hub (Phi's long and short rope factor lists left out): each
+    /// reads as its catalog entry. Llama 3's rope scaling (factor 8 of 8,192) stays within its
+    /// 131,072 positions; Phi-3.5's window of 262,144 never binds and is dropped.
+    @Test func llama3AndPhi35ReadAsTheirCatalogEntries() throws {
+        let llama: [String: Any] = [
+            "architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 128000,
+            "eos_token_id": [128001, 128008, 128009], "head_dim": 128, "hidden_act": "silu", "hidden_size": 8192,
+            "initializer_range": 0.02, "intermediate_size": 28672, "max_position_embeddings": 131072, "mlp_bias": false,
+            "model_type": "llama", "num_attention_heads": 64, "num_hidden_layers": 80, "num_key_value_heads": 8, "pretraining_tp": 1,
+            "rms_norm_eps": 1e-05,
+            "rope_scaling": ["factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"],
+            "rope_theta": 500000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 128256,
+        ]
+        let phi: [String: Any] = [
+            "architectures": ["Phi3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 1, "embd_pdrop": 0.0,
+            "eos_token_id": 32000, "hidden_act": "silu", "hidden_size": 3072, "initializer_range": 0.02, "intermediate_size": 8192,
+            "max_position_embeddings": 131072, "model_type": "phi3", "num_attention_heads": 32, "num_hidden_layers": 32,
+            "num_key_value_heads": 32, "original_max_position_embeddings": 4096, "pad_token_id": 32000, "resid_pdrop": 0.0,
+            "rms_norm_eps": 1e-05, "rope_scaling": ["type": "longrope"], "rope_theta": 10000.0, "sliding_window": 262144,
+            "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 32064,
+        ]
+        for (config, name) in [(llama, "llama-3.3-70b"), (phi, "phi-3.5-mini")] {
+            var read = try Self.parse(config, name: name)
+            let catalog = try ModelCatalog.model(named: name)
+            read.source = catalog.source
+            #expect(read == catalog, "\(name)")
+        }
+    }
+
+    /// The grouped-query advice with its numbers: Llama-3.1-8B's ACT checkpoint is its 4,096-wide
+    /// input, 8 KiB in bf16, against K and V of 8 heads of 128, 4 KiB: 2.0x.
+    @Test func groupedQueryAdviceShowsTheNumbers() throws {
+        let note = try #require(SweepReport.notes(try ModelCatalog.model(named: "llama-3.1-8b")))
+        #expect(note.contains("grouped-query (8 KV heads for 32 query heads)") && note.contains("8.00 KiB") && note.contains("2.0x") && note.contains("4.00 KiB"), "\(note)")
+        #expect(SweepReport.notes(try ModelCatalog.model(named: "opt-13b")) == nil)
+    }
 }
