@@ -297,6 +297,11 @@ struct MixtureOfExpertsTests {
         refused(base.replacingOccurrences(of: "mixtral-8x7b", with: "opt-6.7b") + #", "routingSkew": 0.5}"#, "routingSkew", "dense")
         refused(base.replacingOccurrences(of: "mixtral-8x7b", with: "opt-6.7b") + #", "experts": "on-demand"}"#, "experts", "dense")
         refused(base + #", "engine": "hf-accelerate"}"#, "model", "mixture-of-experts")
+        // Overriding the ideal engine's traits plays the engines' unit schedule, which has no
+        // experts; only how the experts run may change on the ideal schedule.
+        refused(base + #", "engineTraits": {"weightFetch": "serial"}}"#, "engineTraits", "mixture of experts")
+        let perExpert = try Scenario.parse(Data((base + #", "engineTraits": {"expertKernels": "per-expert"}}"#).utf8), source: "test")
+        #expect(perExpert.engine.followsIdealSchedule && perExpert.engine.traits.expertKernels == .perExpert)
         let skewed = try Scenario.parse(Data((base + #", "routingSkew": 0.25, "experts": "on-demand"}"#).utf8), source: "test")
         #expect(skewed.model.moe?.routingSkew == 0.25 && skewed.expertFetch == .onDemand)
         // An inline model's experts are checked too.

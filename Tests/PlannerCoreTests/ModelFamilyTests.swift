@@ -161,4 +161,20 @@ struct ModelFamilyTests {
         #expect(note.contains("grouped-query (8 KV heads for 32 query heads)") && note.contains("8.00 KiB") && note.contains("2.0x") && note.contains("4.00 KiB"), "\(note)")
         #expect(SweepReport.notes(try ModelCatalog.model(named: "opt-13b")) == nil)
     }
+
+    /// Every catalog model, and a quantised one with an fp8 cache, written as `planner catalog
+    /// --json` writes it reads back as the same model through the inline reader (what `plan --out`
+    /// writes for a model that is not a plain catalog entry).
+    @Test func everyModelReadsBackFromItsJSON() throws {
+        var models = ModelCatalog.all
+        var awq = try ModelCatalog.model(named: "llama-3.1-70b")
+        awq.weightFormat = WeightFormat(method: .awq, bits: 4, groupSize: 128)
+        awq.kvCacheElementBytes = 1
+        models.append(awq)
+        for m in models {
+            let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(m)) as! [String: Any]
+            let back = try ModelCatalog.inline(JSONFields(object, path: "model"))
+            #expect(back == m, "\(m.name)")
+        }
+    }
 }

@@ -253,6 +253,9 @@ import Testing
         #expect(rec.notes.contains { $0.contains("block sizes 8, 16, 32, 64, 128") } && rec.notes.contains { $0.contains("watermark 0.05") })
         let study = VLLMCommand.lines(c, maxModelLen: maxLen)
         #expect(study.lines[0].command.contains("--num-gpu-blocks-override 614"))
+        var fp8 = c
+        fp8.model.kvCacheElementBytes = 1
+        #expect(VLLMCommand.lines(fp8, maxModelLen: maxLen).lines[0].command.contains("--block-size 16 --kv-cache-dtype fp8 "))
         var inline = c
         inline.model.source = "given inline in the scenario"
         #expect(VLLMCommand.lines(inline, maxModelLen: maxLen).lines[0].command.contains("vllm serve MODEL "))

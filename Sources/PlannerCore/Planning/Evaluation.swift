@@ -249,7 +249,7 @@ public enum Evaluator {
             // A mixture of experts with streamed experts: the experts copied ahead or after the
             // router, whichever generates faster (the memory is the same: one layer's buffers).
             if p.model.moe != nil, p.weights.tiers(.ffn).streamed > 0, p.placement.recompute == 0,
-               p.engine.kind == .ideal, p.engine.traits == .ideal {
+               p.engine.followsIdealSchedule {
                 for fetch in ExpertFetch.allCases where fetch != p.expertFetch && (fetch != .hostCPU || p.hardware.hostCPU != nil) {
                     var other = p
                     other.expertFetch = fetch

@@ -126,13 +126,11 @@ public enum PlanSearch {
         guard let p = o.plan else { throw InputError(field: "plan", "the chosen configuration has no plan") }
         var doc: [String: Any] = [:]
         doc["description"] = "chosen by planner plan: \(Advice.describe(o))"
+        // A catalog model is written by name (with the scenario's layer count and element type);
+        // anything else about it that differs (a weight format, a cache type, a routing skew) makes
+        // the model go inline, so the scenario plays back the same model.
         if let catalog = ModelCatalog.all.first(where: { $0.name == p.model.name }),
-           catalog.withLayers(p.model.layers) == ModelSpec(name: p.model.name, layers: p.model.layers, hidden: p.model.hidden, heads: p.model.heads,
-                                                            kvHeads: p.model.kvHeads, headDim: p.model.headDim, ffnSize: p.model.ffnSize,
-                                                            ffnKind: p.model.ffnKind, vocab: p.model.vocab, dtype: catalog.dtype,
-                                                            maxContext: p.model.maxContext, bias: p.model.bias,
-                                                            tiedEmbeddings: p.model.tiedEmbeddings, learnedPositions: p.model.learnedPositions,
-                                                            source: catalog.source) {
+           { var c = catalog.withLayers(p.model.layers); c.dtype = p.model.dtype; return c }() == p.model {
             doc["model"] = catalog.name
             if p.model.layers != catalog.layers { doc["layers"] = p.model.layers }
             if p.model.dtype != catalog.dtype { doc["dtype"] = p.model.dtype.rawValue }

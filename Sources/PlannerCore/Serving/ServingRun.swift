@@ -149,8 +149,7 @@ public enum ServingSimulator {
         }
         live.sort { ($0.req.arrivalSeconds, $0.req.id) < ($1.req.arrivalSeconds, $1.req.id) }
         let m = config.model
-        let e = Double(m.bytesPerElement)
-        let copyBytes = Double(bs * m.kvDim) * e    // one block of K (or V) of one layer
+        let copyBytes = Double(bs * m.kvDim) * Double(m.kvCacheElementBytes ?? m.bytesPerElement)    // one block of K (or V) of one layer
         let copiesPerBlock = Double(m.layers * 2)
 
         var free = total, swapFree = config.swapBlocks
@@ -300,19 +299,24 @@ public enum ServingSimulator {
             if tokens > 0 {
                 let plan = ExecutionPlan(model: m, hardware: config.hardware, batch: max(producing, 1), weights: .gpu,
                                          placement: TokenPlacement(gpuKV: 1), phase: .decodeStep(context: 1))
-                let b = ScheduleBuilder(plan: plan, cost: cost, expectedTasks: 0)
+                var b = ScheduleBuilder(plan: plan, cost: cost, expectedTasks: 0)
                 let linear = (b.qkvSeconds(tokens) + b.outSeconds(tokens) + b.ffnSeconds(tokens)).alone
+                // A mixture's leading dense layers run their dense FFN instead.
+                let denseLayers = m.moe.map { min($0.denseLayers, m.layers) } ?? 0
+                b.denseFFN = true
+                let denseFFNDelta = denseLayers > 0 ? b.ffnSeconds(tokens).alone - (linear - (b.qkvSeconds(tokens) + b.outSeconds(tokens)).alone) : 0
+                b.denseFFN = false
                 var layer = linear
                 var redoLayer = linear * Double(recomputeTokens) / Double(tokens)
                 if decodeContext > 0 {
-                    layer += cost.seconds(.decodeAttention(batch: 1, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, context: decodeContext))
+                    layer += b.decodeAttentionSeconds(batch: 1, context: decodeContext).alone
                 }
                 for p in prefills {
-                    let a = cost.seconds(.prefillAttention(batch: 1, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, queries: p.q, context: p.c))
+                    let a = b.prefillAttentionSeconds(seqs: 1, queries: p.q, context: p.c).alone
                     layer += a
                     redoLayer += a * Double(p.redo) / Double(p.q)
                 }
-                forward = Double(m.layers) * layer + (producing > 0 ? b.headSeconds().alone : 0)
+                forward = Double(m.layers) * layer + Double(denseLayers) * denseFFNDelta + (producing > 0 ? b.headSeconds().alone : 0)
                 redoSeconds = Double(m.layers) * redoLayer
             }
             if trace != nil {

@@ -48,7 +48,9 @@ public enum VLLMCommand {
         let model = modelArgument(c.model) ?? "MODEL"
         var notes: [String] = []
         if modelArgument(c.model) == nil { notes.append("the model was given inline: put its checkpoint's repository or folder in place of MODEL") }
-        let common = "vllm serve \(model) --dtype \(dtypeArgument(c.model.dtype)) --block-size \(c.blockSize)"
+        var common = "vllm serve \(model) --dtype \(dtypeArgument(c.model.dtype)) --block-size \(c.blockSize)"
+        // An fp8 cache: `--kv-cache-dtype fp8` (0.6.6.post1 arg_utils.py 346-352; 0.34.0 1416).
+        if c.model.kvCacheElementBytes == 1 { common += " --kv-cache-dtype fp8" }
         let batch = "--max-num-seqs \(c.maxNumSeqs) --max-num-batched-tokens \(c.maxNumBatchedTokens) --max-model-len \(min(maxModelLen, c.model.maxContext))"
         var v0 = "VLLM_USE_V1=0 \(common) --num-gpu-blocks-override \(c.gpuBlocks) \(batch) --enable-chunked-prefill=\(c.chunkedPrefill ? "True" : "False")"
         v0 += " --preemption-mode \(c.preemption.rawValue)"

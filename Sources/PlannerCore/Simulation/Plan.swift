@@ -197,7 +197,15 @@ public struct ExecutionPlan: Sendable {
         if expertFetch == .hostCPU, hardware.hostCPU == nil {
             throw InputError(field: "experts", "\"cpu\" runs the experts on the host CPU, but \(hardware.name) has no host CPU rates (hardware.hostCPU); give them or use \"prefetch-all\" or \"on-demand\"")
         }
-        if expertFetch != .prefetchAll, e.kind != .ideal || e.traits != .ideal {
+        if !e.followsIdealSchedule {
+            // The engines' unit schedule plays per-head K/V, full-context caches and plain weights.
+            for (present, what) in [(model.moe != nil, "a mixture of experts"), (model.mla != nil, "latent attention"),
+                                    (model.slidingWindow != nil, "a sliding window"),
+                                    (model.weightFormat != nil || model.kvCacheElementBytes != nil, "a quantised checkpoint or cache")] where present {
+                throw InputError(field: "engineTraits", "traits other than expertKernels switch to the engines' unit schedule, which does not model \(what) (\(model.name)); keep the ideal engine's own traits")
+            }
+        }
+        if expertFetch != .prefetchAll, !e.followsIdealSchedule {
             throw InputError(field: "experts", "\"\(expertFetch.rawValue)\" is played on the ideal engine with its own traits only; use \"prefetch-all\" with engineTraits")
         }
         if expertFetch != .prefetchAll, placement.recompute > 0 {

@@ -88,7 +88,7 @@ public enum Simulator {
                                       expectedTasks: (growth.steps.count + 2) * (plan.model.layers * perLayer + 1))
         // The ideal engine's layer schedule (ScheduleBuilder.addLayer), or an engine's units
         // (EngineSchedule.swift) when the plan runs on another engine or overrides a trait.
-        let ideal = plan.engine.kind == .ideal && plan.engine.traits == .ideal
+        let ideal = plan.engine.followsIdealSchedule
         let firstDecodeStep = 1
         if let prompt = growth.prompt, case .generate(let p, _) = plan.phase {
             if ideal { builder.prefill(prompt: p, split: prompt, step: 0) } else { builder.enginePrefill(prompt: p, split: prompt, step: 0) }

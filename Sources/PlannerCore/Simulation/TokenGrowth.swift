@@ -90,7 +90,7 @@ public enum MemoryModel {
     }
 
     public static func report(_ plan: ExecutionPlan, peak: TokenPlacement) -> MemoryReport {
-        if !(plan.engine.kind == .ideal && plan.engine.traits == .ideal) { return engineReport(plan, peak: peak) }
+        if !plan.engine.followsIdealSchedule { return engineReport(plan, peak: peak) }
         let m = plan.model
         let e = Double(m.bytesPerElement)
         let b = Double(plan.batch)

@@ -312,6 +312,16 @@ public struct Engine: Equatable, Sendable {
 
     public static let ideal = Engine(.ideal)
 
+    /// Whether plans on this engine follow the ideal engine's layer schedule (`ScheduleBuilder`):
+    /// the ideal engine with its own traits, how its experts run aside. Any other trait override
+    /// plays the engines' unit schedule (EngineSchedule.swift).
+    public var followsIdealSchedule: Bool {
+        guard kind == .ideal else { return false }
+        var t = traits
+        t.expertKernels = EngineTraits.ideal.expertKernels
+        return t == .ideal
+    }
+
     /// Refuses a plan feature the engine cannot run, naming the engine and the feature.
     public func require(_ feature: EngineTraits.Feature, field: String) throws {
         guard traits.supports.contains(feature) else {

@@ -188,7 +188,8 @@ public enum ModelCatalog {
     public static func inline(_ o: JSONFields) throws -> ModelSpec {
         try o.rejectUnknown(allowed: ["name", "layers", "hidden", "heads", "kvHeads", "headDim", "ffnSize", "ffnKind",
                                       "vocab", "dtype", "maxContext", "bias", "tiedEmbeddings", "learnedPositions", "source", "qkvBias", "qkNorm", "moe",
-                                      "slidingWindow", "postNorms"])
+                                      "slidingWindow", "postNorms", "outputBias", "attentionSinks", "mla", "weightFormat",
+                                      "kvCacheElementBytes"])
         let hidden = try o.int("hidden", in: 1...(1 << 24))
         let heads = try o.int("heads", in: 1...4096)
         let kindText = try o.optionalString("ffnKind") ?? "gated"
@@ -218,9 +219,37 @@ public enum ModelCatalog {
             qkNorm: o.has("qkNorm") ? try o.bool("qkNorm") : false,
             moe: try o.optionalObject("moe").map(inlineExperts),
             slidingWindow: try o.optionalObject("slidingWindow").map(inlineWindow),
-            postNorms: o.has("postNorms") ? try o.bool("postNorms") : false)
-        try m.validate(path: o.path)
-        return m
+            postNorms: o.has("postNorms") ? try o.bool("postNorms") : false,
+            weightFormat: try o.optionalObject("weightFormat").map(inlineWeightFormat))
+        var model = m
+        model.outputBias = o.has("outputBias") ? try o.bool("outputBias") : false
+        model.attentionSinks = o.has("attentionSinks") ? try o.bool("attentionSinks") : false
+        model.mla = try o.optionalObject("mla").map(inlineLatentAttention)
+        model.kvCacheElementBytes = try o.optionalInt("kvCacheElementBytes", in: 1...4)
+        try model.validate(path: o.path)
+        return model
+    }
+
+    /// Reads an inline `weightFormat`: `method`, `bits`, and optionally `groupSize`,
+    /// `doubleQuantized`, `expertsOnly` (as `planner catalog --json` writes them).
+    static func inlineWeightFormat(_ o: JSONFields) throws -> WeightFormat {
+        try o.rejectUnknown(allowed: ["method", "bits", "groupSize", "doubleQuantized", "expertsOnly"])
+        let name = try o.string("method")
+        guard let method = WeightFormat.Method(rawValue: name) else {
+            throw InputError(field: o.fieldPath("method"), "must be one of \(WeightFormat.Method.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")
+        }
+        return WeightFormat(method: method, bits: try o.int("bits", in: 1...16), groupSize: try o.optionalInt("groupSize", in: 1...65536),
+                            doubleQuantized: o.has("doubleQuantized") ? try o.bool("doubleQuantized") : false,
+                            expertsOnly: o.has("expertsOnly") ? try o.bool("expertsOnly") : false)
+    }
+
+    /// Reads an inline `mla`: `kvLoraRank`, `nopeHeadDim`, `ropeHeadDim`, `valueHeadDim`, and
+    /// optionally `qLoraRank`.
+    static func inlineLatentAttention(_ o: JSONFields) throws -> LatentAttention {
+        try o.rejectUnknown(allowed: ["qLoraRank", "kvLoraRank", "nopeHeadDim", "ropeHeadDim", "valueHeadDim"])
+        return LatentAttention(qLoraRank: try o.optionalInt("qLoraRank", in: 1...65536), kvLoraRank: try o.int("kvLoraRank", in: 1...65536),
+                               nopeHeadDim: try o.int("nopeHeadDim", in: 1...65536), ropeHeadDim: try o.int("ropeHeadDim", in: 1...65536),
+                               valueHeadDim: try o.int("valueHeadDim", in: 1...65536))
     }
 }
 
@@ -243,12 +272,17 @@ extension ModelCatalog {
     /// Reads an inline `moe` object: `experts`, `activeExperts`, `expertFFNSize`, and optionally
     /// `sharedExpertFFNSize`, `sharedExpertGate`, `routingSkew`.
     static func inlineExperts(_ o: JSONFields) throws -> MoESpec {
-        try o.rejectUnknown(allowed: ["experts", "activeExperts", "expertFFNSize", "sharedExpertFFNSize", "sharedExpertGate", "routingSkew"])
-        let moe = MoESpec(experts: try o.int("experts", in: 2...4096), activeExperts: try o.int("activeExperts", in: 1...4096),
+        try o.rejectUnknown(allowed: ["experts", "activeExperts", "expertFFNSize", "sharedExpertFFNSize", "sharedExpertGate", "routingSkew",
+                                      "expertBias", "routerBias", "denseLayers", "denseFFNSize"])
+        var moe = MoESpec(experts: try o.int("experts", in: 2...4096), activeExperts: try o.int("activeExperts", in: 1...4096),
                           expertFFNSize: try o.int("expertFFNSize", in: 1...(1 << 24)),
                           sharedExpertFFNSize: try o.optionalInt("sharedExpertFFNSize", in: 0...(1 << 24)) ?? 0,
                           sharedExpertGate: o.has("sharedExpertGate") ? try o.bool("sharedExpertGate") : false,
                           routingSkew: try o.optionalDouble("routingSkew", in: 0...1) ?? 0)
+        moe.expertBias = o.has("expertBias") ? try o.bool("expertBias") : false
+        moe.routerBias = o.has("routerBias") ? try o.bool("routerBias") : false
+        moe.denseLayers = try o.optionalInt("denseLayers", in: 0...1024) ?? 0
+        moe.denseFFNSize = try o.optionalInt("denseFFNSize", in: 0...(1 << 24)) ?? 0
         try moe.validate(path: o.path)
         return moe
     }

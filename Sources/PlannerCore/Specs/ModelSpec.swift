@@ -315,7 +315,10 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         Double(layers) * attentionWeightBytes + (0 ..< layers).reduce(0) { $0 + ffnWeightBytes(layer: $1) }
     }
     /// Bytes of the largest layer (what a layer's weight buffer holds).
-    public var largestLayerWeightBytes: Double { attentionWeightBytes + max(ffnWeightBytes, moe != nil && moe!.denseLayers > 0 ? denseFFNWeightBytes : 0) }
+    public var largestLayerWeightBytes: Double {
+        let dense = moe != nil && moe!.denseLayers > 0 ? denseFFNWeightBytes : 0
+        return attentionWeightBytes + (moe != nil && sparseLayers == 0 ? dense : max(ffnWeightBytes, dense))
+    }
     /// Bytes of one decoder layer's weights.
     public var layerWeightBytes: Double { attentionWeightBytes + ffnWeightBytes }
     /// Token embedding, learned positions, final norm and (if untied) the output head.
