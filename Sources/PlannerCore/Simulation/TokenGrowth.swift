@@ -103,7 +103,7 @@ public enum MemoryModel {
         // normed input, Q/K/V, attention output, FFN intermediate(s).
         // Activations of `rows` token rows inside one layer: input and normed input, Q/K/V,
         // attention output, FFN intermediate(s).
-        let widths = Double(2 * m.hidden + m.qDim + 2 * m.kvDim + m.hidden + (m.ffnKind.matrices - 1) * m.ffnActivationWidth)
+        let widths = Double(2 * m.hidden + m.attentionActivationWidth + m.hidden + (m.ffnKind.matrices - 1) * m.ffnActivationWidth)
         func working(rows: Double) -> Double { rows * widths * e }
         // The residual stream of every sequence between layers (unless FlexGen keeps it on the host).
         let hiddenStates: Double = plan.hiddenOnHost ? 0 : b * Double(m.hidden) * e

@@ -173,6 +173,14 @@ public struct ModelSpec: Codable, Sendable, Equatable {
             + moe.expectedDistinctExperts(tokens: tokens) * Double(moe.expertElements(hidden: hidden))
     }
 
+    /// Width of the attention's projected activations per token: Q, K and V (`qDim + 2 kvDim`);
+    /// under latent attention the query, the latent, and the keys and values the prefill
+    /// up-projects from it (`heads (nope + rope) + latent + rope + heads (nope + rope + value)`).
+    public var attentionActivationWidth: Int {
+        guard let a = mla else { return qDim + 2 * kvDim }
+        return heads * (a.nopeHeadDim + a.ropeHeadDim) + a.cachedElements + heads * (a.nopeHeadDim + a.ropeHeadDim + a.valueHeadDim)
+    }
+
     /// Width of the FFN's intermediate activations per token: `ffnSize`, or for a mixture of
     /// experts the `k` routed experts' and the shared expert's together.
     public var ffnActivationWidth: Int {
