@@ -62,6 +62,8 @@ public struct ServingResult: Sendable {
     public var trace: ServingTrace?
     /// The longest request served, prompt and output tokens together (what `--max-model-len` must allow).
     public var maxRequestTokens = 0
+    /// Time iterations spent waiting for offloaded weights (`ServingConfig.cpuOffloadBytes`).
+    public var offloadSeconds = 0.0
 }
 
 /// What a serving run did over time, for a Chrome trace: one row per request, a GPU track of
@@ -157,7 +159,7 @@ public enum ServingSimulator {
         var next = 0, done = 0
         var t = 0.0
         var preemptions = 0, recomputed = 0, swappedOut = 0, swappedIn = 0
-        var gpuBusy = 0.0, linkBusy = 0.0, recomputeBusy = 0.0, iterations = 0
+        var gpuBusy = 0.0, linkBusy = 0.0, recomputeBusy = 0.0, offloadBusy = 0.0, iterations = 0
         var trace: ServingTrace?
         if config.recordTrace {
             trace = ServingTrace(requestIDs: live.map(\.req.id), requests: Array(repeating: [], count: live.count))
@@ -275,6 +277,7 @@ public enum ServingSimulator {
             let swapOutSeconds = Double(swapOutBlocks) * copiesPerBlock * d2h
             let swapInSeconds = Double(swapInBlocks) * copiesPerBlock * h2d
             let swapSeconds = swapOutSeconds + swapInSeconds
+            let offloadPerIteration = config.offloadSecondsPerIteration
             var tokens = 0, decodeContext = 0, producing = 0, promptTokens = 0, recomputeTokens = 0, decodeTokens = 0
             var prefills: [(q: Int, c: Int, redo: Int)] = []
             var kinds: [(Int, String)] = []
@@ -320,7 +323,7 @@ public enum ServingSimulator {
                 redoSeconds = Double(m.layers) * redoLayer
             }
             if trace != nil {
-                let t0 = t, t1 = t + swapSeconds, t2 = t1 + forward
+                let t0 = t, t1 = t + swapSeconds + (tokens > 0 ? offloadPerIteration : 0), t2 = t1 + forward
                 if swapOutBlocks > 0 {
                     trace!.link.append(.init(name: "swap-out \(swapOutBlocks) blocks", start: t0, end: t0 + swapOutSeconds))
                 }
@@ -340,7 +343,9 @@ public enum ServingSimulator {
                                                kvUsage: Double(total - free) / Double(total), running: running.count,
                                                waiting: waiting.count, swapped: swapped.count))
             }
-            t += swapSeconds + forward
+            let offloadNow = tokens > 0 ? offloadPerIteration : 0
+            t += swapSeconds + offloadNow + forward
+            offloadBusy += offloadNow
             gpuBusy += forward
             recomputeBusy += redoSeconds
             linkBusy += swapSeconds
@@ -402,6 +407,7 @@ public enum ServingSimulator {
             gpuBusySeconds: gpuBusy, linkBusySeconds: linkBusy, recomputeSeconds: recomputeBusy, iterations: iterations,
             series: series, gpuBlocks: total, trace: trace)
         result.maxRequestTokens = requests.map { $0.inputTokens + $0.outputTokens }.max() ?? 0
+        result.offloadSeconds = offloadBusy
         return result
     }
 }

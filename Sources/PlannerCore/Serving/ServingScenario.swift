@@ -8,7 +8,7 @@ import Foundation
 public enum ServingScenario {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory", "blockSize",
                               "gpuCacheFraction", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "watermark", "preemption",
-                              "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype"]
+                              "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype", "cpuOffloadGiB"]
 
     public static func load(_ url: URL) throws -> (ServingConfig, [ServingRequest]) {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -35,6 +35,7 @@ public enum ServingScenario {
             c.preemption = mode
         }
         if let g = try o.optionalDouble("swapSpaceGiB", in: 0...1_048_576) { c.swapSpaceBytes = g * HardwareCatalog.GiB }
+        if let g = try o.optionalDouble("cpuOffloadGiB", in: 0...1_048_576) { c.cpuOffloadBytes = g * HardwareCatalog.GiB }
         try c.validate()
         let r = try o.object("requests")
         let requests: [ServingRequest]
@@ -99,6 +100,10 @@ public enum ServingReport {
         out += String(format: "  GPU busy %.2f s (%.1f%%), link busy for swaps %.2f s\n", r.gpuBusySeconds, r.gpuBusySeconds / r.makespanSeconds * 100, r.linkBusySeconds)
         out += String(format: "  overflow overhead %.2f s (%.1f%% of the run): recomputation %.2f s, swapping %.2f s\n", r.overheadSeconds,
                       r.overheadSeconds / r.makespanSeconds * 100, r.recomputeSeconds, r.swapSeconds)
+        if c.cpuOffloadBytes > 0 {
+            out += String(format: "  offloaded weights: %@ read over the link before every iteration, %.1f ms each, %.2f s in all (%.1f%% of the run)\n",
+                          formatBytes(c.cpuOffloadBytes), c.offloadSecondsPerIteration * 1e3, r.offloadSeconds, r.offloadSeconds / r.makespanSeconds * 100)
+        }
         if let w = c.model.slidingWindow {
             out += "  note: every layer's KV blocks are sized for the whole sequence; \(c.model.name)'s \(w.localLayers(of: c.model.layers)) local layers need at most \(w.tokens) tokens, so the cache is overstated here\n"
         }

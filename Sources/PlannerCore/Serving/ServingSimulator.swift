@@ -29,6 +29,12 @@ public struct ServingConfig: Sendable {
     /// Host memory for swapped blocks (vLLM's `swap_space`, 4 GiB by default).
     public var swapSpaceBytes = 4 * HardwareCatalog.GiB
     public var hostMemory = HostMemoryKind.pinned
+    /// Weight bytes kept in host memory (vLLM's `--cpu-offload-gb`, GiB): `maybe_offload_to_cpu`
+    /// (`vllm/model_executor/models/utils.py`) moves parameters of the first layers to pinned host
+    /// memory until the budget is reached, and every forward pass brings each offloaded module's
+    /// parameters to the GPU (`v.to(device, non_blocking=True)` on the compute stream) before it
+    /// runs, with no prefetch. Every iteration therefore waits for those copies.
+    public var cpuOffloadBytes = 0.0
     /// Keep per-request states and the GPU and link tracks for a Chrome trace (`ServingResult.trace`).
     public var recordTrace = false
 
@@ -49,6 +55,17 @@ public struct ServingConfig: Sendable {
 
     public var swapBlocks: Int { Int((swapSpaceBytes / blockBytes).rounded(.down)) }
 
+    /// The copies of the offloaded weights one forward pass waits for: one per parameter tensor
+    /// (the layers' tensors in their share of the offloaded bytes), each paying the link's
+    /// latency, over the pinned host-to-GPU channel.
+    public var offloadSecondsPerIteration: Double {
+        guard cpuOffloadBytes > 0 else { return 0 }
+        let perLayer = model.layerWeightBytes
+        let tensors = Double(model.tensors(.attention).count + model.tensors(.ffn).count)
+        let copies = max(1, (cpuOffloadBytes / perLayer * tensors).rounded(.up))
+        return copies * hardware.link.channel(.hostToDevice, .pinned).seconds(bytes: cpuOffloadBytes / copies)
+    }
+
     public func validate() throws {
         try model.validate()
         try hardware.validate()
@@ -63,11 +80,14 @@ public struct ServingConfig: Sendable {
         guard gpuBlocks >= 1 else {
             throw InputError(field: "gpuCacheFraction", "leaves no whole KV block (\(formatBytes(blockBytes)) each); give the cache more memory")
         }
-        let weights = model.totalWeightBytes + hardware.gpu.reservedBytes
+        guard cpuOffloadBytes >= 0, cpuOffloadBytes <= model.weightBytesOverLayers else {
+            throw InputError(field: "cpuOffloadGiB", "must be from 0 to the decoder layers' weights (\(formatBytes(model.weightBytesOverLayers))), got \(formatBytes(cpuOffloadBytes))")
+        }
+        let weights = model.totalWeightBytes - cpuOffloadBytes + hardware.gpu.reservedBytes
         let cache = Double(gpuBlocks) * blockBytes
         if weights + cache > hardware.gpu.memoryBytes {
             throw CapacityError(memory: "GPU", neededBytes: weights + cache, capacityBytes: hardware.gpu.memoryBytes,
-                                breakdown: [("weights", model.totalWeightBytes), ("KV blocks", cache), ("reserved", hardware.gpu.reservedBytes)])
+                                breakdown: [("weights", model.totalWeightBytes - cpuOffloadBytes), ("KV blocks", cache), ("reserved", hardware.gpu.reservedBytes)])
         }
     }
 }

@@ -51,6 +51,8 @@ public enum VLLMCommand {
         var common = "vllm serve \(model) --dtype \(dtypeArgument(c.model.dtype)) --block-size \(c.blockSize)"
         // An fp8 cache: `--kv-cache-dtype fp8` (0.6.6.post1 arg_utils.py 346-352; 0.34.0 1416).
         if c.model.kvCacheElementBytes == 1 { common += " --kv-cache-dtype fp8" }
+        // Weights in host memory: `--cpu-offload-gb` in GiB (0.6.6.post1 arg_utils.py 475-487; 0.34.0 1489).
+        if c.cpuOffloadBytes > 0 { common += " --cpu-offload-gb \(fmt(c.cpuOffloadBytes / HardwareCatalog.GiB))" }
         let batch = "--max-num-seqs \(c.maxNumSeqs) --max-num-batched-tokens \(c.maxNumBatchedTokens) --max-model-len \(min(maxModelLen, c.model.maxContext))"
         var v0 = "VLLM_USE_V1=0 \(common) --num-gpu-blocks-override \(c.gpuBlocks) \(batch) --enable-chunked-prefill=\(c.chunkedPrefill ? "True" : "False")"
         v0 += " --preemption-mode \(c.preemption.rawValue)"
