@@ -303,11 +303,12 @@ public enum ServingSimulator {
                 let plan = ExecutionPlan(model: m, hardware: config.hardware, batch: max(producing, 1), weights: .gpu,
                                          placement: TokenPlacement(gpuKV: 1), phase: .decodeStep(context: 1))
                 var b = ScheduleBuilder(plan: plan, cost: cost, expectedTasks: 0)
-                let linear = (b.qkvSeconds(tokens) + b.outSeconds(tokens) + b.ffnSeconds(tokens)).alone
+                let ffn = b.ffnSeconds(tokens).alone
+                let linear = (b.qkvSeconds(tokens) + b.outSeconds(tokens)).alone + ffn
                 // A mixture's leading dense layers run their dense FFN instead.
                 let denseLayers = m.moe.map { min($0.denseLayers, m.layers) } ?? 0
                 b.denseFFN = true
-                let denseFFNDelta = denseLayers > 0 ? b.ffnSeconds(tokens).alone - (linear - (b.qkvSeconds(tokens) + b.outSeconds(tokens)).alone) : 0
+                let denseFFNDelta = denseLayers > 0 ? b.ffnSeconds(tokens).alone - ffn : 0
                 b.denseFFN = false
                 var layer = linear
                 var redoLayer = linear * Double(recomputeTokens) / Double(tokens)

@@ -45,9 +45,10 @@ public enum VLLMCommand {
     /// The command lines and the notes that go with them; `maxModelLen` is the longest request
     /// (prompt and output) the run serves.
     public static func lines(_ c: ServingConfig, maxModelLen: Int) -> (lines: [Line], notes: [String]) {
-        let model = modelArgument(c.model) ?? "MODEL"
+        let argument = modelArgument(c.model)
+        let model = argument ?? "MODEL"
         var notes: [String] = []
-        if modelArgument(c.model) == nil { notes.append("the model was given inline: put its checkpoint's repository or folder in place of MODEL") }
+        if argument == nil { notes.append("the model was given inline: put its checkpoint's repository or folder in place of MODEL") }
         var common = "vllm serve \(model) --dtype \(dtypeArgument(c.model.dtype)) --block-size \(c.blockSize)"
         // An fp8 cache: `--kv-cache-dtype fp8` (0.6.6.post1 arg_utils.py 346-352; 0.34.0 1416).
         if c.model.kvCacheElementBytes == 1 { common += " --kv-cache-dtype fp8" }

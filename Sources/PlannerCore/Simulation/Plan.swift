@@ -205,9 +205,6 @@ public struct ExecutionPlan: Sendable {
                 throw InputError(field: "engineTraits", "traits other than expertKernels switch to the engines' unit schedule, which does not model \(what) (\(model.name)); keep the ideal engine's own traits")
             }
         }
-        if expertFetch != .prefetchAll, !e.followsIdealSchedule {
-            throw InputError(field: "experts", "\"\(expertFetch.rawValue)\" is played on the ideal engine with its own traits only; use \"prefetch-all\" with engineTraits")
-        }
         if expertFetch != .prefetchAll, placement.recompute > 0 {
             throw InputError(field: "experts", "\"\(expertFetch.rawValue)\" waits for the router, but token recomputation runs whole layers before it; use \"prefetch-all\" or no recompute tokens")
         }

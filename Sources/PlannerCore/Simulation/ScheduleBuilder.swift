@@ -149,31 +149,44 @@ struct ScheduleBuilder {
     /// fused as the engine does (`EngineTraits.ExpertKernels`); the gather and scatter of the
     /// `tokens * k` routed rows; the shared expert (and its gate) on every row; the residual add.
     func expertsSeconds(_ tokens: Int) -> Cost {
+        routedExpertsSeconds(tokens) + expertCombineSeconds(tokens)
+    }
+
+    /// A gated FFN of `width` on `rows` rows: gate and up, the activation, down.
+    func gatedFFN(_ rows: Int, _ width: Int) -> Cost {
+        linear(m: rows, n: 2 * width, k: m.hidden, .ffn) + cost(.elementwise(bytes: 3 * Double(rows * width) * e))
+            + linear(m: rows, n: m.hidden, k: width, .ffn)
+    }
+
+    /// The routed experts alone, per expert or fused as the engine runs them.
+    func routedExpertsSeconds(_ tokens: Int) -> Cost {
         guard let moe = m.moe, tokens > 0 else { return .zero }
-        func gated(_ rows: Int, _ width: Int) -> Cost {
-            linear(m: rows, n: 2 * width, k: m.hidden, .ffn) + cost(.elementwise(bytes: 3 * Double(rows * width) * e))
-                + linear(m: rows, n: m.hidden, k: width, .ffn)
-        }
         let distinct = moe.expectedDistinctExperts(tokens: tokens)
         let rows = Int((Double(tokens * moe.activeExperts) / distinct).rounded(.up))
-        var total: Cost
         switch plan.engine.traits.expertKernels {
         case .perExpert:
-            let one = gated(rows, moe.expertFFNSize)
-            total = Cost(alone: one.alone * distinct, shared: one.shared * distinct)
+            let one = gatedFFN(rows, moe.expertFFNSize)
+            return Cost(alone: one.alone * distinct, shared: one.shared * distinct)
         case .fused:
             // One grouped GEMM a projection: as wide as the D experts together (their weight bytes
             // and FLOPs), the routed rows of one expert tall.
             let wide = Int((distinct * Double(moe.expertFFNSize)).rounded(.up))
-            total = linear(m: rows, n: 2 * wide, k: m.hidden, .ffn) + cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * moe.expertFFNSize) * e))
+            return linear(m: rows, n: 2 * wide, k: m.hidden, .ffn) + cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * moe.expertFFNSize) * e))
                 + linear(m: rows, n: m.hidden, k: wide, .ffn)
         }
-        total = total + cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * m.hidden) * e))
+    }
+
+    /// What a mixture's layer runs on the GPU besides its routed experts and router: the gather
+    /// and scatter of the `tokens * k` routed rows, the shared expert (and its gate) on every row,
+    /// the residual add. With the experts on the host CPU this is the GPU's whole FFN kernel.
+    func expertCombineSeconds(_ tokens: Int) -> Cost {
+        guard let moe = m.moe, tokens > 0 else { return .zero }
+        var c = cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * m.hidden) * e))
         if moe.sharedExpertFFNSize > 0 {
-            total = total + gated(tokens, moe.sharedExpertFFNSize)
-            if moe.sharedExpertGate { total = total + cost(.gemm(m: tokens, n: 1, k: m.hidden)) }
+            c = c + gatedFFN(tokens, moe.sharedExpertFFNSize)
+            if moe.sharedExpertGate { c = c + cost(.gemm(m: tokens, n: 1, k: m.hidden)) }
         }
-        return total + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
+        return c + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
     }
 
     /// Whether this plan copies a mixture of experts' routed experts after the router, or runs
@@ -185,27 +198,12 @@ struct ScheduleBuilder {
     /// experts' weights read once from host memory, their FLOPs at the CPU's rate.
     func hostExpertsSeconds(_ tokens: Int) -> Cost {
         guard let moe = m.moe, let cpu = plan.hardware.hostCPU, tokens > 0 else { return .zero }
-        let matrices = moe.expertMatrixElements(hidden: m.hidden)
-        let expert = Double(matrices) * m.matrixBytesPerElement(.ffn) + Double(moe.expertElements(hidden: m.hidden) - matrices) * e
-        let bytes = moe.expectedDistinctExperts(tokens: tokens) * expert
-        let flops = 2 * Double(tokens * moe.activeExperts) * Double(matrices)
+        let bytes = moe.expectedDistinctExperts(tokens: tokens) * m.expertBytes
+        let flops = 2 * Double(tokens * moe.activeExperts) * Double(moe.expertMatrixElements(hidden: m.hidden))
         let t = max(bytes / cpu.memoryBytesPerSecond, flops / cpu.fp32FlopsPerSecond)
         return Cost(alone: t, shared: t)
     }
 
-    /// The GPU's part of a layer whose routed experts run on the host: the shared expert, the
-    /// gather and scatter of the routed rows and the residual add.
-    func gpuSideOfHostExperts(_ tokens: Int) -> Cost {
-        guard let moe = m.moe, tokens > 0 else { return .zero }
-        var c = cost(.elementwise(bytes: 3 * Double(tokens * moe.activeExperts * m.hidden) * e))
-        if moe.sharedExpertFFNSize > 0 {
-            c = c + linear(m: tokens, n: 2 * moe.sharedExpertFFNSize, k: m.hidden, .ffn)
-                + cost(.elementwise(bytes: 3 * Double(tokens * moe.sharedExpertFFNSize) * e))
-                + linear(m: tokens, n: m.hidden, k: moe.sharedExpertFFNSize, .ffn)
-            if moe.sharedExpertGate { c = c + cost(.gemm(m: tokens, n: 1, k: m.hidden)) }
-        }
-        return c + cost(.elementwise(bytes: 3 * Double(tokens * m.hidden) * e))
-    }
 
     /// The FFN kernels of `rows` rows: one FFN kernel that needs the block's weights, or with
     /// experts copied on demand the router (needs the router, copied ahead) and then the experts
@@ -213,7 +211,7 @@ struct ScheduleBuilder {
     func ffnKernels(_ rows: Int) -> [Kernel] {
         guard expertsOnDemand, !denseFFN else { return [Kernel(kind: .ffn, seconds: ffnSeconds(rows), needs: [.ffnWeights])] }
         return [Kernel(kind: .router, seconds: routerSeconds(rows), needs: [.ffnWeights]),
-                Kernel(kind: .ffn, seconds: expertsOnHost ? gpuSideOfHostExperts(rows) : expertsSeconds(rows), needs: [.expertWeights])]
+                Kernel(kind: .ffn, seconds: expertsOnHost ? expertCombineSeconds(rows) : expertsSeconds(rows), needs: [.expertWeights])]
     }
 
     /// Bytes of the FFN block copied ahead of the layer, and the routed experts copied after the
@@ -221,10 +219,8 @@ struct ScheduleBuilder {
     func ffnCopyBytes(tokens: Int, layer: Int) -> (ahead: Double, afterRouter: Double) {
         if m.moe != nil, m.hasDenseFFN(layer: layer) { return (m.denseFFNWeightBytes, 0) }
         guard expertsOnDemand, let moe = m.moe else { return (m.ffnWeightBytes, 0) }
-        let matrices = moe.expertMatrixElements(hidden: m.hidden)
-        let expert = Double(matrices) * m.matrixBytesPerElement(.ffn) + Double(moe.expertElements(hidden: m.hidden) - matrices) * e
         // On the host CPU the routed experts never cross the link.
-        return (m.ffnWeightBytes - Double(moe.experts) * expert, expertsOnHost ? 0 : moe.expectedDistinctExperts(tokens: tokens) * expert)
+        return (m.ffnWeightBytes - Double(moe.experts) * m.expertBytes, expertsOnHost ? 0 : moe.expectedDistinctExperts(tokens: tokens) * m.expertBytes)
     }
 
     /// K/V projection (after the norm) of `tokens` activation checkpoints.

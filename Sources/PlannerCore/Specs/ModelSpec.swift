@@ -308,6 +308,13 @@ public struct ModelSpec: Codable, Sendable, Equatable {
 
     public var attentionWeightBytes: Double { storedBytes(.attention) }
     public var ffnWeightBytes: Double { storedBytes(.ffn) }
+    /// Bytes of one routed expert as stored: its matrices in the checkpoint's format, its biases
+    /// in `dtype` (0 for a dense model).
+    public var expertBytes: Double {
+        guard let moe else { return 0 }
+        let matrices = moe.expertMatrixElements(hidden: hidden)
+        return Double(matrices) * matrixBytesPerElement(.ffn) + Double(moe.expertElements(hidden: hidden) - matrices) * Double(bytesPerElement)
+    }
     /// Bytes of a mixture's leading dense FFN layer as stored (0 without one).
     public var denseFFNWeightBytes: Double {
         let all = Double(denseFFNWeightElements)
