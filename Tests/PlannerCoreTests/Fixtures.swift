@@ -1,3 +1,4 @@
+import Testing
 @testable import PlannerCore
 
 /// Small, round-numbered models and devices whose costs can be worked out on paper.
@@ -25,6 +26,13 @@ enum Fixtures {
                          attentionFlopsFraction: 1, kernelSeconds: kernelSeconds, reservedBytes: 0),
             link: LinkSpec(name: "paper link", h2dPinned: ch, h2dPageable: ch, d2hPinned: ch, d2hPageable: ch),
             host: HostSpec(memoryBytes: 1024 * HardwareCatalog.GiB), sources: [:])
+    }
+
+    /// Runs `body`, requires that it throws an `InputError`, and returns it, for the refusal tests
+    /// to check its field and message.
+    @discardableResult
+    static func inputError(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) throws -> InputError {
+        try #require(throws: InputError.self, sourceLocation: sourceLocation) { try body() }
     }
 
     static func run(_ plan: ExecutionPlan) throws -> SimulationResult {

@@ -263,49 +263,41 @@ struct MixtureOfExpertsTests {
     }
 
     @Test func badConfigsAreRefusedByField() throws {
-        func refused(_ text: String, _ field: String) {
-            do {
-                _ = try Self.read(text)
-                Issue.record("accepted a config that should name \(field)")
-            } catch let e as InputError {
-                #expect(e.field.contains(field), "\(e)")
-            } catch { Issue.record("\(error)") }
+        func refused(_ text: String, _ field: String) throws {
+            let e = try Fixtures.inputError { _ = try Self.read(text) }
+            #expect(e.field.contains(field), "\(e)")
         }
-        refused(Self.mixtralConfig.replacingOccurrences(of: "\"num_experts_per_tok\": 2", with: "\"num_experts_per_tok\": 9"), "num_experts_per_tok")
-        refused(Self.mixtralConfig.replacingOccurrences(of: "\"num_local_experts\": 8, ", with: ""), "m/config.json: num_local_experts")
-        refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"mlp_only_layers\": []", with: "\"mlp_only_layers\": [0, 47]"), "mlp_only_layers")
-        refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"decoder_sparse_step\": 1", with: "\"decoder_sparse_step\": 2"), "decoder_sparse_step")
-        refused(Self.qwen2MoEConfig.replacingOccurrences(of: "\"shared_expert_intermediate_size\": 5632,", with: ""), "shared_expert_intermediate_size")
-        refused(Self.mixtralConfig.replacingOccurrences(of: "\"mixtral\"", with: "\"jamba\""), "model_type")
+        try refused(Self.mixtralConfig.replacingOccurrences(of: "\"num_experts_per_tok\": 2", with: "\"num_experts_per_tok\": 9"), "num_experts_per_tok")
+        try refused(Self.mixtralConfig.replacingOccurrences(of: "\"num_local_experts\": 8, ", with: ""), "m/config.json: num_local_experts")
+        try refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"mlp_only_layers\": []", with: "\"mlp_only_layers\": [0, 47]"), "mlp_only_layers")
+        try refused(Self.qwen3MoEConfig.replacingOccurrences(of: "\"decoder_sparse_step\": 1", with: "\"decoder_sparse_step\": 2"), "decoder_sparse_step")
+        try refused(Self.qwen2MoEConfig.replacingOccurrences(of: "\"shared_expert_intermediate_size\": 5632,", with: ""), "shared_expert_intermediate_size")
+        try refused(Self.mixtralConfig.replacingOccurrences(of: "\"mixtral\"", with: "\"jamba\""), "model_type")
     }
 
     /// Scenario keys: the fetch by name, a routing skew from 0 to 1 on a mixture of experts only;
     /// engines that do not model experts and the CPU engine refuse them by name.
     @Test func badScenariosAreRefusedByField() throws {
-        func refused(_ text: String, _ field: String, _ words: String) {
-            do {
-                _ = try Scenario.parse(Data(text.utf8), source: "test")
-                Issue.record("accepted: \(text)")
-            } catch let e as InputError {
-                #expect(e.field == field, "\(e)")
-                #expect("\(e)".contains(words), "\(e)")
-            } catch { Issue.record("\(error)") }
+        func refused(_ text: String, _ field: String, _ words: String) throws {
+            let e = try Fixtures.inputError { _ = try Scenario.parse(Data(text.utf8), source: "test") }
+            #expect(e.field == field, "\(e)")
+            #expect("\(e)".contains(words), "\(e)")
         }
         let base = #"{"model": "mixtral-8x7b", "hardware": "rtx4090", "batch": 4, "decodeStep": {"context": 512}, "policy": {"name": "kv-offload"}"#
-        refused(base + #", "experts": "sometimes"}"#, "experts", "prefetch-all")
-        refused(base + #", "routingSkew": 1.5}"#, "routingSkew", "from 0")
-        refused(base.replacingOccurrences(of: "mixtral-8x7b", with: "opt-6.7b") + #", "routingSkew": 0.5}"#, "routingSkew", "dense")
-        refused(base.replacingOccurrences(of: "mixtral-8x7b", with: "opt-6.7b") + #", "experts": "on-demand"}"#, "experts", "dense")
-        refused(base + #", "engine": "hf-accelerate"}"#, "model", "mixture-of-experts")
+        try refused(base + #", "experts": "sometimes"}"#, "experts", "prefetch-all")
+        try refused(base + #", "routingSkew": 1.5}"#, "routingSkew", "from 0")
+        try refused(base.replacingOccurrences(of: "mixtral-8x7b", with: "opt-6.7b") + #", "routingSkew": 0.5}"#, "routingSkew", "dense")
+        try refused(base.replacingOccurrences(of: "mixtral-8x7b", with: "opt-6.7b") + #", "experts": "on-demand"}"#, "experts", "dense")
+        try refused(base + #", "engine": "hf-accelerate"}"#, "model", "mixture-of-experts")
         // Overriding the ideal engine's traits plays the engines' unit schedule, which has no
         // experts; only how the experts run may change on the ideal schedule.
-        refused(base + #", "engineTraits": {"weightFetch": "serial"}}"#, "engineTraits", "mixture of experts")
+        try refused(base + #", "engineTraits": {"weightFetch": "serial"}}"#, "engineTraits", "mixture of experts")
         let perExpert = try Scenario.parse(Data((base + #", "engineTraits": {"expertKernels": "per-expert"}}"#).utf8), source: "test")
         #expect(perExpert.engine.followsIdealSchedule && perExpert.engine.traits.expertKernels == .perExpert)
         let skewed = try Scenario.parse(Data((base + #", "routingSkew": 0.25, "experts": "on-demand"}"#).utf8), source: "test")
         #expect(skewed.model.moe?.routingSkew == 0.25 && skewed.expertFetch == .onDemand)
         // An inline model's experts are checked too.
         let inline = #"{"model": {"layers": 2, "hidden": 1024, "heads": 8, "ffnSize": 512, "vocab": 1000, "moe": {"experts": 4, "activeExperts": 5, "expertFFNSize": 512}}, "hardware": "rtx4090", "batch": 1, "decodeStep": {"context": 8}, "policy": {"name": "all-gpu"}}"#
-        refused(inline, "model.moe.activeExperts", "from 1 to experts")
+        try refused(inline, "model.moe.activeExperts", "from 1 to experts")
     }
 }

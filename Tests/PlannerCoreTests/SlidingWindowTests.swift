@@ -121,32 +121,20 @@ struct SlidingWindowTests {
     }
 
     @Test func badWindowsAreRefusedByField() throws {
-        func refused(_ text: String, _ field: String) {
-            do {
-                _ = try Self.read(text)
-                Issue.record("accepted a config that should name \(field)")
-            } catch let e as InputError {
-                #expect(e.field.contains(field), "\(e)")
-            } catch { Issue.record("\(error)") }
+        func refused(_ text: String, _ field: String) throws {
+            let e = try Fixtures.inputError { _ = try Self.read(text) }
+            #expect(e.field.contains(field), "\(e)")
         }
-        refused(Self.mistralConfig(window: "128").replacingOccurrences(of: "\"vocab_size\": 32000", with: "\"vocab_size\": 32000, \"layer_types\": [\"sliding_attention\"]"), "layer_types")
-        refused(Self.mistralConfig(window: "128").replacingOccurrences(of: "\"vocab_size\": 32000", with: "\"vocab_size\": 32000, \"layer_types\": [" + Array(repeating: "\"local\"", count: 32).joined(separator: ", ") + "]"), "layer_types")
-        refused(Self.mistralConfig(window: "0"), "sliding_window")
-        refused(Self.gemma3Config.replacingOccurrences(of: ", \"sliding_window\": 1024", with: ""), "sliding_window")
+        try refused(Self.mistralConfig(window: "128").replacingOccurrences(of: "\"vocab_size\": 32000", with: "\"vocab_size\": 32000, \"layer_types\": [\"sliding_attention\"]"), "layer_types")
+        try refused(Self.mistralConfig(window: "128").replacingOccurrences(of: "\"vocab_size\": 32000", with: "\"vocab_size\": 32000, \"layer_types\": [" + Array(repeating: "\"local\"", count: 32).joined(separator: ", ") + "]"), "layer_types")
+        try refused(Self.mistralConfig(window: "0"), "sliding_window")
+        try refused(Self.gemma3Config.replacingOccurrences(of: ", \"sliding_window\": 1024", with: ""), "sliding_window")
         // Engines that do not model windows, and the CPU engine, refuse them by name.
         let text = #"{"model": "mistral-7b", "hardware": "gcp-t4", "batch": 4, "engine": "flexgen", "decodeStep": {"context": 512}, "policy": {"name": "flexgen", "percent": [100, 0, 100, 0, 100, 0], "gpuBatchSize": 4, "numGpuBatches": 1}}"#
-        do {
-            _ = try Scenario.parse(Data(text.utf8), source: "test")
-            Issue.record("flexgen ran a sliding window")
-        } catch let e as InputError {
-            #expect(e.field == "model" && "\(e)".contains("sliding-window"), "\(e)")
-        }
+        let engine = try Fixtures.inputError { _ = try Scenario.parse(Data(text.utf8), source: "test") }
+        #expect(engine.field == "model" && "\(engine)".contains("sliding-window"), "\(engine)")
         let inline = #"{"model": {"layers": 2, "hidden": 1024, "heads": 8, "ffnSize": 512, "vocab": 1000, "slidingWindow": {"tokens": 64, "pattern": [false]}}, "hardware": "rtx4090", "batch": 1, "decodeStep": {"context": 8}, "policy": {"name": "all-gpu"}}"#
-        do {
-            _ = try Scenario.parse(Data(inline.utf8), source: "test")
-            Issue.record("accepted a window with no local layer")
-        } catch let e as InputError {
-            #expect(e.field == "model.slidingWindow.pattern", "\(e)")
-        }
+        let pattern = try Fixtures.inputError { _ = try Scenario.parse(Data(inline.utf8), source: "test") }
+        #expect(pattern.field == "model.slidingWindow.pattern", "\(pattern)")
     }
 }
