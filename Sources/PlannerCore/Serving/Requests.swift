@@ -6,6 +6,20 @@ public struct ServingRequest: Sendable, Equatable {
     public var arrivalSeconds: Double
     public var inputTokens: Int
     public var outputTokens: Int
+    /// A prefix shared with other requests (a system prompt, a benchmark's fixed prefix): the first
+    /// `sharedPrefixTokens` input tokens are the same token ids in every request naming this id, so
+    /// their full KV blocks hash alike (vLLM's automatic prefix caching).
+    public var sharedPrefix: Int?
+    public var sharedPrefixTokens = 0
+    /// The conversation this request is a turn of. Its first `historyTokens` input tokens are the
+    /// conversation's earlier turns as the client sends them back (every earlier prompt and reply,
+    /// the shared prefix included), so they hash like the blocks the previous turn left.
+    public var conversation: Int?
+    public var historyTokens = 0
+    /// The turn before this one (a request id): this request arrives `thinkSeconds` after that one
+    /// finishes, and `arrivalSeconds` is ignored. nil: it arrives at `arrivalSeconds`.
+    public var previousTurn: Int?
+    public var thinkSeconds = 0.0
 
     public init(id: Int, arrivalSeconds: Double, inputTokens: Int, outputTokens: Int) {
         self.id = id
