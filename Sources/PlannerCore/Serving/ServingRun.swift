@@ -64,6 +64,8 @@ public struct ServingResult: Sendable {
     public var maxRequestTokens = 0
     /// Time iterations spent waiting for offloaded weights (`ServingConfig.cpuOffloadBytes`).
     public var offloadSeconds = 0.0
+    /// The requests that met `ServingConfig.serviceLevel`, when one is set.
+    public var serviceLevel: ServiceLevelResult?
 }
 
 /// What a serving run did over time, for a Chrome trace: one row per request, a GPU track of
@@ -409,6 +411,16 @@ public enum ServingSimulator {
             series: series, gpuBlocks: total, trace: trace)
         result.maxRequestTokens = requests.map { $0.inputTokens + $0.outputTokens }.max() ?? 0
         result.offloadSeconds = offloadBusy
+        if let slo = config.serviceLevel {
+            let good = finished.filter { f in
+                let ttft = f.firstToken! - f.req.arrivalSeconds
+                let tpot = f.req.outputTokens > 1 ? (f.finish! - f.firstToken!) / Double(f.req.outputTokens - 1) : 0
+                return slo.met(ttft: ttft, tpot: tpot, e2e: f.finish! - f.req.arrivalSeconds)
+            }.count
+            result.serviceLevel = ServiceLevelResult(objectives: slo, goodRequests: good,
+                                                     attainment: finished.isEmpty ? 0 : Double(good) / Double(finished.count),
+                                                     goodput: Double(good) / makespan)
+        }
         return result
     }
 }

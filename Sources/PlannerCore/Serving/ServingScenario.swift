@@ -8,7 +8,7 @@ import Foundation
 public enum ServingScenario {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory", "blockSize",
                               "gpuCacheFraction", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "watermark", "preemption",
-                              "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype", "cpuOffloadGiB"]
+                              "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype", "cpuOffloadGiB", "slo"]
 
     public static func load(_ url: URL) throws -> (ServingConfig, [ServingRequest]) {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -36,6 +36,7 @@ public enum ServingScenario {
         }
         if let g = try o.optionalDouble("swapSpaceGiB", in: 0...1_048_576) { c.swapSpaceBytes = g * HardwareCatalog.GiB }
         if let g = try o.optionalDouble("cpuOffloadGiB", in: 0...1_048_576) { c.cpuOffloadBytes = g * HardwareCatalog.GiB }
+        if o.has("slo") { c.serviceLevel = try ServiceLevel.parse(try o.object("slo")) }
         try c.validate()
         let requests = try RequestSource.parse(try o.object("requests"), baseDirectory: baseDirectory)
         return (c, requests)
@@ -55,6 +56,10 @@ public enum ServingReport {
         for (id, why) in r.rejected { out += "  rejected request \(id): \(why)\n" }
         out += stats("TTFT", r.ttft) + stats("TPOT", r.tpot) + stats("ITL", r.itl) + stats("E2E", r.e2e)
         out += String(format: "  throughput: %.3f requests/s, %.1f output tokens/s, %.1f total tokens/s\n", r.requestThroughput, r.outputTokenThroughput, r.totalTokenThroughput)
+        if let s = r.serviceLevel {
+            out += String(format: "  SLO %@: %d of %d requests met it (%.1f%%), goodput %.3f requests/s\n", s.objectives.summary, s.goodRequests, r.completed,
+                          s.attainment * 100, s.goodput)
+        }
         out += "  preemptions \(r.preemptions), recomputed tokens \(r.recomputedTokens), swapped out \(r.swappedOutTokens) and in \(r.swappedInTokens) tokens\n"
         out += String(format: "  GPU busy %.2f s (%.1f%%), link busy for swaps %.2f s\n", r.gpuBusySeconds, r.gpuBusySeconds / r.makespanSeconds * 100, r.linkBusySeconds)
         out += String(format: "  overflow overhead %.2f s (%.1f%% of the run): recomputation %.2f s, swapping %.2f s\n", r.overheadSeconds,
@@ -145,6 +150,13 @@ public enum ServingReport {
             "series": r.series.map { ["second": $0.second, "running": $0.running, "waiting": $0.waiting, "swapped": $0.swapped,
                                       "kvUsage": $0.kvUsage, "promptTokens": $0.promptTokens, "generatedTokens": $0.generatedTokens] },
         ]
+        if let s = r.serviceLevel {
+            var o: [String: Any] = ["goodRequests": s.goodRequests, "attainment": s.attainment, "goodput": s.goodput]
+            if let v = s.objectives.ttftSeconds { o["ttftSeconds"] = v }
+            if let v = s.objectives.tpotSeconds { o["tpotSeconds"] = v }
+            if let v = s.objectives.e2eSeconds { o["e2eSeconds"] = v }
+            doc["serviceLevel"] = o
+        }
         if let c {
             let commands = VLLMCommand.lines(c, maxModelLen: r.maxRequestTokens)
             doc["vllmCommands"] = commands.lines.map { ["label": $0.label, "command": $0.command] }

@@ -35,6 +35,8 @@ public struct ServingConfig: Sendable {
     /// parameters to the GPU (`v.to(device, non_blocking=True)` on the compute stream) before it
     /// runs, with no prefetch. Every iteration therefore waits for those copies.
     public var cpuOffloadBytes = 0.0
+    /// Latency objectives for goodput (`ServingResult.serviceLevel`); nil: none reported.
+    public var serviceLevel: ServiceLevel?
     /// Keep per-request states and the GPU and link tracks for a Chrome trace (`ServingResult.trace`).
     public var recordTrace = false
 
