@@ -5,6 +5,7 @@ import Testing
 @Suite struct ServingTests {
     static func config(blocks: Int? = nil, blockSize: Int = 16, mode: PreemptionMode = .recompute) throws -> ServingConfig {
         var c = ServingConfig(model: try ModelCatalog.model(named: "yarn-llama-2-7b-64k"), hardware: HardwareCatalog.a100_40gb)
+        c.engine = .vllmV0    // the V0 scheduler these cases were worked out for
         c.blockSize = blockSize
         c.gpuBlocksOverride = blocks
         c.preemption = mode
@@ -249,7 +250,7 @@ import Testing
         r.watermark = 0.05
         let rec = VLLMCommand.lines(r, maxModelLen: maxLen)
         #expect(rec.lines.count == 2)
-        #expect(rec.lines[1].command == "vllm serve NousResearch/Yarn-Llama-2-7b-64k --dtype bfloat16 --block-size 24 --kv-cache-memory-bytes 1258291200 --max-num-seqs 256 --max-num-batched-tokens 65536 --max-model-len 2524")
+        #expect(rec.lines[1].command == "vllm serve NousResearch/Yarn-Llama-2-7b-64k --dtype bfloat16 --block-size 24 --kv-cache-memory-bytes 1258291200 --max-num-seqs 256 --max-num-batched-tokens 65536 --max-model-len 2524 --no-enable-prefix-caching")
         #expect(rec.notes.contains { $0.contains("block sizes 8, 16, 32, 64, 128") } && rec.notes.contains { $0.contains("watermark 0.05") })
         let study = VLLMCommand.lines(c, maxModelLen: maxLen)
         #expect(study.lines[0].command.contains("--num-gpu-blocks-override 614"))

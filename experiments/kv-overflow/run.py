@@ -17,12 +17,13 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# The seed's setting. vLLM's defaults where the seed is silent: without chunked prefill,
+# The seed's setting, on vLLM's V0 engine (the one the seed measured, with swap). vLLM's defaults where the seed is silent: without chunked prefill,
 # max_num_batched_tokens = max(max_model_len, 2048) = 65536 and max_num_seqs = 256. Swap space: 16 GiB,
 # more than any run swaps, so swap mode never falls back to recompute (vLLM's default is 4 GiB).
 BASE = {
     "model": "yarn-llama-2-7b-64k",
     "hardware": "a100-40gb",
+    "engine": "vllm-v0",
     "blockSize": 16,
     "gpuCacheFraction": 0.12,
     "maxNumSeqs": 256,

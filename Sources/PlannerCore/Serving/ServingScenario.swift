@@ -8,7 +8,8 @@ import Foundation
 public enum ServingScenario {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory", "blockSize",
                               "gpuCacheFraction", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "watermark", "preemption",
-                              "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype", "cpuOffloadGiB", "slo"]
+                              "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype", "cpuOffloadGiB", "slo", "engine",
+                              "prefixCaching"]
 
     public static func load(_ url: URL) throws -> (ServingConfig, [ServingRequest]) {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -23,6 +24,13 @@ public enum ServingScenario {
         let (model, hardware, hostMemory) = try Scenario.parseSetup(o, baseDirectory: baseDirectory)
         var c = ServingConfig(model: model, hardware: hardware)
         c.hostMemory = hostMemory
+        if let e = try o.optionalString("engine") {
+            guard let engine = ServingEngine(rawValue: e) else {
+                throw InputError(field: "engine", "must be \"vllm-v1\" or \"vllm-v0\", got \"\(e)\"")
+            }
+            c.engine = engine
+        }
+        if o.has("prefixCaching") { c.prefixCaching = try o.bool("prefixCaching") }
         if let v = try o.optionalInt("blockSize", in: 1...4096) { c.blockSize = v }
         if let v = try o.optionalDouble("gpuCacheFraction", in: 0.0001...0.9999) { c.gpuCacheFraction = v }
         c.gpuBlocksOverride = try o.optionalInt("gpuBlocks", in: 1...(1 << 30))
@@ -51,7 +59,7 @@ public enum ServingReport {
     }
 
     public static func text(_ r: ServingResult, _ c: ServingConfig) -> String {
-        var out = "\(c.model.name) on \(c.hardware.name): \(r.gpuBlocks) KV blocks of \(c.blockSize) tokens (\(formatBytes(c.blockBytes)) each), preemption by \(c.preemption.rawValue)\(c.chunkedPrefill ? ", chunked prefill" : "")\n"
+        var out = "\(c.model.name) on \(c.hardware.name), \(c.engine.rawValue): \(r.gpuBlocks) KV blocks of \(c.blockSize) tokens (\(formatBytes(c.blockBytes)) each), preemption by \(c.preemption.rawValue)\(c.chunkedPrefill ? ", chunked prefill" : "")\(c.prefixCaching ? ", prefix caching" : "")\n"
         out += String(format: "  completed %d requests in %.2f s (%d iterations)\n", r.completed, r.makespanSeconds, r.iterations)
         for (id, why) in r.rejected { out += "  rejected request \(id): \(why)\n" }
         out += stats("TTFT", r.ttft) + stats("TPOT", r.tpot) + stats("ITL", r.itl) + stats("E2E", r.e2e)
@@ -59,6 +67,10 @@ public enum ServingReport {
         if let s = r.serviceLevel {
             out += String(format: "  SLO %@: %d of %d requests met it (%.1f%%), goodput %.3f requests/s\n", s.objectives.summary, s.goodRequests, r.completed,
                           s.attainment * 100, s.goodput)
+        }
+        if c.prefixCaching {
+            out += String(format: "  prefix cache: %d of %d tokens looked up were hits (%.1f%%)\n", r.prefixHitTokens, r.prefixQueriedTokens,
+                          r.prefixQueriedTokens > 0 ? Double(r.prefixHitTokens) / Double(r.prefixQueriedTokens) * 100 : 0)
         }
         out += "  preemptions \(r.preemptions), recomputed tokens \(r.recomputedTokens), swapped out \(r.swappedOutTokens) and in \(r.swappedInTokens) tokens\n"
         out += String(format: "  GPU busy %.2f s (%.1f%%), link busy for swaps %.2f s\n", r.gpuBusySeconds, r.gpuBusySeconds / r.makespanSeconds * 100, r.linkBusySeconds)
@@ -146,7 +158,7 @@ public enum ServingReport {
             "totalTokenThroughput": r.totalTokenThroughput, "preemptions": r.preemptions, "recomputedTokens": r.recomputedTokens,
             "swappedOutTokens": r.swappedOutTokens, "swappedInTokens": r.swappedInTokens, "gpuBusySeconds": r.gpuBusySeconds,
             "linkBusySeconds": r.linkBusySeconds, "recomputeSeconds": r.recomputeSeconds, "overheadSeconds": r.overheadSeconds,
-            "iterations": r.iterations, "gpuBlocks": r.gpuBlocks,
+            "iterations": r.iterations, "gpuBlocks": r.gpuBlocks, "prefixHitTokens": r.prefixHitTokens, "prefixQueriedTokens": r.prefixQueriedTokens,
             "series": r.series.map { ["second": $0.second, "running": $0.running, "waiting": $0.waiting, "swapped": $0.swapped,
                                       "kvUsage": $0.kvUsage, "promptTokens": $0.promptTokens, "generatedTokens": $0.generatedTokens] },
         ]

@@ -8,10 +8,23 @@ public enum PreemptionMode: String, Sendable, CaseIterable {
     case swap
 }
 
+/// Which vLLM engine a serving run plays.
+public enum ServingEngine: String, Sendable, CaseIterable {
+    /// vLLM V1 as of 0.34.0 (`vllm/v1/core/sched/scheduler.py`, `schedule` 716): running requests
+    /// first, then waiting ones in the same step under one token budget; chunked prefill and prefix
+    /// caching on by default; preemption by recompute only; an admission checks that the request's
+    /// whole current sequence fits (`scheduler_reserve_full_isl`, config/scheduler.py 202).
+    case vllmV1 = "vllm-v1"
+    /// vLLM V0 (0.6.6 to 0.10.2): without chunked prefill, prefills run alone ahead of decodes;
+    /// preemption by recompute or swap; a 1% watermark on admissions.
+    case vllmV0 = "vllm-v0"
+}
+
 /// A vLLM-style engine on one GPU: continuous batching over a paged KV cache.
 public struct ServingConfig: Sendable {
     public var model: ModelSpec
     public var hardware: HardwareSpec
+    public var engine = ServingEngine.vllmV1
     /// Tokens per KV block.
     public var blockSize = 16
     /// Fraction of GPU memory given to KV blocks (the seed's "available GPU memory for KV cache").
@@ -20,11 +33,30 @@ public struct ServingConfig: Sendable {
     public var gpuBlocksOverride: Int?
     public var maxNumSeqs = 256
     public var maxNumBatchedTokens = 2048
-    /// Without chunked prefill, vLLM's default scheduler runs prefills alone in their iteration, ahead
-    /// of decodes; with it, decodes and prefill chunks share iterations.
-    public var chunkedPrefill = false
-    /// Fraction of GPU blocks a new admission must leave free (vLLM's watermark, 0.01 by default).
-    public var watermark = 0.01
+    /// Prefill chunks share iterations with decodes under the token budget. nil: the engine's
+    /// default (V1 on, `enable_chunked_prefill = True`, config/scheduler.py; V0 off). Without it V0
+    /// runs prefills alone ahead of decodes and V1 schedules a waiting prompt only whole.
+    public var chunkedPrefillSetting: Bool?
+    public var chunkedPrefill: Bool {
+        get { chunkedPrefillSetting ?? (engine == .vllmV1) }
+        set { chunkedPrefillSetting = newValue }
+    }
+    /// Automatic prefix caching: full blocks hashed and reused by later requests with the same
+    /// tokens (`BlockPool`). nil: the engine's default (V1 on, `CacheConfig.enable_prefix_caching =
+    /// True`, config/cache.py 267; the V0 block manager played here has none).
+    public var prefixCachingSetting: Bool?
+    public var prefixCaching: Bool {
+        get { prefixCachingSetting ?? (engine == .vllmV1) }
+        set { prefixCachingSetting = newValue }
+    }
+    /// Fraction of GPU blocks a new admission must leave free. nil: the engine's default (V0 0.01;
+    /// V1 0, config/scheduler.py 208, and applied only while a request runs, kv_cache_manager.py
+    /// 539-546).
+    public var watermarkSetting: Double?
+    public var watermark: Double {
+        get { watermarkSetting ?? (engine == .vllmV1 ? 0 : 0.01) }
+        set { watermarkSetting = newValue }
+    }
     public var preemption = PreemptionMode.recompute
     /// Host memory for swapped blocks (vLLM's `swap_space`, 4 GiB by default).
     public var swapSpaceBytes = 4 * HardwareCatalog.GiB
@@ -74,6 +106,18 @@ public struct ServingConfig: Sendable {
         guard (1...4096).contains(blockSize) else { throw InputError(field: "blockSize", "must be from 1 to 4096 tokens, got \(blockSize)") }
         guard gpuCacheFraction > 0, gpuCacheFraction < 1 else {
             throw InputError(field: "gpuCacheFraction", "must be between 0 and 1, got \(fmt(gpuCacheFraction))")
+        }
+        if engine == .vllmV1, preemption == .swap {
+            throw InputError(field: "preemption", "\"swap\" needs engine \"vllm-v0\": vLLM V1 preempts by recompute only")
+        }
+        if engine == .vllmV0, prefixCachingSetting == true {
+            throw InputError(field: "prefixCaching", "is modelled for engine \"vllm-v1\" only (V1's block pool); the V0 block manager played here has none")
+        }
+        if engine == .vllmV1, preemption == .swap {
+            throw InputError(field: "preemption", "\"swap\" needs engine \"vllm-v0\": vLLM V1 preempts by recompute only")
+        }
+        if engine == .vllmV0, prefixCachingSetting == true {
+            throw InputError(field: "prefixCaching", "is modelled for engine \"vllm-v1\" only (V1's block pool); the V0 block manager played here has none")
         }
         guard watermark >= 0, watermark < 1 else { throw InputError(field: "watermark", "must be from 0 to less than 1, got \(fmt(watermark))") }
         guard maxNumSeqs >= 1 else { throw InputError(field: "maxNumSeqs", "must be at least 1, got \(maxNumSeqs)") }

@@ -1,0 +1,439 @@
+import Foundation
+import HeapModule
+
+/// A request-level discrete-event simulation of vLLM's scheduler on one GPU. Each iteration
+/// schedules tokens under `maxNumBatchedTokens` and `maxNumSeqs` over a paged KV cache
+/// (`BlockPool`), then costs one forward pass of every scheduled token with the simulator's cost
+/// model, plus the swaps (V0) and the offloaded weights' copies it waits for.
+///
+/// - V1 (`ServingEngine.vllmV1`, vLLM 0.34.0 `vllm/v1/core/sched/scheduler.py`): the running
+///   requests first, each given its remaining tokens up to the budget (811-986); when a block is
+///   missing the last running request is preempted (`self.running.pop()`, 986), its blocks freed
+///   and its computed tokens dropped (`_preempt_request` 1853-1896, back at the front of the
+///   waiting queue), and the loop stops once the request itself is the victim; then, only if
+///   nothing was preempted (1066), waiting requests in order while the budget and `maxNumSeqs`
+///   allow: a prefix-cache hit on the leading full blocks (`get_computed_blocks`, at most every
+///   token but the last, request.py 352-356), a chunk of the rest (whole when chunked prefill is off,
+///   else the step stops, 1388-1395), admitted only if the whole current sequence fits beside the
+///   watermark (kv_cache_manager.py 539-569), else the step stops (1515-1522).
+/// - V0 (`ServingEngine.vllmV0`): without chunked prefill, waiting prefills run first, alone in their
+///   iteration; otherwise the running decodes, then swap-ins when nothing was preempted. With it,
+///   decodes and prefill chunks share iterations. Preemption by recompute or by swap (one copy per
+///   block per layer for K and V, as `swap_blocks` issues them, serial with the forward pass).
+///
+/// A request with a `previousTurn` arrives `thinkSeconds` after that turn finishes.
+public enum ServingSimulator {
+    struct Live {
+        let req: ServingRequest
+        var arrival: Double
+        var computed = 0          // tokens whose KV is in the GPU cache
+        var generated = 0
+        /// Tokens to re-run before the sequence is back where a recompute preemption left it.
+        var recomputeDebt = 0
+        var started = false
+        /// The GPU blocks held, in order, each under its cache key (0: uncached).
+        var held: [BlockPool.Key] = []
+        /// Leading held blocks already offered to the prefix cache.
+        var registered = 0
+        var swappedBlocks = 0
+        var firstToken: Double?
+        var lastToken: Double?
+        var itls: [Double] = []
+        var finish: Double?
+        var context: Int { req.inputTokens + generated }
+        var blocks: Int { held.count }
+    }
+
+    public static func run(_ config: ServingConfig, requests: [ServingRequest], cost: any CostModel) throws -> ServingResult {
+        try config.validate()
+        let bs = config.blockSize
+        let v1 = config.engine == .vllmV1
+        func blocksFor(_ tokens: Int) -> Int { (tokens + bs - 1) / bs }
+        let total = config.gpuBlocks
+        let watermarkBlocks = config.watermarkBlocks
+        var rejected: [(Int, String)] = []
+        var live: [Live] = []
+        var rejectedIDs = Set<Int>()
+        let knownIDs = Set(requests.map(\.id))
+        for r in requests.sorted(by: { $0.id < $1.id }) {
+            let need = blocksFor(r.inputTokens + r.outputTokens)
+            if let p = r.previousTurn, !knownIDs.contains(p) || p >= r.id {
+                throw InputError(field: "requests", "request \(r.id) names previous turn \(p), which is not an earlier request")
+            }
+            if let p = r.previousTurn, rejectedIDs.contains(p) {
+                rejected.append((r.id, "its previous turn, request \(p), was rejected, so it never arrives"))
+                rejectedIDs.insert(r.id)
+            } else if need > total - watermarkBlocks {
+                let wm = watermarkBlocks > 0 ? " less the watermark of \(watermarkBlocks) kept free" : ""
+                rejected.append((r.id, "needs \(need) KV blocks of \(bs) tokens for \(r.inputTokens + r.outputTokens) tokens, the whole cache has \(total)\(wm)"))
+                rejectedIDs.insert(r.id)
+            } else if !config.chunkedPrefill, r.inputTokens + r.outputTokens - 1 > config.maxNumBatchedTokens {
+                rejected.append((r.id, "its prefill after a preemption could reach \(r.inputTokens + r.outputTokens - 1) tokens, over maxNumBatchedTokens (\(config.maxNumBatchedTokens)) without chunked prefill"))
+                rejectedIDs.insert(r.id)
+            } else {
+                live.append(Live(req: r, arrival: r.arrivalSeconds))
+            }
+        }
+        // Requests that arrive on their own, by time; later turns arrive when released.
+        live.sort { (a, b) in
+            let ka = a.req.previousTurn == nil ? 0 : 1, kb = b.req.previousTurn == nil ? 0 : 1
+            return (ka, a.req.arrivalSeconds, a.req.id) < (kb, b.req.arrivalSeconds, b.req.id)
+        }
+        var index: [Int: Int] = [:]
+        for (i, l) in live.enumerated() { index[l.req.id] = i }
+        var nextTurn: [Int: [Int]] = [:]   // live index -> the live indices of the turns after it
+        var independent = 0
+        for (i, l) in live.enumerated() {
+            if let p = l.req.previousTurn, let pi = index[p] { nextTurn[pi, default: []].append(i) } else { independent += 1 }
+        }
+        struct Release: Comparable {
+            var time: Double
+            var i: Int
+            static func < (a: Release, b: Release) -> Bool { (a.time, a.i) < (b.time, b.i) }
+        }
+        var released = Heap<Release>()
+
+        let m = config.model
+        let copyBytes = Double(bs * m.kvDim) * Double(m.kvCacheElementBytes ?? m.bytesPerElement)    // one block of K (or V) of one layer
+        let copiesPerBlock = Double(m.layers * 2)
+
+        var pool = BlockPool(blocks: total, caching: config.prefixCaching)
+        var swapFree = config.swapBlocks
+        var waiting: [Int] = [], running: [Int] = [], swapped: [Int] = []
+        var next = 0, done = 0
+        var t = 0.0
+        var preemptions = 0, recomputed = 0, swappedOut = 0, swappedIn = 0, hitTokens = 0, queriedTokens = 0
+        var gpuBusy = 0.0, linkBusy = 0.0, recomputeBusy = 0.0, offloadBusy = 0.0, iterations = 0
+        var trace: ServingTrace?
+        if config.recordTrace {
+            trace = ServingTrace(requestIDs: live.map(\.req.id), requests: Array(repeating: [], count: live.count))
+        }
+        var samples: [Int: (n: Int, run: Double, wait: Double, swap: Double, kv: Double, prompt: Int, gen: Int)] = [:]
+
+        func key(_ r: Int, _ block: Int) -> BlockPool.Key { BlockPool.key(live[r].req, block: block, blockSize: bs) }
+        func allocate(_ r: Int, _ n: Int) {
+            for _ in 0 ..< n {
+                let ok = pool.allocate()
+                precondition(ok, "the scheduler checked the free blocks")
+                live[r].held.append(0)
+            }
+        }
+        func releaseBlocks(_ r: Int) {
+            for k in live[r].held.reversed() { pool.release(k) }
+            live[r].held = []
+            live[r].registered = 0
+        }
+        /// Full blocks computed since the last call enter the prefix cache.
+        func register(_ r: Int) {
+            guard pool.caching else { return }
+            let full = min(live[r].computed / bs, live[r].held.count)
+            while live[r].registered < full {
+                let b = live[r].registered
+                live[r].held[b] = pool.register(key(r, b))
+                live[r].registered += 1
+            }
+        }
+
+        while done < live.count {
+            var arrived: [Int] = []
+            while next < independent, live[next].arrival <= t { arrived.append(next); next += 1 }
+            while let top = released.min, top.time <= t { arrived.append(released.removeMin().i) }
+            if arrived.count > 1 { arrived.sort { (live[$0].arrival, live[$0].req.id) < (live[$1].arrival, live[$1].req.id) } }
+            waiting += arrived
+            if running.isEmpty, waiting.isEmpty, swapped.isEmpty {
+                let upcoming = [next < independent ? live[next].arrival : nil, released.min?.time].compactMap { $0 }
+                guard let soonest = upcoming.min() else {
+                    throw InputError(field: "serving", "no request is left to arrive, yet \(live.count - done) have not finished")
+                }
+                t = max(t, soonest)
+                continue
+            }
+            var budget = config.maxNumBatchedTokens
+            var scheduled: [(Int, Int)] = []     // (request, tokens this iteration)
+            var swapOutBlocks = 0, swapInBlocks = 0
+            var preempted = false
+            func preemptLast() -> Int {
+                let v = running.removeLast()
+                preemptions += 1
+                preempted = true
+                if config.preemption == .swap, live[v].blocks <= swapFree {
+                    swapFree -= live[v].blocks
+                    swapOutBlocks += live[v].blocks
+                    swappedOut += live[v].computed
+                    live[v].swappedBlocks = live[v].blocks
+                    swapped.append(v)
+                } else {
+                    live[v].recomputeDebt += live[v].computed
+                    live[v].computed = 0
+                    waiting.insert(v, at: 0)
+                }
+                releaseBlocks(v)
+                return v
+            }
+            // Running sequences, oldest first; preempt from the newest end, which has not been scheduled
+            // in this iteration yet (the victim is at index i or later).
+            func scheduleRunning() {
+                var i = 0
+                while i < running.count, budget > 0 || !v1 {
+                    let r = running[i]
+                    var tokens = live[r].context - live[r].computed
+                    if config.chunkedPrefill || v1 { tokens = min(tokens, budget) }
+                    if tokens <= 0 || tokens > budget { i += 1; continue }
+                    let need = blocksFor(live[r].computed + tokens) - live[r].blocks
+                    var victimIsSelf = false
+                    while need > pool.free {
+                        if preemptLast() == r { victimIsSelf = true; break }
+                    }
+                    if victimIsSelf {
+                        if v1 { return }   // V1 stops the running loop when the request itself was preempted
+                        continue
+                    }
+                    allocate(r, need)
+                    budget -= tokens
+                    scheduled.append((r, tokens))
+                    i += 1
+                }
+            }
+            // Swapped sequences come back first come first served.
+            func scheduleSwapped() {
+                while let s = swapped.first, running.count < config.maxNumSeqs {
+                    var tokens = live[s].context - live[s].computed
+                    // A sequence swapped out in the middle of a chunked prefill resumes with a chunk.
+                    if config.chunkedPrefill { tokens = min(tokens, budget) }
+                    let need = blocksFor(live[s].computed + tokens)
+                    guard need <= pool.free, tokens >= 1, tokens <= budget else { break }
+                    swapped.removeFirst()
+                    allocate(s, need)
+                    swapFree += live[s].swappedBlocks
+                    swapInBlocks += live[s].swappedBlocks
+                    swappedIn += live[s].computed
+                    live[s].swappedBlocks = 0
+                    running.append(s)
+                    budget -= tokens
+                    scheduled.append((s, tokens))
+                }
+            }
+            // Waiting sequences: a prefix-cache hit, then their prefill (whole, or a chunk), first
+            // come first served, leaving the watermark free.
+            func schedulePrefills() {
+                while let w = waiting.first, running.count < config.maxNumSeqs, budget > 0 {
+                    var hits: [BlockPool.Key] = []
+                    if pool.caching, live[w].computed == 0 {
+                        let most = (live[w].context - 1) / bs
+                        while hits.count < most {
+                            let k = key(w, hits.count)
+                            guard pool.isCached(k) else { break }
+                            hits.append(k)
+                        }
+                    }
+                    let hit = hits.count * bs
+                    var tokens = live[w].context - live[w].computed - hit
+                    if config.chunkedPrefill { tokens = min(tokens, budget) } else if tokens > budget { break }
+                    let chunkBlocks = blocksFor(live[w].computed + hit + tokens) - hits.count
+                    // Hits on free cached blocks take them out of the free count too.
+                    let evictable = hits.reduce(0) { $0 + (pool.isEvictable($1) ? 1 : 0) }
+                    // V1 admits only if the whole current sequence fits; V0 the scheduled part.
+                    let mustFit = v1 ? blocksFor(live[w].context) - hits.count : chunkBlocks
+                    let watermark = v1 && running.isEmpty ? 0 : watermarkBlocks
+                    guard mustFit + evictable + watermark <= pool.free else { break }
+                    waiting.removeFirst()
+                    if pool.caching {
+                        queriedTokens += live[w].context
+                        hitTokens += hit
+                    }
+                    for k in hits { _ = pool.hit(k) }
+                    live[w].held = hits
+                    live[w].registered = hits.count
+                    live[w].computed += hit
+                    live[w].recomputeDebt = max(0, live[w].recomputeDebt - hit)
+                    allocate(w, chunkBlocks)
+                    budget -= tokens
+                    running.append(w)
+                    scheduled.append((w, tokens))
+                }
+            }
+            if v1 {
+                scheduleRunning()
+                if !preempted { schedulePrefills() }
+            } else if config.chunkedPrefill {
+                // vLLM V0's chunked-prefill scheduler: decodes and prefill chunks share an iteration.
+                scheduleRunning()
+                if !preempted { scheduleSwapped() }
+                if !preempted, swapped.isEmpty { schedulePrefills() }
+            } else {
+                // vLLM V0's default scheduler: prefills first, alone in their iteration; otherwise the
+                // running decodes, then swap-ins when nothing was preempted.
+                if swapped.isEmpty { schedulePrefills() }
+                if scheduled.isEmpty {
+                    scheduleRunning()
+                    if !preempted { scheduleSwapped() }
+                }
+            }
+            guard !scheduled.isEmpty || swapOutBlocks > 0 || preempted else {
+                // Nothing can run until a request arrives (all blocked on memory cannot happen: every
+                // request fits the whole cache alone).
+                let upcoming = [next < independent ? live[next].arrival : nil, released.min?.time].compactMap { $0 }
+                if let soonest = upcoming.min() { t = max(t, soonest); continue }
+                throw InputError(field: "serving", "no request can be scheduled: \(waiting.count) waiting, \(swapped.count) swapped, \(pool.free) of \(total) blocks free")
+            }
+            // Cost of the iteration.
+            let d2h = config.hardware.link.channel(.deviceToHost, config.hostMemory).seconds(bytes: copyBytes)
+            let h2d = config.hardware.link.channel(.hostToDevice, config.hostMemory).seconds(bytes: copyBytes)
+            let swapOutSeconds = Double(swapOutBlocks) * copiesPerBlock * d2h
+            let swapInSeconds = Double(swapInBlocks) * copiesPerBlock * h2d
+            let swapSeconds = swapOutSeconds + swapInSeconds
+            let offloadPerIteration = config.offloadSecondsPerIteration
+            var tokens = 0, decodeContext = 0, producing = 0, promptTokens = 0, recomputeTokens = 0, decodeTokens = 0
+            var prefills: [(q: Int, c: Int, redo: Int)] = []
+            var kinds: [(Int, String)] = []
+            for (r, n) in scheduled {
+                tokens += n
+                let after = live[r].computed + n
+                if n == 1, live[r].computed == live[r].context - 1, live[r].generated > 0, live[r].recomputeDebt == 0 {
+                    decodeContext += after
+                    decodeTokens += 1
+                    if trace != nil { kinds.append((r, "decode")) }
+                } else {
+                    let redo = min(n, live[r].recomputeDebt)
+                    live[r].recomputeDebt -= redo
+                    recomputeTokens += redo
+                    prefills.append((n, after, redo))
+                    promptTokens += n
+                    if trace != nil { kinds.append((r, redo > 0 ? "recompute" : "prefill")) }
+                }
+                if after == live[r].context { producing += 1 }
+            }
+            recomputed += recomputeTokens
+            var forward = 0.0, redoSeconds = 0.0
+            if tokens > 0 {
+                let plan = ExecutionPlan(model: m, hardware: config.hardware, batch: max(producing, 1), weights: .gpu,
+                                         placement: TokenPlacement(gpuKV: 1), phase: .decodeStep(context: 1))
+                var b = ScheduleBuilder(plan: plan, cost: cost, expectedTasks: 0)
+                let ffn = b.ffnSeconds(tokens).alone
+                let linear = (b.qkvSeconds(tokens) + b.outSeconds(tokens)).alone + ffn
+                // A mixture's leading dense layers run their dense FFN instead.
+                let denseLayers = m.moe.map { min($0.denseLayers, m.layers) } ?? 0
+                b.denseFFN = true
+                let denseFFNDelta = denseLayers > 0 ? b.ffnSeconds(tokens).alone - ffn : 0
+                b.denseFFN = false
+                var layer = linear
+                var redoLayer = linear * Double(recomputeTokens) / Double(tokens)
+                if decodeContext > 0 {
+                    layer += b.decodeAttentionSeconds(batch: 1, context: decodeContext).alone
+                }
+                for p in prefills {
+                    let a = b.prefillAttentionSeconds(seqs: 1, queries: p.q, context: p.c).alone
+                    layer += a
+                    redoLayer += a * Double(p.redo) / Double(p.q)
+                }
+                forward = Double(m.layers) * layer + Double(denseLayers) * denseFFNDelta + (producing > 0 ? b.headSeconds().alone : 0)
+                redoSeconds = Double(m.layers) * redoLayer
+            }
+            if trace != nil {
+                let t0 = t, t1 = t + swapSeconds + (tokens > 0 ? offloadPerIteration : 0), t2 = t1 + forward
+                if swapOutBlocks > 0 {
+                    trace!.link.append(.init(name: "swap-out \(swapOutBlocks) blocks", start: t0, end: t0 + swapOutSeconds))
+                }
+                if swapInBlocks > 0 {
+                    trace!.link.append(.init(name: "swap-in \(swapInBlocks) blocks", start: t1 - swapInSeconds, end: t1))
+                }
+                // Only the requests in the system this iteration: work in proportion to them, not
+                // to every request of the run.
+                var state: [Int: String] = [:]
+                for (r, kind) in kinds { state[r] = kind }
+                for r in running where state[r] == nil { state[r] = "stalled" }
+                for r in waiting where state[r] == nil { state[r] = live[r].started ? "preempted" : "queued" }
+                for r in swapped where state[r] == nil { state[r] = "swapped" }
+                for (r, s) in state { trace!.mark(r, s, t0, t2) }
+                trace!.iterations.append(.init(start: t1, end: t2, sequences: scheduled.count, prefillTokens: promptTokens - recomputeTokens,
+                                               decodeTokens: decodeTokens, recomputeTokens: recomputeTokens,
+                                               kvUsage: Double(total - pool.free) / Double(total), running: running.count,
+                                               waiting: waiting.count, swapped: swapped.count))
+            }
+            let offloadNow = tokens > 0 ? offloadPerIteration : 0
+            t += swapSeconds + offloadNow + forward
+            offloadBusy += offloadNow
+            gpuBusy += forward
+            recomputeBusy += redoSeconds
+            linkBusy += swapSeconds
+            iterations += 1
+            var generatedNow = 0
+            for (r, n) in scheduled {
+                live[r].computed += n
+                live[r].started = true
+                register(r)
+                guard live[r].computed == live[r].context else { continue }
+                live[r].generated += 1
+                generatedNow += 1
+                if live[r].firstToken == nil { live[r].firstToken = t } else if let last = live[r].lastToken { live[r].itls.append(t - last) }
+                live[r].lastToken = t
+                if live[r].generated == live[r].req.outputTokens {
+                    live[r].finish = t
+                    // The reply's last token has no KV; every full block before it is cached.
+                    releaseBlocks(r)
+                    running.removeAll { $0 == r }
+                    done += 1
+                    for n in nextTurn[r] ?? [] {
+                        live[n].arrival = t + live[n].req.thinkSeconds
+                        released.insert(Release(time: live[n].arrival, i: n))
+                    }
+                }
+            }
+            let sec = Int(t.rounded(.down))
+            var s = samples[sec] ?? (0, 0, 0, 0, 0, 0, 0)
+            s.n += 1; s.run += Double(running.count); s.wait += Double(waiting.count); s.swap += Double(swapped.count)
+            s.kv += Double(total - pool.free) / Double(total); s.prompt += promptTokens; s.gen += generatedNow
+            samples[sec] = s
+        }
+
+        // Every block came back: none both free and held.
+        precondition(pool.free == total, "serving: \(total - pool.free) KV blocks still held after every request finished")
+        let finished = live.filter { $0.finish != nil }
+        let makespan = max(t, 1e-12)
+        let outputTokens = finished.reduce(0) { $0 + $1.req.outputTokens }
+        let inputTokens = finished.reduce(0) { $0 + $1.req.inputTokens }
+        // One row per second in which an iteration ended. A run of seconds with none (an idle gap, or
+        // one long iteration) is written as its first and last second, with no tokens and the state
+        // of the second before, so that the series stays as long as the iterations however far apart
+        // the arrivals are.
+        var series: [ServingSample] = []
+        for sec in samples.keys.sorted() {
+            if let last = series.last, sec > last.second + 1 {
+                var gap = last
+                gap.promptTokens = 0; gap.generatedTokens = 0
+                gap.second = last.second + 1
+                series.append(gap)
+                if sec - 1 > gap.second { gap.second = sec - 1; series.append(gap) }
+            }
+            let s = samples[sec]!, n = Double(s.n)
+            series.append(ServingSample(second: sec, running: s.run / n, waiting: s.wait / n, swapped: s.swap / n, kvUsage: s.kv / n,
+                                        promptTokens: s.prompt, generatedTokens: s.gen))
+        }
+        var result = ServingResult(
+            completed: finished.count, rejected: rejected, makespanSeconds: makespan,
+            ttft: LatencyStats(finished.map { $0.firstToken! - $0.arrival }),
+            tpot: LatencyStats(finished.filter { $0.req.outputTokens > 1 }.map { ($0.finish! - $0.firstToken!) / Double($0.req.outputTokens - 1) }),
+            itl: LatencyStats(finished.flatMap(\.itls)),
+            e2e: LatencyStats(finished.map { $0.finish! - $0.arrival }),
+            requestThroughput: Double(finished.count) / makespan, outputTokenThroughput: Double(outputTokens) / makespan,
+            totalTokenThroughput: Double(outputTokens + inputTokens) / makespan, preemptions: preemptions,
+            recomputedTokens: recomputed, swappedOutTokens: swappedOut, swappedInTokens: swappedIn,
+            gpuBusySeconds: gpuBusy, linkBusySeconds: linkBusy, recomputeSeconds: recomputeBusy, iterations: iterations,
+            series: series, gpuBlocks: total, trace: trace)
+        result.maxRequestTokens = requests.map { $0.inputTokens + $0.outputTokens }.max() ?? 0
+        result.offloadSeconds = offloadBusy
+        result.prefixHitTokens = hitTokens
+        result.prefixQueriedTokens = queriedTokens
+        if let slo = config.serviceLevel {
+            let good = finished.filter { f in
+                let ttft = f.firstToken! - f.arrival
+                let tpot = f.req.outputTokens > 1 ? (f.finish! - f.firstToken!) / Double(f.req.outputTokens - 1) : 0
+                return slo.met(ttft: ttft, tpot: tpot, e2e: f.finish! - f.arrival)
+            }.count
+            result.serviceLevel = ServiceLevelResult(objectives: slo, goodRequests: good,
+                                                     attainment: finished.isEmpty ? 0 : Double(good) / Double(finished.count),
+                                                     goodput: Double(good) / makespan)
+        }
+        return result
+    }
+}
