@@ -196,3 +196,69 @@ import Testing
         #expect(bad.field == "engine" && bad.message.contains("vllm-v1"))
     }
 }
+
+/// Copies queued on one stream: the host's issue time overlaps the copy engine's transfers.
+@Suite struct QueuedCopyTests {
+    /// 100 copies of 8,192 bytes over the A100's pinned 25 GB/s link (10 us latency): each moves in
+    /// 0.32768 us, less than the 2.3 us the host takes to issue the next, so the queue is issue-bound:
+    /// 10 + 0.32768 + 99 x 2.3 = 238.02768 us. With an issue time of 0 it is transfer-bound:
+    /// 10 + 100 x 0.32768 = 42.768 us. One copy pays latency and bytes only.
+    @Test func queueRunsAtTheSlowerOfIssueAndTransfer() {
+        var link = HardwareCatalog.a100_40gb.link
+        #expect(abs(link.queuedSeconds(copies: 100, bytes: 8192, .hostToDevice, .pinned) - 238.02768e-6) < 1e-12)
+        #expect(abs(link.queuedSeconds(copies: 1, bytes: 8192, .hostToDevice, .pinned) - 10.32768e-6) < 1e-12)
+        #expect(link.queuedSeconds(copies: 0, bytes: 8192, .hostToDevice, .pinned) == 0)
+        link.copyIssueSeconds = 0
+        #expect(abs(link.queuedSeconds(copies: 100, bytes: 8192, .hostToDevice, .pinned) - 42.768e-6) < 1e-12)
+    }
+
+    @Test func issueTimeIsValidated() throws {
+        var hw = HardwareCatalog.a100_40gb
+        hw.link.copyIssueSeconds = -1e-6
+        let e = try #require(throws: InputError.self) { try hw.validate() }
+        #expect(e.field.hasSuffix("link.copyIssueSeconds"))
+    }
+}
+
+/// The KV cache sized as vLLM's memory profiling sizes it, and weights read from host memory.
+@Suite struct ServingMemoryTests {
+    /// Llama-2-7B (13,476,831,232 bytes of fp16 weights) on the A100-40GB (42,949,672,960 bytes,
+    /// 1 GiB reserved), 2,048 batched tokens, 256 sequences. A forward of 2,048 tokens peaks in the
+    /// FFN: 2,048 x (2 x 4,096 + 3 x 11,008) x 2 B = 168,820,736 B (the attention half is 83,886,080;
+    /// 256 rows of fp32 logits 32,768,000). V1's graphs hold the 512-token batch: 42,205,184 B. At
+    /// 0.92: 39,513,699,123.2 - 13,476,831,232 - 1,073,741,824 - 168,820,736 - 42,205,184
+    /// = 24,752,100,147.2 B, 2,950 blocks of 8 MiB. V0 at 0.9 subtracts no graphs: 23,935,311,872 B,
+    /// 2,853 blocks.
+    @Test func utilizationSizesTheCacheAsVLLMProfiles() throws {
+        var c = ServingConfig(model: try ModelCatalog.model(named: "llama-2-7b"), hardware: HardwareCatalog.a100_40gb)
+        #expect(c.model.totalWeightBytes == 13_476_831_232)
+        #expect(c.activationBytes(tokens: 2048) == 168_820_736)
+        #expect(c.gpuBlocks == 2950)
+        c.engine = .vllmV0
+        #expect(c.gpuBlocks == 2853)
+        c.gpuCacheFraction = 0.5
+        #expect(c.gpuBlocks == 2560)    // 20 GiB in 8 MiB blocks
+        var tight = ServingConfig(model: try ModelCatalog.model(named: "llama-2-13b"), hardware: HardwareCatalog.rtx4090)
+        tight.gpuMemoryUtilization = 0.5
+        let e = try #require(throws: InputError.self) { try tight.validate() }
+        #expect(e.field == "gpuMemoryUtilization" && e.message.contains("not one block"))
+    }
+
+    /// V1 reads offloaded weights over the link in every forward (UVA): 4 GiB at 25 GB/s is
+    /// 171.798692 ms an iteration. The run can only be slower than the same run with the weights on
+    /// the GPU and the same blocks.
+    @Test func offloadedWeightsAreReadEveryIterationAndNeverHelp() throws {
+        var c = ServingConfig(model: try ModelCatalog.model(named: "llama-2-7b"), hardware: HardwareCatalog.a100_40gb)
+        c.gpuBlocksOverride = 400
+        c.cpuOffloadBytes = 4 * HardwareCatalog.GiB
+        #expect(abs(c.offloadSecondsPerIteration - 0.171798692) < 1e-9)
+        let rs = RequestSource.synthetic(count: 40, arrivals: .poisson(ratePerSecond: 8), input: 100...600, output: 20...200, seed: 5)
+        let offloaded = try OffloadedServingTests.run(c, rs)
+        var resident = c
+        resident.cpuOffloadBytes = 0
+        let onGPU = try OffloadedServingTests.run(resident, rs)
+        #expect(offloaded.completed == 40 && onGPU.completed == 40)
+        #expect(offloaded.makespanSeconds > onGPU.makespanSeconds && offloaded.tpot.mean > onGPU.tpot.mean + 0.1)
+        #expect(abs(offloaded.offloadSeconds - Double(offloaded.iterations) * 0.171798692) < 1e-6)
+    }
+}

@@ -7,7 +7,7 @@ import Foundation
 ///      "preemption": "swap", "requests": {"count": 32, "arrivals": "all-at-once", "input": 1500, "output": 1024}}
 public enum ServingScenario {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory", "blockSize",
-                              "gpuCacheFraction", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "watermark", "preemption",
+                              "gpuCacheFraction", "gpuMemoryUtilization", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "watermark", "preemption",
                               "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype", "cpuOffloadGiB", "slo", "engine",
                               "prefixCaching"]
 
@@ -33,6 +33,10 @@ public enum ServingScenario {
         if o.has("prefixCaching") { c.prefixCaching = try o.bool("prefixCaching") }
         if let v = try o.optionalInt("blockSize", in: 1...4096) { c.blockSize = v }
         if let v = try o.optionalDouble("gpuCacheFraction", in: 0.0001...0.9999) { c.gpuCacheFraction = v }
+        c.gpuMemoryUtilization = try o.optionalDouble("gpuMemoryUtilization", in: 0.01...1)
+        if c.gpuCacheFraction != nil, c.gpuMemoryUtilization != nil {
+            throw InputError(field: "gpuMemoryUtilization", "give gpuCacheFraction or gpuMemoryUtilization, not both")
+        }
         c.gpuBlocksOverride = try o.optionalInt("gpuBlocks", in: 1...(1 << 30))
         if let v = try o.optionalInt("maxNumSeqs", in: 1...1_048_576) { c.maxNumSeqs = v }
         if let v = try o.optionalInt("maxNumBatchedTokens", in: 1...(1 << 24)) { c.maxNumBatchedTokens = v }
@@ -60,6 +64,7 @@ public enum ServingReport {
 
     public static func text(_ r: ServingResult, _ c: ServingConfig) -> String {
         var out = "\(c.model.name) on \(c.hardware.name), \(c.engine.rawValue): \(r.gpuBlocks) KV blocks of \(c.blockSize) tokens (\(formatBytes(c.blockBytes)) each), preemption by \(c.preemption.rawValue)\(c.chunkedPrefill ? ", chunked prefill" : "")\(c.prefixCaching ? ", prefix caching" : "")\n"
+        if let sizing = c.cacheSizing { out += "  \(sizing)\n" }
         out += String(format: "  completed %d requests in %.2f s (%d iterations)\n", r.completed, r.makespanSeconds, r.iterations)
         for (id, why) in r.rejected { out += "  rejected request \(id): \(why)\n" }
         out += stats("TTFT", r.ttft) + stats("TPOT", r.tpot) + stats("ITL", r.itl) + stats("E2E", r.e2e)

@@ -18,8 +18,11 @@ import HeapModule
 ///   watermark (kv_cache_manager.py 539-569), else the step stops (1515-1522).
 /// - V0 (`ServingEngine.vllmV0`): without chunked prefill, waiting prefills run first, alone in their
 ///   iteration; otherwise the running decodes, then swap-ins when nothing was preempted. With it,
-///   decodes and prefill chunks share iterations. Preemption by recompute or by swap (one copy per
-///   block per layer for K and V, as `swap_blocks` issues them, serial with the forward pass).
+///   decodes and prefill chunks share iterations. Preemption by recompute or by swap: one
+///   `cudaMemcpyAsync` per block per layer for K and for V (`csrc/cache_kernels.cu` `swap_blocks`,
+///   called per layer by `vllm/worker/cache_engine.py`), queued on one stream, so the host's issue
+///   time overlaps the previous copy's transfer (`LinkSpec.queuedSeconds`); serial with the
+///   forward pass.
 ///
 /// A request with a `previousTurn` arrives `thinkSeconds` after that turn finishes.
 public enum ServingSimulator {
@@ -95,7 +98,7 @@ public enum ServingSimulator {
 
         let m = config.model
         let copyBytes = Double(bs * m.kvDim) * Double(m.kvCacheElementBytes ?? m.bytesPerElement)    // one block of K (or V) of one layer
-        let copiesPerBlock = Double(m.layers * 2)
+        let copiesPerBlock = m.layers * 2
 
         var pool = BlockPool(blocks: total, caching: config.prefixCaching)
         var swapFree = config.swapBlocks
@@ -277,10 +280,10 @@ public enum ServingSimulator {
                 throw InputError(field: "serving", "no request can be scheduled: \(waiting.count) waiting, \(swapped.count) swapped, \(pool.free) of \(total) blocks free")
             }
             // Cost of the iteration.
-            let d2h = config.hardware.link.channel(.deviceToHost, config.hostMemory).seconds(bytes: copyBytes)
-            let h2d = config.hardware.link.channel(.hostToDevice, config.hostMemory).seconds(bytes: copyBytes)
-            let swapOutSeconds = Double(swapOutBlocks) * copiesPerBlock * d2h
-            let swapInSeconds = Double(swapInBlocks) * copiesPerBlock * h2d
+            // One copy per block per layer for K and for V, queued on one stream (`LinkSpec.queuedSeconds`).
+            let link = config.hardware.link
+            let swapOutSeconds = link.queuedSeconds(copies: swapOutBlocks * copiesPerBlock, bytes: copyBytes, .deviceToHost, config.hostMemory)
+            let swapInSeconds = link.queuedSeconds(copies: swapInBlocks * copiesPerBlock, bytes: copyBytes, .hostToDevice, config.hostMemory)
             let swapSeconds = swapOutSeconds + swapInSeconds
             let offloadPerIteration = config.offloadSecondsPerIteration
             var tokens = 0, decodeContext = 0, producing = 0, promptTokens = 0, recomputeTokens = 0, decodeTokens = 0

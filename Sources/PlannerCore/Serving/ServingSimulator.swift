@@ -27,8 +27,14 @@ public struct ServingConfig: Sendable {
     public var engine = ServingEngine.vllmV1
     /// Tokens per KV block.
     public var blockSize = 16
-    /// Fraction of GPU memory given to KV blocks (the seed's "available GPU memory for KV cache").
-    public var gpuCacheFraction = 0.5
+    /// Fraction of GPU memory given to KV blocks (the seed's "available GPU memory for KV cache"),
+    /// instead of sizing the cache as vLLM does (`gpuMemoryUtilization`).
+    public var gpuCacheFraction: Double?
+    /// vLLM's `--gpu-memory-utilization`; nil: the engine's default (V1 0.92 from 0.20, V0 0.9;
+    /// `DEFAULT_GPU_MEMORY_UTILIZATION`, config/cache.py). Used when neither `gpuBlocksOverride` nor
+    /// `gpuCacheFraction` is set (`profiledKVBytes`).
+    public var gpuMemoryUtilization: Double?
+    public var memoryUtilization: Double { gpuMemoryUtilization ?? (engine == .vllmV1 ? 0.92 : 0.9) }
     /// Number of GPU blocks, set directly instead of derived from `gpuCacheFraction`.
     public var gpuBlocksOverride: Int?
     public var maxNumSeqs = 256
@@ -63,9 +69,8 @@ public struct ServingConfig: Sendable {
     public var hostMemory = HostMemoryKind.pinned
     /// Weight bytes kept in host memory (vLLM's `--cpu-offload-gb`, GiB): `maybe_offload_to_cpu`
     /// (`vllm/model_executor/models/utils.py`) moves parameters of the first layers to pinned host
-    /// memory until the budget is reached, and every forward pass brings each offloaded module's
-    /// parameters to the GPU (`v.to(device, non_blocking=True)` on the compute stream) before it
-    /// runs, with no prefetch. Every iteration therefore waits for those copies.
+    /// memory until the budget is reached, and every forward pass reads them over the link, with no
+    /// prefetch (`offloadSecondsPerIteration`). Every iteration therefore waits for them.
     public var cpuOffloadBytes = 0.0
     /// Latency objectives for goodput (`ServingResult.serviceLevel`); nil: none reported.
     public var serviceLevel: ServiceLevel?
@@ -80,32 +85,87 @@ public struct ServingConfig: Sendable {
     /// KV bytes of one block over all layers: `blockSize x layers x 2 x kvHeads x headDim x bytes`.
     public var blockBytes: Double { Double(blockSize * model.layers) * model.kvBytesPerToken }
 
-    /// GPU blocks: the set number, or `gpuCacheFraction` of GPU memory in whole blocks.
+    /// GPU blocks: the set number, `gpuCacheFraction` of GPU memory, or what vLLM's memory profiling
+    /// leaves at `memoryUtilization` (`profiledKVBytes`), in whole blocks (`num_blocks =
+    /// available_memory // bytes_per_block`, 0.34.0 `v1/core/kv_cache_planning.py` 724).
     public var gpuBlocks: Int {
-        gpuBlocksOverride ?? Int((gpuCacheFraction * hardware.gpu.memoryBytes / blockBytes).rounded(.down))
+        if let n = gpuBlocksOverride { return n }
+        let bytes = gpuCacheFraction.map { $0 * hardware.gpu.memoryBytes } ?? profiledKVBytes.kv
+        return max(0, Int((bytes / blockBytes).rounded(.down)))
+    }
+
+    /// Activation bytes of one forward pass over `tokens` tokens, the larger of a layer's two halves
+    /// (PyTorch frees each layer's intermediates before the next): the residual and normed input
+    /// (`2 hidden`) beside the attention's projections (`attentionActivationWidth`), or beside the FFN's
+    /// intermediate (a gated FFN's gate and up outputs and their product: `3 ffn`; otherwise `2 ffn`),
+    /// at the model's element size; and the sampler's fp32 logits for `maxNumSeqs` rows.
+    public func activationBytes(tokens: Int) -> Double {
+        let e = Double(model.bytesPerElement)
+        let ffn = Double(model.ffnActivationWidth) * (model.ffnKind.matrices == 3 ? 3 : 2)
+        let layer = Double(tokens) * max(Double(2 * model.hidden + model.attentionActivationWidth), 2 * Double(model.hidden) + ffn) * e
+        let logits = Double(min(maxNumSeqs, tokens) * model.vocab) * 4
+        return max(layer, logits)
+    }
+
+    /// vLLM V1's sizing of the KV cache (0.34.0 `v1/worker/gpu_worker.py`
+    /// `determine_available_memory` 673-841): `utilization x GPU memory` less what the profile run
+    /// leaves in use (the weights kept on the GPU and the CUDA context, `reservedBytes`), less the
+    /// transient peak of a dummy forward of `maxNumBatchedTokens` tokens (`activationBytes`), less
+    /// the CUDA graphs' memory (subtracted from 0.20; estimated here as the activations of the
+    /// largest captured batch, `min(512, 2 maxNumSeqs)` tokens, which the graphs' shared pool holds).
+    /// V0 subtracts no graphs. Each term is returned for the report.
+    public var profiledKVBytes: (kv: Double, requested: Double, weights: Double, activations: Double, graphs: Double) {
+        let requested = memoryUtilization * hardware.gpu.memoryBytes
+        let weights = model.totalWeightBytes - cpuOffloadBytes
+        let activations = activationBytes(tokens: maxNumBatchedTokens)
+        let graphs = engine == .vllmV1 ? activationBytes(tokens: min(512, 2 * maxNumSeqs)) : 0
+        let kv = requested - weights - hardware.gpu.reservedBytes - activations - graphs
+        return (kv, requested, weights, activations, graphs)
     }
 
     public var watermarkBlocks: Int { Int((watermark * Double(gpuBlocks)).rounded(.down)) }
 
     public var swapBlocks: Int { Int((swapSpaceBytes / blockBytes).rounded(.down)) }
 
-    /// The copies of the offloaded weights one forward pass waits for: one per parameter tensor
-    /// (the layers' tensors in their share of the offloaded bytes), each paying the link's
-    /// latency, over the pinned host-to-GPU channel.
+    /// The time one forward pass waits for the offloaded weights.
+    /// - V1 (0.11 to 0.34): the offloaded parameters live in pinned host memory behind a GPU view
+    ///   (UVA; 0.11.0 `models/utils.py` 559-588, 0.34.0 `model_executor/offloader/uva.py` 114-122),
+    ///   so every forward's kernels read those bytes over the link at its pinned rate, with no copy
+    ///   to queue or prefetch: `bytes / h2d`.
+    /// - V0: each offloaded module's parameters are copied to the GPU (`.to(device,
+    ///   non_blocking=True)`, 0.11.0 `models/utils.py` 595-608) before it runs: one copy per
+    ///   parameter tensor (the layers' tensors in their share of the offloaded bytes), each paying the
+    ///   link's latency.
     public var offloadSecondsPerIteration: Double {
         guard cpuOffloadBytes > 0 else { return 0 }
+        let channel = hardware.link.channel(.hostToDevice, .pinned)
+        if engine == .vllmV1 { return cpuOffloadBytes / channel.bytesPerSecond }
         let perLayer = model.layerWeightBytes
         let tensors = Double(model.tensors(.attention).count + model.tensors(.ffn).count)
         let copies = max(1, (cpuOffloadBytes / perLayer * tensors).rounded(.up))
-        return copies * hardware.link.channel(.hostToDevice, .pinned).seconds(bytes: cpuOffloadBytes / copies)
+        return copies * channel.seconds(bytes: cpuOffloadBytes / copies)
+    }
+
+    /// Whether the cache is sized by vLLM's profiling (`gpuMemoryUtilization`), not set by hand.
+    public var sizedByUtilization: Bool { gpuBlocksOverride == nil && gpuCacheFraction == nil }
+
+    /// How the KV cache got its size, in words, when vLLM's profiling sized it.
+    public var cacheSizing: String? {
+        guard sizedByUtilization else { return nil }
+        let p = profiledKVBytes
+        return "KV cache as --gpu-memory-utilization \(fmt(memoryUtilization)) sizes it: \(formatBytes(p.requested)) - weights \(formatBytes(p.weights)) - reserved \(formatBytes(hardware.gpu.reservedBytes)) - activations \(formatBytes(p.activations))"
+            + (p.graphs > 0 ? " - CUDA graphs \(formatBytes(p.graphs))" : "") + " = \(formatBytes(p.kv))"
     }
 
     public func validate() throws {
         try model.validate()
         try hardware.validate()
         guard (1...4096).contains(blockSize) else { throw InputError(field: "blockSize", "must be from 1 to 4096 tokens, got \(blockSize)") }
-        guard gpuCacheFraction > 0, gpuCacheFraction < 1 else {
-            throw InputError(field: "gpuCacheFraction", "must be between 0 and 1, got \(fmt(gpuCacheFraction))")
+        if let f = gpuCacheFraction, !(f > 0 && f < 1) {
+            throw InputError(field: "gpuCacheFraction", "must be between 0 and 1, got \(fmt(f))")
+        }
+        if let u = gpuMemoryUtilization, !(u > 0 && u <= 1) {
+            throw InputError(field: "gpuMemoryUtilization", "must be above 0 and at most 1, got \(fmt(u))")
         }
         if engine == .vllmV1, preemption == .swap {
             throw InputError(field: "preemption", "\"swap\" needs engine \"vllm-v0\": vLLM V1 preempts by recompute only")
@@ -124,7 +184,11 @@ public struct ServingConfig: Sendable {
         guard maxNumBatchedTokens >= 1 else { throw InputError(field: "maxNumBatchedTokens", "must be at least 1, got \(maxNumBatchedTokens)") }
         guard swapSpaceBytes >= 0 else { throw InputError(field: "swapSpaceGiB", "must not be negative") }
         guard gpuBlocks >= 1 else {
-            throw InputError(field: "gpuCacheFraction", "leaves no whole KV block (\(formatBytes(blockBytes)) each); give the cache more memory")
+            if gpuCacheFraction != nil {
+                throw InputError(field: "gpuCacheFraction", "leaves no whole KV block (\(formatBytes(blockBytes)) each); give the cache more memory")
+            }
+            let p = profiledKVBytes
+            throw InputError(field: "gpuMemoryUtilization", "\(fmt(memoryUtilization)) of \(formatBytes(hardware.gpu.memoryBytes)) leaves \(formatBytes(max(0, p.kv))) for KV blocks after the weights (\(formatBytes(p.weights))), the reserved \(formatBytes(hardware.gpu.reservedBytes)), activations (\(formatBytes(p.activations))) and CUDA graphs (\(formatBytes(p.graphs))): not one block of \(formatBytes(blockBytes)); raise it, offload weights or lower maxNumBatchedTokens")
         }
         guard cpuOffloadBytes >= 0, cpuOffloadBytes <= model.weightBytesOverLayers else {
             throw InputError(field: "cpuOffloadGiB", "must be from 0 to the decoder layers' weights (\(formatBytes(model.weightBytesOverLayers))), got \(formatBytes(cpuOffloadBytes))")

@@ -64,7 +64,13 @@ public enum VLLMCommand {
         var lines: [Line] = []
         switch c.engine {
         case .vllmV1:
-            var v1 = "\(common) --kv-cache-memory-bytes \(bytes) \(batch)"
+            // Sized by profiling: the utilization (`--gpu-memory-utilization`, 0.34.0 arg_utils.py
+            // 1403-1407); vLLM measures the rest itself, so the block count is named in a note.
+            let cache = c.sizedByUtilization ? "--gpu-memory-utilization \(fmt(c.memoryUtilization))" : "--kv-cache-memory-bytes \(bytes)"
+            if c.sizedByUtilization {
+                notes.append("vLLM sizes the cache by its own profiling; the simulation assumed \(c.gpuBlocks) blocks (--kv-cache-memory-bytes \(bytes) fixes that size)")
+            }
+            var v1 = "\(common) \(cache) \(batch)"
             if !c.chunkedPrefill { v1 += " --no-enable-chunked-prefill" }
             if !c.prefixCaching { v1 += " --no-enable-prefix-caching" }
             if c.watermark > 0 { v1 += " --watermark \(fmt(c.watermark))" }

@@ -39,6 +39,30 @@ public struct LinkSpec: Codable, Sendable, Equatable {
     public var d2hPinned: LinkChannel
     public var d2hPageable: LinkChannel
 
+    /// Host time to issue one asynchronous copy (`cudaMemcpyAsync`) into a stream's queue; nil:
+    /// `defaultCopyIssueSeconds`. While the copy engine moves one copy, the host issues the next, so
+    /// a queue of copies runs at the slower of the two (`queuedSeconds`).
+    public var copyIssueSeconds: Double?
+
+    /// 2.3 us a call: measured on an H20 host issuing one `cudaMemcpyAsync` per KV chunk
+    /// (taco-project/FlexKV pull request 193, 2026-07-03: "the per-call overhead (~2.3 us) dominates
+    /// chunk-sized transfers"); DualPath (Wu et al., arXiv 2602.21548, Sec. 5.2) reports 5 to 7 us a
+    /// call end to end for small chunks.
+    public static let defaultCopyIssueSeconds = 2.3e-6
+
+    public var issueSeconds: Double { copyIssueSeconds ?? Self.defaultCopyIssueSeconds }
+
+    /// Seconds for `copies` copies of `bytes` each issued back to back on one stream, as vLLM V0's
+    /// `swap_blocks` issues a block per call: the first pays the channel's latency and its bytes;
+    /// each later one waits for the slower of its issue on the host and its transfer on the copy
+    /// engine, `latency + b / bw + (n - 1) max(issue, b / bw)`.
+    public func queuedSeconds(copies: Int, bytes: Double, _ direction: LinkDirection, _ memory: HostMemoryKind) -> Double {
+        guard copies > 0, bytes > 0 else { return 0 }
+        let c = channel(direction, memory)
+        let transfer = bytes / c.bytesPerSecond
+        return c.latencySeconds + transfer + Double(copies - 1) * max(issueSeconds, transfer)
+    }
+
     public func channel(_ direction: LinkDirection, _ memory: HostMemoryKind) -> LinkChannel {
         switch (direction, memory) {
         case (.hostToDevice, .pinned): h2dPinned
@@ -245,6 +269,9 @@ public struct HardwareSpec: Codable, Sendable, Equatable {
             guard c.latencySeconds >= 0, c.latencySeconds < 1 else {
                 throw InputError(field: "\(path).link.\(name).latencySeconds", "must be from 0 to 1, got \(fmt(c.latencySeconds))")
             }
+        }
+        if let v = link.copyIssueSeconds, !(v >= 0 && v < 1) {
+            throw InputError(field: "\(path).link.copyIssueSeconds", "must be from 0 to less than 1, got \(fmt(v))")
         }
         try positive(host.memoryBytes, "host.memoryBytes")
         try contention?.validate(path: "\(path).contention")
