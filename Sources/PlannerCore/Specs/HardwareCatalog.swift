@@ -238,7 +238,7 @@ public enum HardwareCatalog {
         }
         if let link = try top.optionalObject("link") {
             let channels = ["h2dPinned", "h2dPageable", "d2hPinned", "d2hPageable"]
-            try link.rejectUnknown(allowed: ["name"] + channels)
+            try link.rejectUnknown(allowed: ["name", "copyIssueSeconds"] + channels)
             for c in channels {
                 if let ch = try link.optionalObject(c) { try ch.rejectUnknown(allowed: ["latencySeconds", "bytesPerSecond"]) }
             }
