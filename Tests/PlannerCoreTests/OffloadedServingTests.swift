@@ -262,3 +262,67 @@ import Testing
         #expect(abs(offloaded.offloadSeconds - Double(offloaded.iterations) * 0.171798692) < 1e-6)
     }
 }
+
+/// vLLM V1's CPU KV cache (`--kv-offloading-size`).
+@Suite struct CPUKVCacheTests {
+    /// Twenty GPU blocks of 16 tokens (8 MiB each). Turn 1 (160 prompt tokens, 2 out) caches its
+    /// 10 full prompt blocks on the GPU and writes them through to the CPU cache. Request X (300 + 2
+    /// tokens, 19 blocks) arrives after it: it takes the 10 uncached free blocks, then evicts 9 of
+    /// turn 1's, least recently freed first; turn 1's were freed tail first, so blocks 9 down to 1
+    /// go and block 0 stays. Turn 2 (200 tokens, resending turn 1's 162) arrives 10 s after turn 1:
+    /// 16 tokens hit on the GPU, the next 144 (blocks 1 to 9) load from the CPU cache: one batched
+    /// job, 10 us + max(9 x 64 x 0.5 us, 9 x 8,388,608 B / 25 GB/s) = 3.02989888 ms. Blocks stored:
+    /// turn 1's 10, X's 18, turn 2's two new full prompt blocks: 30.
+    @Test func evictedTurnLoadsFromTheCPUCache() throws {
+        var c = try PrefixCachingTests.v1(blocks: 20)
+        c.kvOffloadingBytes = 1 * HardwareCatalog.GiB
+        var t1 = ServingRequest(id: 0, arrivalSeconds: 0, inputTokens: 160, outputTokens: 2)
+        t1.conversation = 1
+        let x = ServingRequest(id: 1, arrivalSeconds: 1, inputTokens: 300, outputTokens: 2)
+        var t2 = ServingRequest(id: 2, arrivalSeconds: 0, inputTokens: 200, outputTokens: 2)
+        t2.conversation = 1
+        t2.historyTokens = 162
+        t2.previousTurn = 0
+        t2.thinkSeconds = 10
+        let r = try OffloadedServingTests.run(c, [t1, x, t2])
+        #expect(r.completed == 3)
+        #expect(r.prefixHitTokens == 16 && r.hostHitTokens == 144, "GPU \(r.prefixHitTokens), CPU \(r.hostHitTokens)")
+        #expect(abs(r.kvLoadSeconds - 3.02989888e-3) < 1e-12)
+        #expect(r.hostStoredBlocks == 30)
+        // Without the CPU cache turn 2 computes 184 tokens instead of loading 144 and computing 40.
+        var plain = c
+        plain.kvOffloadingBytes = 0
+        let p = try OffloadedServingTests.run(plain, [t1, x, t2])
+        #expect(p.prefixHitTokens == 16 && p.hostHitTokens == 0 && p.kvLoadSeconds == 0)
+    }
+
+    /// The CPU cache keeps the most recently used blocks: two chunks fit, a third evicts the least
+    /// recently used one, and a touch renews a chunk.
+    @Test func cacheEvictsLeastRecentlyUsed() {
+        var h = HostBlockCache(capacity: 2)
+        let one = h.insert(1, readyAt: 0), two = h.insert(2, readyAt: 0)
+        #expect(one && two)
+        h.touch(1)
+        let three = h.insert(3, readyAt: 0)
+        #expect(three)
+        #expect(h.contains(1) && !h.contains(2) && h.contains(3) && h.evictions == 1)
+        let again = h.insert(3, readyAt: 5)
+        #expect(!again)
+    }
+
+    @Test func settingsAreValidated() throws {
+        var c = try PrefixCachingTests.v1()
+        c.kvOffloadingBytes = 1 * HardwareCatalog.GiB
+        c.prefixCaching = false
+        let noCache = try #require(throws: InputError.self) { try c.validate() }
+        #expect(noCache.field == "kvOffloadingGiB" && noCache.message.contains("prefixCaching"))
+        c.prefixCaching = true
+        c.engine = .vllmV0
+        c.prefixCachingSetting = nil
+        let v0 = try #require(throws: InputError.self) { try c.validate() }
+        #expect(v0.field == "kvOffloadingGiB" && v0.message.contains("vllm-v1"))
+        c.engine = .vllmV1
+        c.kvOffloadingBytes = 1e15
+        #expect(throws: CapacityError.self) { try c.validate() }
+    }
+}

@@ -70,6 +70,12 @@ public struct ServingResult: Sendable {
     /// looked up (each admission's whole sequence): vLLM's prefix cache hit rate is their ratio.
     public var prefixHitTokens = 0
     public var prefixQueriedTokens = 0
+    /// Tokens loaded from the CPU KV cache instead of computed, the blocks stored there, and the
+    /// link time of the loads and of the stores (each beside the compute on its own stream).
+    public var hostHitTokens = 0
+    public var hostStoredBlocks = 0
+    public var kvLoadSeconds = 0.0
+    public var kvStoreSeconds = 0.0
     /// The requests that met `ServingConfig.serviceLevel`, when one is set.
     public var serviceLevel: ServiceLevelResult?
 }

@@ -9,7 +9,7 @@ public enum ServingScenario {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory", "blockSize",
                               "gpuCacheFraction", "gpuMemoryUtilization", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "watermark", "preemption",
                               "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype", "cpuOffloadGiB", "slo", "engine",
-                              "prefixCaching"]
+                              "prefixCaching", "kvOffloadingGiB"]
 
     public static func load(_ url: URL) throws -> (ServingConfig, [ServingRequest]) {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -48,6 +48,7 @@ public enum ServingScenario {
         }
         if let g = try o.optionalDouble("swapSpaceGiB", in: 0...1_048_576) { c.swapSpaceBytes = g * HardwareCatalog.GiB }
         if let g = try o.optionalDouble("cpuOffloadGiB", in: 0...1_048_576) { c.cpuOffloadBytes = g * HardwareCatalog.GiB }
+        if let g = try o.optionalDouble("kvOffloadingGiB", in: 0...1_048_576) { c.kvOffloadingBytes = g * HardwareCatalog.GiB }
         if o.has("slo") { c.serviceLevel = try ServiceLevel.parse(try o.object("slo")) }
         try c.validate()
         let requests = try RequestSource.parse(try o.object("requests"), baseDirectory: baseDirectory)
@@ -76,6 +77,10 @@ public enum ServingReport {
         if c.prefixCaching {
             out += String(format: "  prefix cache: %d of %d tokens looked up were hits (%.1f%%)\n", r.prefixHitTokens, r.prefixQueriedTokens,
                           r.prefixQueriedTokens > 0 ? Double(r.prefixHitTokens) / Double(r.prefixQueriedTokens) * 100 : 0)
+        }
+        if c.kvOffloadingBytes > 0 {
+            out += String(format: "  CPU KV cache %@ (%d blocks): %d tokens loaded instead of computed, %d blocks stored; link %.2f s loading, %.2f s storing\n",
+                          formatBytes(c.kvOffloadingBytes), c.hostCacheBlocks, r.hostHitTokens, r.hostStoredBlocks, r.kvLoadSeconds, r.kvStoreSeconds)
         }
         out += "  preemptions \(r.preemptions), recomputed tokens \(r.recomputedTokens), swapped out \(r.swappedOutTokens) and in \(r.swappedInTokens) tokens\n"
         out += String(format: "  GPU busy %.2f s (%.1f%%), link busy for swaps %.2f s\n", r.gpuBusySeconds, r.gpuBusySeconds / r.makespanSeconds * 100, r.linkBusySeconds)
@@ -164,6 +169,7 @@ public enum ServingReport {
             "swappedOutTokens": r.swappedOutTokens, "swappedInTokens": r.swappedInTokens, "gpuBusySeconds": r.gpuBusySeconds,
             "linkBusySeconds": r.linkBusySeconds, "recomputeSeconds": r.recomputeSeconds, "overheadSeconds": r.overheadSeconds,
             "iterations": r.iterations, "gpuBlocks": r.gpuBlocks, "prefixHitTokens": r.prefixHitTokens, "prefixQueriedTokens": r.prefixQueriedTokens,
+            "hostHitTokens": r.hostHitTokens, "hostStoredBlocks": r.hostStoredBlocks, "kvLoadSeconds": r.kvLoadSeconds, "kvStoreSeconds": r.kvStoreSeconds,
             "series": r.series.map { ["second": $0.second, "running": $0.running, "waiting": $0.waiting, "swapped": $0.swapped,
                                       "kvUsage": $0.kvUsage, "promptTokens": $0.promptTokens, "generatedTokens": $0.generatedTokens] },
         ]

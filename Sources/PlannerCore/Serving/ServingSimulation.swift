@@ -38,6 +38,10 @@ public enum ServingSimulator {
         var held: [BlockPool.Key] = []
         /// Leading held blocks already offered to the prefix cache.
         var registered = 0
+        /// Leading prompt blocks already offered to the CPU KV cache.
+        var stored = 0
+        /// Tokens whose KV is being loaded from the CPU KV cache.
+        var loadingTokens = 0
         var swappedBlocks = 0
         var firstToken: Double?
         var lastToken: Double?
@@ -101,6 +105,14 @@ public enum ServingSimulator {
         let copiesPerBlock = m.layers * 2
 
         var pool = BlockPool(blocks: total, caching: config.prefixCaching)
+        let offloading = config.kvOffloadingBytes > 0
+        var hostCache = HostBlockCache(capacity: offloading ? config.hostCacheBlocks : 0)
+        // Requests waiting for a load from the CPU KV cache (vLLM's WAITING_FOR_REMOTE_KVS: blocks
+        // held, no compute), with the time the load finishes; and when each link direction is free.
+        var loading: [(i: Int, done: Double)] = []
+        var h2dFree = 0.0, d2hFree = 0.0
+        var hostHitTokens = 0, storedBlocks = 0, loadSeconds = 0.0, storeSeconds = 0.0
+        let descriptorsPerBlock = m.layers * 2
         var swapFree = config.swapBlocks
         var waiting: [Int] = [], running: [Int] = [], swapped: [Int] = []
         var next = 0, done = 0
@@ -143,8 +155,20 @@ public enum ServingSimulator {
             while let top = released.min, top.time <= t { arrived.append(released.removeMin().i) }
             if arrived.count > 1 { arrived.sort { (live[$0].arrival, live[$0].req.id) < (live[$1].arrival, live[$1].req.id) } }
             waiting += arrived
+            // Loads that have finished: the request runs on from the loaded tokens.
+            if !loading.isEmpty {
+                for (r, _) in loading.filter({ $0.done <= t }) {
+                    live[r].computed += live[r].loadingTokens
+                    live[r].recomputeDebt = max(0, live[r].recomputeDebt - live[r].loadingTokens)
+                    hostHitTokens += live[r].loadingTokens
+                    live[r].loadingTokens = 0
+                    register(r)
+                    running.append(r)
+                }
+                loading.removeAll { $0.done <= t }
+            }
             if running.isEmpty, waiting.isEmpty, swapped.isEmpty {
-                let upcoming = [next < independent ? live[next].arrival : nil, released.min?.time].compactMap { $0 }
+                let upcoming = [next < independent ? live[next].arrival : nil, released.min?.time, loading.map(\.done).min()].compactMap { $0 }
                 guard let soonest = upcoming.min() else {
                     throw InputError(field: "serving", "no request is left to arrive, yet \(live.count - done) have not finished")
                 }
@@ -229,6 +253,42 @@ public enum ServingSimulator {
                             hits.append(k)
                         }
                     }
+                    // Then the CPU KV cache: the blocks after the GPU's hits that it holds are loaded, not
+                    // computed; the request waits for the load (offloading/scheduler.py 1359-1455,
+                    // scheduler.py 1336-1339 and 1576-1604).
+                    var hostHits: [BlockPool.Key] = []
+                    if offloading, live[w].computed == 0 {
+                        let most = (live[w].context - 1) / bs
+                        while hits.count + hostHits.count < most {
+                            let k = key(w, hits.count + hostHits.count)
+                            guard hostCache.contains(k) else { break }
+                            hostHits.append(k)
+                        }
+                    }
+                    if !hostHits.isEmpty {
+                        let evictable = hits.reduce(0) { $0 + (pool.isEvictable($1) ? 1 : 0) }
+                        let watermark = running.isEmpty ? 0 : watermarkBlocks
+                        guard blocksFor(live[w].context) - hits.count + evictable + watermark <= pool.free else { break }
+                        waiting.removeFirst()
+                        queriedTokens += live[w].context
+                        hitTokens += hits.count * bs
+                        for k in hits { _ = pool.hit(k) }
+                        live[w].held = hits
+                        live[w].registered = hits.count
+                        live[w].computed = hits.count * bs
+                        live[w].recomputeDebt = max(0, live[w].recomputeDebt - hits.count * bs)
+                        allocate(w, hostHits.count)
+                        live[w].loadingTokens = hostHits.count * bs
+                        let ready = hostHits.compactMap { hostCache.readyAt($0) }.max() ?? t
+                        for k in hostHits { hostCache.touch(k) }
+                        let start = max(t, h2dFree, ready)
+                        let seconds = config.hardware.link.batchedSeconds(descriptors: hostHits.count * descriptorsPerBlock,
+                                                                          bytes: Double(hostHits.count) * config.blockBytes, .hostToDevice, .pinned)
+                        h2dFree = start + seconds
+                        loadSeconds += seconds
+                        loading.append((w, h2dFree))
+                        continue
+                    }
                     let hit = hits.count * bs
                     var tokens = live[w].context - live[w].computed - hit
                     if config.chunkedPrefill { tokens = min(tokens, budget) } else if tokens > budget { break }
@@ -273,9 +333,9 @@ public enum ServingSimulator {
                 }
             }
             guard !scheduled.isEmpty || swapOutBlocks > 0 || preempted else {
-                // Nothing can run until a request arrives (all blocked on memory cannot happen: every
-                // request fits the whole cache alone).
-                let upcoming = [next < independent ? live[next].arrival : nil, released.min?.time].compactMap { $0 }
+                // Nothing can run until a request arrives or a load finishes (all blocked on memory
+                // cannot happen: every request fits the whole cache alone).
+                let upcoming = [next < independent ? live[next].arrival : nil, released.min?.time, loading.map(\.done).min()].compactMap { $0 }
                 if let soonest = upcoming.min() { t = max(t, soonest); continue }
                 throw InputError(field: "serving", "no request can be scheduled: \(waiting.count) waiting, \(swapped.count) swapped, \(pool.free) of \(total) blocks free")
             }
@@ -347,13 +407,21 @@ public enum ServingSimulator {
                 for r in running where state[r] == nil { state[r] = "stalled" }
                 for r in waiting where state[r] == nil { state[r] = live[r].started ? "preempted" : "queued" }
                 for r in swapped where state[r] == nil { state[r] = "swapped" }
+                for (r, _) in loading where state[r] == nil { state[r] = "loading" }
                 for (r, s) in state { trace!.mark(r, s, t0, t2) }
                 trace!.iterations.append(.init(start: t1, end: t2, sequences: scheduled.count, prefillTokens: promptTokens - recomputeTokens,
                                                decodeTokens: decodeTokens, recomputeTokens: recomputeTokens,
                                                kvUsage: Double(total - pool.free) / Double(total), running: running.count,
                                                waiting: waiting.count, swapped: swapped.count))
             }
-            let offloadNow = tokens > 0 ? offloadPerIteration : 0
+            var offloadNow = tokens > 0 ? offloadPerIteration : 0
+            if offloadNow > 0, offloading {
+                // The forward's reads of offloaded weights share the host-to-GPU link with KV loads,
+                // which were queued first.
+                let start = max(t + swapSeconds, h2dFree)
+                offloadNow += start - (t + swapSeconds)
+                h2dFree = start + offloadPerIteration
+            }
             t += swapSeconds + offloadNow + forward
             offloadBusy += offloadNow
             gpuBusy += forward
@@ -361,10 +429,21 @@ public enum ServingSimulator {
             linkBusy += swapSeconds
             iterations += 1
             var generatedNow = 0
+            var stores: [BlockPool.Key] = []
             for (r, n) in scheduled {
                 live[r].computed += n
                 live[r].started = true
                 register(r)
+                if offloading {
+                    // Full prompt blocks are written through to the CPU KV cache as they are computed
+                    // (`offload_prompt_only`, kv_offload/base.py 786-792).
+                    let full = min(live[r].computed, live[r].req.inputTokens) / bs
+                    while live[r].stored < full {
+                        let k = key(r, live[r].stored)
+                        if !hostCache.contains(k), !stores.contains(k) { stores.append(k) }
+                        live[r].stored += 1
+                    }
+                }
                 guard live[r].computed == live[r].context else { continue }
                 live[r].generated += 1
                 generatedNow += 1
@@ -381,6 +460,16 @@ public enum ServingSimulator {
                         released.insert(Release(time: live[n].arrival, i: n))
                     }
                 }
+            }
+            if !stores.isEmpty {
+                // One store job, issued at the start of the next step on its own stream, beside the
+                // compute (offloading/worker.py 277-289).
+                let start = max(t, d2hFree)
+                let seconds = config.hardware.link.batchedSeconds(descriptors: stores.count * descriptorsPerBlock,
+                                                                  bytes: Double(stores.count) * config.blockBytes, .deviceToHost, .pinned)
+                d2hFree = start + seconds
+                storeSeconds += seconds
+                for k in stores where hostCache.insert(k, readyAt: d2hFree) { storedBlocks += 1 }
             }
             let sec = Int(t.rounded(.down))
             var s = samples[sec] ?? (0, 0, 0, 0, 0, 0, 0)
@@ -426,6 +515,10 @@ public enum ServingSimulator {
         result.maxRequestTokens = requests.map { $0.inputTokens + $0.outputTokens }.max() ?? 0
         result.offloadSeconds = offloadBusy
         result.prefixHitTokens = hitTokens
+        result.hostHitTokens = hostHitTokens
+        result.hostStoredBlocks = storedBlocks
+        result.kvLoadSeconds = loadSeconds
+        result.kvStoreSeconds = storeSeconds
         result.prefixQueriedTokens = queriedTokens
         if let slo = config.serviceLevel {
             let good = finished.filter { f in

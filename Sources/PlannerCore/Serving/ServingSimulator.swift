@@ -72,6 +72,12 @@ public struct ServingConfig: Sendable {
     /// memory until the budget is reached, and every forward pass reads them over the link, with no
     /// prefetch (`offloadSecondsPerIteration`). Every iteration therefore waits for them.
     public var cpuOffloadBytes = 0.0
+    /// vLLM V1's CPU KV cache (`--kv-offloading-size`, GiB; `HostBlockCache`): full prompt blocks are
+    /// copied to host memory as they are computed and loaded back instead of recomputed when a later
+    /// request (or a preempted one) finds them there. 0: none.
+    public var kvOffloadingBytes = 0.0
+    /// Blocks the CPU KV cache holds.
+    public var hostCacheBlocks: Int { Int((kvOffloadingBytes / blockBytes).rounded(.down)) }
     /// Latency objectives for goodput (`ServingResult.serviceLevel`); nil: none reported.
     public var serviceLevel: ServiceLevel?
     /// Keep per-request states and the GPU and link tracks for a Chrome trace (`ServingResult.trace`).
@@ -178,6 +184,22 @@ public struct ServingConfig: Sendable {
         }
         if engine == .vllmV0, prefixCachingSetting == true {
             throw InputError(field: "prefixCaching", "is modelled for engine \"vllm-v1\" only (V1's block pool); the V0 block manager played here has none")
+        }
+        if kvOffloadingBytes > 0 {
+            guard engine == .vllmV1 else {
+                throw InputError(field: "kvOffloadingGiB", "is vLLM V1's CPU KV offloading (--kv-offloading-size); it needs engine \"vllm-v1\"")
+            }
+            guard prefixCaching else {
+                throw InputError(field: "kvOffloadingGiB", "needs prefixCaching: the CPU KV cache finds blocks by their prefix hash")
+            }
+            guard hostCacheBlocks >= 1 else {
+                throw InputError(field: "kvOffloadingGiB", "holds no whole KV block (\(formatBytes(blockBytes)) each)")
+            }
+            let host = kvOffloadingBytes + cpuOffloadBytes
+            guard host <= hardware.host.memoryBytes else {
+                throw CapacityError(memory: "host", neededBytes: host, capacityBytes: hardware.host.memoryBytes,
+                                    breakdown: [("CPU KV cache", kvOffloadingBytes), ("offloaded weights", cpuOffloadBytes)])
+            }
         }
         guard watermark >= 0, watermark < 1 else { throw InputError(field: "watermark", "must be from 0 to less than 1, got \(fmt(watermark))") }
         guard maxNumSeqs >= 1 else { throw InputError(field: "maxNumSeqs", "must be at least 1, got \(maxNumSeqs)") }

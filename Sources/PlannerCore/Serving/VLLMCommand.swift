@@ -74,6 +74,9 @@ public enum VLLMCommand {
             if !c.chunkedPrefill { v1 += " --no-enable-chunked-prefill" }
             if !c.prefixCaching { v1 += " --no-enable-prefix-caching" }
             if c.watermark > 0 { v1 += " --watermark \(fmt(c.watermark))" }
+            // The CPU KV cache: `--kv-offloading-size` in GiB (0.34.0 config/cache.py 407-411, from
+            // 0.11.1), the native backend (the OffloadingConnector) by default.
+            if c.kvOffloadingBytes > 0 { v1 += " --kv-offloading-size \(fmt(c.kvOffloadingBytes / HardwareCatalog.GiB))" }
             lines.append(Line(label: "vLLM 0.25 or later (V1 engine, the scheduler simulated)", command: v1))
         case .vllmV0:
             var v0 = "VLLM_USE_V1=0 \(common) --num-gpu-blocks-override \(c.gpuBlocks) \(batch) --enable-chunked-prefill=\(c.chunkedPrefill ? "True" : "False")"
