@@ -5,7 +5,7 @@ import PlannerCore
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Simulate serving requests with continuous batching over a paged KV cache, with preemption by recompute or swap."
+        abstract: "Simulate vLLM serving a request stream (continuous batching, paged KV with prefix caching, preemption, offloaded weights and KV), or plan its settings with --plan."
     )
 
     @Argument(help: "A serving scenario (docs/serving.md).")
@@ -13,6 +13,9 @@ struct ServeCommand: ParsableCommand {
 
     @Flag(help: "Print the result as JSON.")
     var json = false
+
+    @Flag(help: "Search the engine's settings (max-num-seqs, max-num-batched-tokens, block size, GPU memory utilization, --cpu-offload-gb, the CPU KV cache) for the highest goodput under the file's slo, or the highest throughput, and print the choice, the runners-up, what binds and the vllm serve line.")
+    var plan = false
 
     @Option(help: "Write the per-second time series as CSV to this file.")
     var csv: String?
@@ -29,8 +32,16 @@ struct ServeCommand: ParsableCommand {
                 if let path { try checkWritable(path, field: field) }
             }
             var (config, requests) = try ServingScenario.load(URL(fileURLWithPath: scenario))
-            config.recordTrace = trace != nil
             let cost = try AnalyticCostModel(hardware: config.hardware, model: config.model)
+            if plan {
+                if csv != nil || trace != nil || chart != nil {
+                    throw InputError(field: "--plan", "prints the plan only; --csv, --trace and --chart go with a single run")
+                }
+                let p = try ServingPlanner.plan(config, requests: requests, cost: cost)
+                if json { printJSON(try ServingPlanner.json(p)) } else { print(ServingPlanner.text(p), terminator: "") }
+                return
+            }
+            config.recordTrace = trace != nil
             let result = try ServingSimulator.run(config, requests: requests, cost: cost)
             // All outputs are made first, then written together: a failure writes none of them.
             var outputs: [OutputFile] = []
