@@ -42,7 +42,11 @@ struct ServeCommand: ParsableCommand {
                 return
             }
             config.recordTrace = trace != nil
-            let result = try ServingSimulator.run(config, requests: requests, cost: cost)
+            // A progress bar on a terminal, for runs over a second.
+            var bar = isatty(STDERR_FILENO) == 1
+                ? ProgressReporter(total: requests.count, write: { FileHandle.standardError.write(Data($0.utf8)) }) : nil
+            let result = try ServingSimulator.run(config, requests: requests, cost: cost, progress: bar == nil ? nil : { bar?.update($0) })
+            bar?.finish()
             // All outputs are made first, then written together: a failure writes none of them.
             var outputs: [OutputFile] = []
             if let csv { outputs.append(OutputFile(field: "--csv", path: csv, data: Data(ServingReport.csv(result).utf8))) }

@@ -78,16 +78,25 @@ struct BlockPool {
     }
 
     /// Gives back one held block (`key` as returned by `register` or `hit`, or 0).
+    /// A block shared by other requests stays held until the last of them lets go.
     mutating func release(_ key: Key) {
-        free += 1
         clock += 1
-        guard key != 0, var c = cache[key] else { unused += 1; return }
+        guard key != 0, var c = cache[key] else { unused += 1; free += 1; return }
         c.refs -= 1
         if c.refs == 0 {
             c.stamp = clock
             queue.append((key, clock))
+            free += 1
         }
         cache[key] = c
+    }
+
+    /// Whether the invariants hold: the free count is the uncached free blocks plus the cached
+    /// blocks no request holds, and each of those has a live queue entry (for tests).
+    func consistent() -> Bool {
+        let cachedFree = cache.values.filter { $0.refs == 0 }
+        let live = Set(queue.filter { cache[$0.key]?.refs == 0 && cache[$0.key]?.stamp == $0.stamp }.map(\.key))
+        return free == unused + cachedFree.count && live.count == cachedFree.count && cache.values.allSatisfy { $0.refs >= 0 }
     }
 
     /// The key of block `index` of a request: blocks inside a shared prefix hash by the prefix, those

@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import HeapModule
 
@@ -26,8 +27,12 @@ import HeapModule
 ///
 /// A request with a `previousTurn` arrives `thinkSeconds` after that turn finishes.
 public enum ServingSimulator {
+    /// The state of a request in the system (arrived, not finished). Slots are reused once a request
+    /// finishes, so state does not grow with the requests served.
     struct Live {
         let req: ServingRequest
+        /// Its position among the accepted requests (its trace row).
+        let pos: Int
         var arrival: Double
         var computed = 0          // tokens whose KV is in the GPU cache
         var generated = 0
@@ -45,13 +50,15 @@ public enum ServingSimulator {
         var swappedBlocks = 0
         var firstToken: Double?
         var lastToken: Double?
-        var itls: [Double] = []
         var finish: Double?
         var context: Int { req.inputTokens + generated }
         var blocks: Int { held.count }
     }
 
-    public static func run(_ config: ServingConfig, requests: [ServingRequest], cost: any CostModel) throws -> ServingResult {
+    /// `progress`, when given, is called with the requests finished so far every 1,024 iterations and
+    /// at the end.
+    public static func run(_ config: ServingConfig, requests: [ServingRequest], cost: any CostModel,
+                           progress: ((Int) -> Void)? = nil) throws -> ServingResult {
         try config.validate()
         let bs = config.blockSize
         let v1 = config.engine == .vllmV1
@@ -59,10 +66,11 @@ public enum ServingSimulator {
         let total = config.gpuBlocks
         let watermarkBlocks = config.watermarkBlocks
         var rejected: [(Int, String)] = []
-        var live: [Live] = []
         var rejectedIDs = Set<Int>()
-        let knownIDs = Set(requests.map(\.id))
-        for r in requests.sorted(by: { $0.id < $1.id }) {
+        // Turns name earlier requests by id: only then are the ids collected and read in id order.
+        let turns = requests.contains { $0.previousTurn != nil }
+        let knownIDs = turns ? Set(requests.map(\.id)) : []
+        for r in (turns ? requests.sorted(by: { $0.id < $1.id }) : requests) {
             let need = blocksFor(r.inputTokens + r.outputTokens)
             if let p = r.previousTurn, !knownIDs.contains(p) || p >= r.id {
                 throw InputError(field: "requests", "request \(r.id) names previous turn \(p), which is not an earlier request")
@@ -77,21 +85,31 @@ public enum ServingSimulator {
             } else if !config.chunkedPrefill, r.inputTokens + r.outputTokens - 1 > config.maxNumBatchedTokens {
                 rejected.append((r.id, "its prefill after a preemption could reach \(r.inputTokens + r.outputTokens - 1) tokens, over maxNumBatchedTokens (\(config.maxNumBatchedTokens)) without chunked prefill"))
                 rejectedIDs.insert(r.id)
-            } else {
-                live.append(Live(req: r, arrival: r.arrivalSeconds))
             }
         }
-        // Requests that arrive on their own, by time; later turns arrive when released.
-        live.sort { (a, b) in
-            let ka = a.req.previousTurn == nil ? 0 : 1, kb = b.req.previousTurn == nil ? 0 : 1
-            return (ka, a.req.arrivalSeconds, a.req.id) < (kb, b.req.arrivalSeconds, b.req.id)
+        // The accepted requests; the caller's array itself when none was rejected.
+        var reqs = rejectedIDs.isEmpty ? requests : requests.filter { !rejectedIDs.contains($0.id) }
+        // Requests that arrive on their own, by time; later turns arrive when released. Input already
+        // in that order (a generated or recorded stream) is not sorted again.
+        func inOrder(_ a: ServingRequest, _ b: ServingRequest) -> Bool {
+            let ka = a.previousTurn == nil ? 0 : 1, kb = b.previousTurn == nil ? 0 : 1
+            return (ka, a.arrivalSeconds, a.id) < (kb, b.arrivalSeconds, b.id)
         }
-        var index: [Int: Int] = [:]
-        for (i, l) in live.enumerated() { index[l.req.id] = i }
-        var nextTurn: [Int: [Int]] = [:]   // live index -> the live indices of the turns after it
-        var independent = 0
-        for (i, l) in live.enumerated() {
-            if let p = l.req.previousTurn, let pi = index[p] { nextTurn[pi, default: []].append(i) } else { independent += 1 }
+        if !zip(reqs, reqs.dropFirst()).allSatisfy({ !inOrder($1, $0) }) { reqs.sort(by: inOrder) }
+        let independent = reqs.firstIndex { $0.previousTurn != nil } ?? reqs.count
+        var nextTurn: [Int: [Int]] = [:]   // position -> the positions of the turns after it
+        if independent < reqs.count {
+            var index: [Int: Int] = [:]
+            for (i, r) in reqs.enumerated() { index[r.id] = i }
+            for (i, r) in reqs.enumerated() { if let p = r.previousTurn, let pi = index[p] { nextTurn[pi, default: []].append(i) } }
+        }
+        var live: [Live] = []
+        var freeSlots: [Int] = []
+        func admit(_ pos: Int, at arrival: Double) -> Int {
+            let l = Live(req: reqs[pos], pos: pos, arrival: arrival)
+            if let slot = freeSlots.popLast() { live[slot] = l; return slot }
+            live.append(l)
+            return live.count - 1
         }
         struct Release: Comparable {
             var time: Double
@@ -114,16 +132,20 @@ public enum ServingSimulator {
         var hostHitTokens = 0, storedBlocks = 0, loadSeconds = 0.0, storeSeconds = 0.0
         let descriptorsPerBlock = m.layers * 2
         var swapFree = config.swapBlocks
-        var waiting: [Int] = [], running: [Int] = [], swapped: [Int] = []
+        var waiting = Deque<Int>(), swapped = Deque<Int>()
+        var running: [Int] = []
         var next = 0, done = 0
         var t = 0.0
         var preemptions = 0, recomputed = 0, swappedOut = 0, swappedIn = 0, hitTokens = 0, queriedTokens = 0
         var gpuBusy = 0.0, linkBusy = 0.0, recomputeBusy = 0.0, offloadBusy = 0.0, iterations = 0
         var trace: ServingTrace?
         if config.recordTrace {
-            trace = ServingTrace(requestIDs: live.map(\.req.id), requests: Array(repeating: [], count: live.count))
+            trace = ServingTrace(requestIDs: reqs.map(\.id), requests: Array(repeating: [], count: reqs.count))
         }
         var samples: [Int: (n: Int, run: Double, wait: Double, swap: Double, kv: Double, prompt: Int, gen: Int)] = [:]
+        // Latencies stream into fixed-size digests, so memory does not grow with the tokens served.
+        var ttfts = LatencyDigest(), tpots = LatencyDigest(), itls = LatencyDigest(), e2es = LatencyDigest()
+        var completed = 0, outputTokens = 0, inputTokens = 0, good = 0
 
         func key(_ r: Int, _ block: Int) -> BlockPool.Key { BlockPool.key(live[r].req, block: block, blockSize: bs) }
         func allocate(_ r: Int, _ n: Int) {
@@ -149,12 +171,12 @@ public enum ServingSimulator {
             }
         }
 
-        while done < live.count {
+        while done < reqs.count {
             var arrived: [Int] = []
-            while next < independent, live[next].arrival <= t { arrived.append(next); next += 1 }
-            while let top = released.min, top.time <= t { arrived.append(released.removeMin().i) }
+            while next < independent, reqs[next].arrivalSeconds <= t { arrived.append(admit(next, at: reqs[next].arrivalSeconds)); next += 1 }
+            while let top = released.min, top.time <= t { _ = released.removeMin(); arrived.append(admit(top.i, at: top.time)) }
             if arrived.count > 1 { arrived.sort { (live[$0].arrival, live[$0].req.id) < (live[$1].arrival, live[$1].req.id) } }
-            waiting += arrived
+            waiting.append(contentsOf: arrived)
             // Loads that have finished: the request runs on from the loaded tokens.
             if !loading.isEmpty {
                 for (r, _) in loading.filter({ $0.done <= t }) {
@@ -168,9 +190,9 @@ public enum ServingSimulator {
                 loading.removeAll { $0.done <= t }
             }
             if running.isEmpty, waiting.isEmpty, swapped.isEmpty {
-                let upcoming = [next < independent ? live[next].arrival : nil, released.min?.time, loading.map(\.done).min()].compactMap { $0 }
+                let upcoming = [next < independent ? reqs[next].arrivalSeconds : nil, released.min?.time, loading.map(\.done).min()].compactMap { $0 }
                 guard let soonest = upcoming.min() else {
-                    throw InputError(field: "serving", "no request is left to arrive, yet \(live.count - done) have not finished")
+                    throw InputError(field: "serving", "no request is left to arrive, yet \(reqs.count - done) have not finished")
                 }
                 t = max(t, soonest)
                 continue
@@ -192,7 +214,7 @@ public enum ServingSimulator {
                 } else {
                     live[v].recomputeDebt += live[v].computed
                     live[v].computed = 0
-                    waiting.insert(v, at: 0)
+                    waiting.prepend(v)
                 }
                 releaseBlocks(v)
                 return v
@@ -335,7 +357,7 @@ public enum ServingSimulator {
             guard !scheduled.isEmpty || swapOutBlocks > 0 || preempted else {
                 // Nothing can run until a request arrives or a load finishes (all blocked on memory
                 // cannot happen: every request fits the whole cache alone).
-                let upcoming = [next < independent ? live[next].arrival : nil, released.min?.time, loading.map(\.done).min()].compactMap { $0 }
+                let upcoming = [next < independent ? reqs[next].arrivalSeconds : nil, released.min?.time, loading.map(\.done).min()].compactMap { $0 }
                 if let soonest = upcoming.min() { t = max(t, soonest); continue }
                 throw InputError(field: "serving", "no request can be scheduled: \(waiting.count) waiting, \(swapped.count) swapped, \(pool.free) of \(total) blocks free")
             }
@@ -408,7 +430,7 @@ public enum ServingSimulator {
                 for r in waiting where state[r] == nil { state[r] = live[r].started ? "preempted" : "queued" }
                 for r in swapped where state[r] == nil { state[r] = "swapped" }
                 for (r, _) in loading where state[r] == nil { state[r] = "loading" }
-                for (r, s) in state { trace!.mark(r, s, t0, t2) }
+                for (r, s) in state { trace!.mark(live[r].pos, s, t0, t2) }
                 trace!.iterations.append(.init(start: t1, end: t2, sequences: scheduled.count, prefillTokens: promptTokens - recomputeTokens,
                                                decodeTokens: decodeTokens, recomputeTokens: recomputeTokens,
                                                kvUsage: Double(total - pool.free) / Double(total), running: running.count,
@@ -428,6 +450,10 @@ public enum ServingSimulator {
             recomputeBusy += redoSeconds
             linkBusy += swapSeconds
             iterations += 1
+            if config.checkInvariants {
+                precondition(pool.consistent(), "serving: the block pool's free count no longer matches its blocks (iteration \(iterations))")
+            }
+            if let progress, iterations % 1024 == 0 { progress(done) }
             var generatedNow = 0
             var stores: [BlockPool.Key] = []
             for (r, n) in scheduled {
@@ -447,18 +473,31 @@ public enum ServingSimulator {
                 guard live[r].computed == live[r].context else { continue }
                 live[r].generated += 1
                 generatedNow += 1
-                if live[r].firstToken == nil { live[r].firstToken = t } else if let last = live[r].lastToken { live[r].itls.append(t - last) }
+                if live[r].firstToken == nil {
+                    live[r].firstToken = t
+                    ttfts.add(t - live[r].arrival)
+                } else if let last = live[r].lastToken {
+                    itls.add(t - last)
+                }
                 live[r].lastToken = t
                 if live[r].generated == live[r].req.outputTokens {
                     live[r].finish = t
+                    let out = live[r].req.outputTokens
+                    let tpot = out > 1 ? (t - live[r].firstToken!) / Double(out - 1) : 0
+                    if out > 1 { tpots.add(tpot) }
+                    e2es.add(t - live[r].arrival)
+                    completed += 1
+                    outputTokens += out
+                    inputTokens += live[r].req.inputTokens
+                    if let slo = config.serviceLevel, slo.met(ttft: live[r].firstToken! - live[r].arrival, tpot: tpot, e2e: t - live[r].arrival) { good += 1 }
                     // The reply's last token has no KV; every full block before it is cached.
                     releaseBlocks(r)
                     running.removeAll { $0 == r }
                     done += 1
-                    for n in nextTurn[r] ?? [] {
-                        live[n].arrival = t + live[n].req.thinkSeconds
-                        released.insert(Release(time: live[n].arrival, i: n))
+                    for n in nextTurn.removeValue(forKey: live[r].pos) ?? [] {
+                        released.insert(Release(time: t + reqs[n].thinkSeconds, i: n))
                     }
+                    freeSlots.append(r)
                 }
             }
             if !stores.isEmpty {
@@ -478,12 +517,10 @@ public enum ServingSimulator {
             samples[sec] = s
         }
 
+        progress?(done)
         // Every block came back: none both free and held.
         precondition(pool.free == total, "serving: \(total - pool.free) KV blocks still held after every request finished")
-        let finished = live.filter { $0.finish != nil }
         let makespan = max(t, 1e-12)
-        let outputTokens = finished.reduce(0) { $0 + $1.req.outputTokens }
-        let inputTokens = finished.reduce(0) { $0 + $1.req.inputTokens }
         // One row per second in which an iteration ended. A run of seconds with none (an idle gap, or
         // one long iteration) is written as its first and last second, with no tokens and the state
         // of the second before, so that the series stays as long as the iterations however far apart
@@ -502,12 +539,9 @@ public enum ServingSimulator {
                                         promptTokens: s.prompt, generatedTokens: s.gen))
         }
         var result = ServingResult(
-            completed: finished.count, rejected: rejected, makespanSeconds: makespan,
-            ttft: LatencyStats(finished.map { $0.firstToken! - $0.arrival }),
-            tpot: LatencyStats(finished.filter { $0.req.outputTokens > 1 }.map { ($0.finish! - $0.firstToken!) / Double($0.req.outputTokens - 1) }),
-            itl: LatencyStats(finished.flatMap(\.itls)),
-            e2e: LatencyStats(finished.map { $0.finish! - $0.arrival }),
-            requestThroughput: Double(finished.count) / makespan, outputTokenThroughput: Double(outputTokens) / makespan,
+            completed: completed, rejected: rejected, makespanSeconds: makespan,
+            ttft: ttfts.stats, tpot: tpots.stats, itl: itls.stats, e2e: e2es.stats,
+            requestThroughput: Double(completed) / makespan, outputTokenThroughput: Double(outputTokens) / makespan,
             totalTokenThroughput: Double(outputTokens + inputTokens) / makespan, preemptions: preemptions,
             recomputedTokens: recomputed, swappedOutTokens: swappedOut, swappedInTokens: swappedIn,
             gpuBusySeconds: gpuBusy, linkBusySeconds: linkBusy, recomputeSeconds: recomputeBusy, iterations: iterations,
@@ -521,13 +555,8 @@ public enum ServingSimulator {
         result.kvStoreSeconds = storeSeconds
         result.prefixQueriedTokens = queriedTokens
         if let slo = config.serviceLevel {
-            let good = finished.filter { f in
-                let ttft = f.firstToken! - f.arrival
-                let tpot = f.req.outputTokens > 1 ? (f.finish! - f.firstToken!) / Double(f.req.outputTokens - 1) : 0
-                return slo.met(ttft: ttft, tpot: tpot, e2e: f.finish! - f.arrival)
-            }.count
             result.serviceLevel = ServiceLevelResult(objectives: slo, goodRequests: good,
-                                                     attainment: finished.isEmpty ? 0 : Double(good) / Double(finished.count),
+                                                     attainment: completed == 0 ? 0 : Double(good) / Double(completed),
                                                      goodput: Double(good) / makespan)
         }
         return result

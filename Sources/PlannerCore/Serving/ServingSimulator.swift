@@ -80,6 +80,8 @@ public struct ServingConfig: Sendable {
     public var hostCacheBlocks: Int { Int((kvOffloadingBytes / blockBytes).rounded(.down)) }
     /// Latency objectives for goodput (`ServingResult.serviceLevel`); nil: none reported.
     public var serviceLevel: ServiceLevel?
+    /// Check the block pool's invariants after every iteration (tests; it costs a pass over the cache).
+    var checkInvariants = false
     /// Keep per-request states and the GPU and link tracks for a Chrome trace (`ServingResult.trace`).
     public var recordTrace = false
 
