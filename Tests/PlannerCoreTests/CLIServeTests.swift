@@ -26,6 +26,20 @@ struct CLIServeTests {
         #expect(svg.hasPrefix("<svg") && svg.contains("KV usage (%)") && svg.contains("<polyline"))
     }
 
+    /// `--plan` on the multi-turn example prints a plan with its command line, as JSON too, and
+    /// refuses the single-run outputs.
+    @Test func planPrintsTheChoiceAndTheCommand() throws {
+        let example = CLITests.example("serving/multi-turn.json")
+        let o = try CLITests.run(["serve", example, "--plan"])
+        #expect(o.status == 0, "\(o.stderr)")
+        #expect(o.stdout.contains("serving plan for yarn-llama-2-7b-64k") && o.stdout.contains("what binds:") && o.stdout.contains("vllm serve "))
+        let j = try CLITests.run(["serve", example, "--plan", "--json"])
+        let doc = try #require(try JSONSerialization.jsonObject(with: j.stdoutData) as? [String: Any])
+        #expect(Set(doc.keys) == ["objective", "evaluated", "best", "asGiven", "runnersUp", "binding", "vllmCommands", "vllmNotes"])
+        let bad = try CLITests.run(["serve", example, "--plan", "--csv", "/tmp/x.csv"])
+        #expect(bad.status != 0 && bad.stderr.contains("--plan"))
+    }
+
     @Test func jsonCarriesTheMetrics() throws {
         let o = try CLITests.run(["serve", Self.swapExample, "--json"])
         #expect(o.status == 0, "\(o.stderr)")

@@ -362,3 +362,31 @@ import Testing
         #expect(throws: CapacityError.self) { try c.validate() }
     }
 }
+
+/// The serving planner (`planner serve --plan`).
+@Suite struct ServingPlannerTests {
+    /// Llama-2-13B (24.2 GiB of weights) does not fit a 24 GiB RTX 4090: the planner starts from the
+    /// least offload that fits, 0.85 x 24 GiB less weights and reserved memory rounded up to whole
+    /// GiB, and its command line carries --cpu-offload-gb. Its choice is never worse than the start,
+    /// and the goodput it reports is the chosen settings' own.
+    @Test func planStartsFromAFitAndNeverLosesToIt() throws {
+        var c = ServingConfig(model: try ModelCatalog.model(named: "llama-2-13b"), hardware: HardwareCatalog.rtx4090)
+        c.serviceLevel = ServiceLevel(ttftSeconds: 5, tpotSeconds: 0.5)
+        let rs = RequestSource.synthetic(count: 40, arrivals: .poisson(ratePerSecond: 1), input: 100...400, output: 20...80, seed: 4)
+        #expect(throws: InputError.self) { try c.validate() }    // no KV block left at 0.92
+        let cost = try AnalyticCostModel(hardware: c.hardware, model: c.model)
+        let p = try ServingPlanner.plan(c, requests: rs, cost: cost)
+        let need = (c.model.totalWeightBytes + c.hardware.gpu.reservedBytes - 0.85 * c.hardware.gpu.memoryBytes) / HardwareCatalog.GiB
+        #expect(p.baseline.config.cpuOffloadBytes == need.rounded(.up) * HardwareCatalog.GiB)
+        #expect(p.best.score >= p.baseline.score && p.best.result.completed >= p.baseline.result.completed)
+        let again = try ServingSimulator.run(p.best.config, requests: rs, cost: cost)
+        #expect(again.serviceLevel?.goodput == p.best.result.serviceLevel?.goodput)
+        let line = VLLMCommand.lines(p.best.config, maxModelLen: 480).lines[0].command
+        #expect(line.contains("--cpu-offload-gb "))
+        // Each runner-up differs from the choice in exactly one setting.
+        for r in p.runnersUp {
+            let differing = ServingPlanner.Knob.allCases.filter { abs(ServingPlanner.value($0, r.config) - ServingPlanner.value($0, p.best.config)) > 1e-12 }
+            #expect(differing.count == 1)
+        }
+    }
+}

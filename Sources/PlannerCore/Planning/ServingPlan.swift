@@ -115,9 +115,9 @@ public enum ServingPlanner {
         var start = base
         do {
             try start.validate()
-        } catch let e as CapacityError {
+        } catch {
             guard let fit = grid(.cpuOffloadGiB, base).lazy.map({ v -> ServingConfig in var c = base; apply(.cpuOffloadGiB, v, to: &c); return c })
-                .first(where: { (try? $0.validate()) != nil }) else { throw e }
+                .first(where: { (try? $0.validate()) != nil }) else { throw error }
             start = fit
         }
         let baseline = try Candidate(config: start, result: ServingSimulator.run(start, requests: requests, cost: cost), score: 0, settings: [:])
