@@ -367,7 +367,8 @@ import Testing
 @Suite struct ServingPlannerTests {
     /// Llama-2-13B (24.2 GiB of weights) does not fit a 24 GiB RTX 4090: the planner starts from the
     /// least offload that fits, 0.85 x 24 GiB less weights and reserved memory rounded up to whole
-    /// GiB, and its command line carries --cpu-offload-gb. Its choice is never worse than the start,
+    /// GiB, and its choice keeps weights on the host (`--cpu-offload-gb`, or the prefetch offloader
+    /// where that waits less). Its choice is never worse than the start,
     /// and the goodput it reports is the chosen settings' own.
     @Test func planStartsFromAFitAndNeverLosesToIt() throws {
         var c = ServingConfig(model: try ModelCatalog.model(named: "llama-2-13b"), hardware: HardwareCatalog.rtx4090)
@@ -382,11 +383,58 @@ import Testing
         let again = try ServingSimulator.run(p.best.config, requests: rs, cost: cost)
         #expect(again.serviceLevel?.goodput == p.best.result.serviceLevel?.goodput)
         let line = VLLMCommand.lines(p.best.config, maxModelLen: 480).lines[0].command
-        #expect(line.contains("--cpu-offload-gb "))
+        #expect(line.contains("--cpu-offload-gb ") || line.contains("--offload-backend prefetch"))
+        #expect(p.best.config.hostWeightBytes > 0)
         // Each runner-up differs from the choice in exactly one setting.
         for r in p.runnersUp {
             let differing = ServingPlanner.Knob.allCases.filter { abs(ServingPlanner.value($0, r.config) - ServingPlanner.value($0, p.best.config)) > 1e-12 }
             #expect(differing.count == 1)
         }
+    }
+}
+
+/// vLLM's prefetch offloader (`--offload-backend prefetch`).
+@Suite struct PrefetchOffloadTests {
+    /// Four layers, groups of 2, the last of each offloaded: layers 1 and 3. A layer computes for
+    /// 1 s, a copy takes 3 s. With one buffer (step 1) each copy starts when the offloaded layer
+    /// before it ends: the first forward ends at 8 (layer 1 waits for the start-up copy until 3,
+    /// layer 3 for the copy started at 4 until 7), and so does every later one (period 8 = 2 x
+    /// (3 + 1)). With two buffers (step 2) both are fetched ahead and the copies run back to back:
+    /// the first forward ends at 7, the next one 6 later (the link's 2 x 3).
+    @Test func copiesRunAheadByTheStep() {
+        var one = PrefetchOffload(layers: 4, groupSize: 2, perGroup: 1, step: 1, copySeconds: 3)
+        #expect(one.offloaded == [1, 3])
+        #expect(one.run(start: 0, layerSeconds: 1) == 8)
+        #expect(one.run(start: 8, layerSeconds: 1) == 16)
+        var two = PrefetchOffload(layers: 4, groupSize: 2, perGroup: 1, step: 2, copySeconds: 3)
+        #expect(two.run(start: 0, layerSeconds: 1) == 7)
+        #expect(two.run(start: 7, layerSeconds: 1) == 13)
+        // vLLM's own example: groups of 8 with 2 offloaded put layers 6, 7, 14, 15, ... on the host.
+        #expect(PrefetchOffload(layers: 24, groupSize: 8, perGroup: 2, step: 1, copySeconds: 1).offloaded == [6, 7, 14, 15, 22, 23])
+    }
+
+    /// Llama-2-7B on the A100 with 8 of its 32 layers (groups of 4) on the host: the prefetch
+    /// offloader overlaps each layer's copy with the compute before it, so iterations wait less than
+    /// the UVA offloader reading the same bytes in place. The GPU keeps one layer's buffer.
+    @Test func prefetchHidesWhatComputeCovers() throws {
+        var c = ServingConfig(model: try ModelCatalog.model(named: "llama-2-7b"), hardware: HardwareCatalog.a100_40gb)
+        c.gpuBlocksOverride = 600
+        c.prefetchOffload = PrefetchOffloadSettings(groupSize: 4)
+        #expect(abs(c.hostWeightBytes - 8 * c.model.layerWeightBytes) < 1)
+        #expect(abs(c.gpuWeightBytes - (c.model.totalWeightBytes - 7 * c.model.layerWeightBytes)) < 1)
+        let rs = RequestSource.synthetic(count: 30, arrivals: .poisson(ratePerSecond: 4), input: 200...800, output: 20...100, seed: 8)
+        let prefetch = try OffloadedServingTests.run(c, rs)
+        var uva = c
+        uva.prefetchOffload = nil
+        uva.cpuOffloadBytes = c.hostWeightBytes
+        let inPlace = try OffloadedServingTests.run(uva, rs)
+        #expect(prefetch.completed == 30 && inPlace.completed == 30)
+        #expect(prefetch.offloadSeconds / Double(prefetch.iterations) < inPlace.offloadSeconds / Double(inPlace.iterations))
+        let line = VLLMCommand.lines(c, maxModelLen: 900).lines[0].command
+        #expect(line.contains("--offload-backend prefetch --offload-group-size 4 --offload-num-in-group 1 --offload-prefetch-step 1"))
+        var both = c
+        both.cpuOffloadBytes = 1 * HardwareCatalog.GiB
+        let e = try #require(throws: InputError.self) { try both.validate() }
+        #expect(e.field == "offloadGroupSize" && e.message.contains("not both"))
     }
 }

@@ -16,6 +16,7 @@ from run import svg_lines  # noqa: E402  (the kv-overflow study's chart writer)
 
 MODEL, HARDWARE = "llama-3.1-8b", "rtx4090"
 OFFLOAD_GIB = [0, 0.5, 1, 2, 4, 8]
+PREFETCH_GROUPS = [16, 8, 4, 2]
 TURN_TOKENS = [32, 128, 512, 2048]
 CPU_CACHE_GIB = [0, 8, 32]
 
@@ -68,6 +69,18 @@ def main():
                              "outputTokensPerSecond": round(r["outputTokenThroughput"], 1),
                              "tpotMeanMs": round(r["tpotSeconds"]["mean"] * 1e3, 1), "ttftP90Ms": round(r["ttftSeconds"]["p90"] * 1e3, 1),
                              "preemptions": r["preemptions"], "makespanSeconds": round(r["makespanSeconds"], 1)})
+        # 1b. The same loads with the prefetch offloader: the last layer of every group of N on the host,
+        # copied one layer ahead on a copy stream.
+        for load, arrivals in [("stream 2/s", {"poisson": 2}), ("burst", "all-at-once")]:
+            for group in PREFETCH_GROUPS:
+                s = {"model": MODEL, "hardware": HARDWARE, "offloadGroupSize": group, "maxNumBatchedTokens": 2048,
+                     "requests": {"dataset": "random", "count": 300, "input": 512, "output": 128, "rangeRatio": 0.5,
+                                  "arrivals": arrivals, "seed": 3}}
+                r = serve(planner, tmp, f"prefetch-{group}-{load[:5]}", s)
+                rows.append({"study": "offloadGroupSize", "load": load, "x": round(r["hostWeightBytes"] / 2**30, 2), "group": group,
+                             "gpuBlocks": r["gpuBlocks"], "outputTokensPerSecond": round(r["outputTokenThroughput"], 1),
+                             "tpotMeanMs": round(r["tpotSeconds"]["mean"] * 1e3, 1), "ttftP90Ms": round(r["ttftSeconds"]["p90"] * 1e3, 1),
+                             "preemptions": r["preemptions"], "makespanSeconds": round(r["makespanSeconds"], 1)})
         # 2. The CPU KV cache against recomputation for multi-turn chat, by the size of a turn.
         for turn in TURN_TOKENS:
             trace = conversations(tmp, f"chat-{turn}", turn)
@@ -90,8 +103,12 @@ def main():
         w.writerows(rows)
 
     off = [r for r in rows if r["study"] == "cpuOffloadGiB"]
-    svg_lines("Llama-3.1-8B on an RTX 4090: output throughput against --cpu-offload-gb", "weights offloaded (GiB)", "output tokens/s",
-              [(load, [(r["x"], r["outputTokensPerSecond"]) for r in off if r["load"] == load]) for load in ["stream 2/s", "burst"]],
+    pre = [r for r in rows if r["study"] == "offloadGroupSize"]
+    base = {r["load"]: r for r in off if r["x"] == 0}
+    svg_lines("Llama-3.1-8B on an RTX 4090: output throughput against the weights offloaded", "weights offloaded (GiB)", "output tokens/s",
+              [(f"{load}, UVA (--cpu-offload-gb)", [(r["x"], r["outputTokensPerSecond"]) for r in off if r["load"] == load]) for load in ["stream 2/s", "burst"]]
+              + [(f"{load}, prefetch", [(0, base[load]["outputTokensPerSecond"])] + [(r["x"], r["outputTokensPerSecond"]) for r in pre if r["load"] == load])
+                 for load in ["stream 2/s", "burst"]],
               os.path.join(HERE, "throughput-vs-cpu-offload.svg"))
     chat = [r for r in rows if r["study"] == "kvOffloadingGiB"]
     svg_lines("Multi-turn chat: mean TTFT against the size of a turn, by CPU KV cache", "tokens a question adds", "mean TTFT (ms)",
@@ -105,6 +122,10 @@ def main():
         f.write("| load | GiB offloaded | GPU blocks | output tok/s | TPOT mean ms | TTFT P90 ms | preemptions | makespan s |\n|---|---|---|---|---|---|---|---|\n")
         for r in off:
             f.write(f"| {r['load']} | {r['x']} | {r['gpuBlocks']} | {r['outputTokensPerSecond']} | {r['tpotMeanMs']} | {r['ttftP90Ms']} | {r['preemptions']} | {r['makespanSeconds']} |\n")
+        f.write("\n## Prefetch offloader (the last layer of every group on the host, one layer ahead)\n\n")
+        f.write("| load | group | GiB offloaded | GPU blocks | output tok/s | TPOT mean ms | TTFT P90 ms | preemptions | makespan s |\n|---|---|---|---|---|---|---|---|---|\n")
+        for r in pre:
+            f.write(f"| {r['load']} | {r['group']} | {r['x']} | {r['gpuBlocks']} | {r['outputTokensPerSecond']} | {r['tpotMeanMs']} | {r['ttftP90Ms']} | {r['preemptions']} | {r['makespanSeconds']} |\n")
         f.write("\n## CPU KV cache (100 conversations of 6 turns, replies of 128 tokens, think time 10 s)\n\n")
         f.write("| turns | CPU cache GiB | TTFT mean ms | TTFT P90 ms | TPOT mean ms | GPU hits | CPU hits | preemptions |\n|---|---|---|---|---|---|---|---|\n")
         for r in chat:

@@ -12,7 +12,7 @@ import Foundation
 public enum ServingPlanner {
     /// One engine setting and the values it may take.
     public enum Knob: String, CaseIterable, Sendable {
-        case maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization, cpuOffloadGiB, kvOffloadingGiB
+        case maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization, cpuOffloadGiB, offloadGroupSize, kvOffloadingGiB
     }
 
     public struct Candidate: Sendable {
@@ -55,9 +55,12 @@ public enum ServingPlanner {
             var values = [need.rounded(.up)] + [2, 4, 8, 16, 32, 64].map { need.rounded(.up) + $0 }
             values = values.filter { $0 <= layers }
             return Array(Set(values)).sorted()
+        case .offloadGroupSize:
+            // The prefetch offloader instead of UVA: the last layer of every group (0: off).
+            return c.engine == .vllmV1 ? [0, 2, 4, 8, 16].filter { Int($0) <= c.model.layers } : []
         case .kvOffloadingGiB:
             guard c.engine == .vllmV1, c.prefixCaching else { return [] }
-            let room = (c.hardware.host.memoryBytes - c.cpuOffloadBytes) / HardwareCatalog.GiB / 2
+            let room = (c.hardware.host.memoryBytes - c.hostWeightBytes) / HardwareCatalog.GiB / 2
             return [0, 4, 16, 64, 256].filter { $0 <= room }
         }
     }
@@ -68,7 +71,12 @@ public enum ServingPlanner {
         case .maxNumBatchedTokens: c.maxNumBatchedTokens = Int(v)
         case .blockSize: c.blockSize = Int(v)
         case .gpuMemoryUtilization: c.gpuMemoryUtilization = v
-        case .cpuOffloadGiB: c.cpuOffloadBytes = v * HardwareCatalog.GiB
+        case .cpuOffloadGiB:
+            c.cpuOffloadBytes = v * HardwareCatalog.GiB
+            if v > 0 { c.prefetchOffload = nil }
+        case .offloadGroupSize:
+            c.prefetchOffload = v > 0 ? PrefetchOffloadSettings(groupSize: Int(v)) : nil
+            if v > 0 { c.cpuOffloadBytes = 0 }
         case .kvOffloadingGiB: c.kvOffloadingBytes = v * HardwareCatalog.GiB
         }
     }
@@ -80,6 +88,7 @@ public enum ServingPlanner {
         case .blockSize: Double(c.blockSize)
         case .gpuMemoryUtilization: c.memoryUtilization
         case .cpuOffloadGiB: c.cpuOffloadBytes / HardwareCatalog.GiB
+        case .offloadGroupSize: Double(c.prefetchOffload?.groupSize ?? 0)
         case .kvOffloadingGiB: c.kvOffloadingBytes / HardwareCatalog.GiB
         }
     }
@@ -109,7 +118,7 @@ public enum ServingPlanner {
             if abs(a.score - b.score) > 1e-3 * max(abs(a.score), abs(b.score)) { return a.score > b.score }
             let ta = a.result.ttft.p99, tb = b.result.ttft.p99
             if abs(ta - tb) > 1e-3 * max(ta, tb) { return ta < tb }
-            return a.config.cpuOffloadBytes + a.config.kvOffloadingBytes < b.config.cpuOffloadBytes + b.config.kvOffloadingBytes
+            return a.config.hostWeightBytes + a.config.kvOffloadingBytes < b.config.hostWeightBytes + b.config.kvOffloadingBytes
         }
         // Settings whose weights do not fit the GPU start from the least offload that fits.
         var start = base
@@ -179,6 +188,7 @@ public enum ServingPlanner {
         var s = "maxNumSeqs \(c.maxNumSeqs), maxNumBatchedTokens \(c.maxNumBatchedTokens), blockSize \(c.blockSize), "
         if c.sizedByUtilization { s += "gpuMemoryUtilization \(fmt(c.memoryUtilization)) (\(c.gpuBlocks) blocks)" } else { s += "\(c.gpuBlocks) blocks" }
         if c.cpuOffloadBytes > 0 { s += ", cpuOffloadGiB \(fmt(c.cpuOffloadBytes / HardwareCatalog.GiB))" }
+        if let p = c.prefetchOffload { s += ", offloadGroupSize \(p.groupSize) (\(fmt((c.hostWeightBytes / HardwareCatalog.GiB * 100).rounded() / 100)) GiB prefetched)" }
         if c.kvOffloadingBytes > 0 { s += ", kvOffloadingGiB \(fmt(c.kvOffloadingBytes / HardwareCatalog.GiB))" }
         return s
     }
@@ -212,6 +222,7 @@ public enum ServingPlanner {
                                     "blockSize": c.config.blockSize, "gpuBlocks": c.config.gpuBlocks,
                                     "cpuOffloadGiB": c.config.cpuOffloadBytes / HardwareCatalog.GiB,
                                     "kvOffloadingGiB": c.config.kvOffloadingBytes / HardwareCatalog.GiB,
+                                    "offloadGroupSize": c.config.prefetchOffload?.groupSize ?? 0,
                                     "outputTokenThroughput": c.result.outputTokenThroughput, "ttftP99Seconds": c.result.ttft.p99,
                                     "tpotMeanSeconds": c.result.tpot.mean, "completed": c.result.completed, "rejected": c.result.rejected.count]
             if c.config.sizedByUtilization { o["gpuMemoryUtilization"] = c.config.memoryUtilization }

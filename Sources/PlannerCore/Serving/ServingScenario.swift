@@ -9,7 +9,7 @@ public enum ServingScenario {
     public static let keys = ["name", "description", "model", "layers", "dtype", "hardware", "hostMemoryGiB", "hostMemory", "blockSize",
                               "gpuCacheFraction", "gpuMemoryUtilization", "gpuBlocks", "maxNumSeqs", "maxNumBatchedTokens", "chunkedPrefill", "watermark", "preemption",
                               "swapSpaceGiB", "requests", "routingSkew", "weightFormat", "kvCacheDtype", "cpuOffloadGiB", "slo", "engine",
-                              "prefixCaching", "kvOffloadingGiB"]
+                              "prefixCaching", "kvOffloadingGiB", "offloadGroupSize", "offloadNumInGroup", "offloadPrefetchStep"]
 
     public static func load(_ url: URL) throws -> (ServingConfig, [ServingRequest]) {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -49,6 +49,12 @@ public enum ServingScenario {
         if let g = try o.optionalDouble("swapSpaceGiB", in: 0...1_048_576) { c.swapSpaceBytes = g * HardwareCatalog.GiB }
         if let g = try o.optionalDouble("cpuOffloadGiB", in: 0...1_048_576) { c.cpuOffloadBytes = g * HardwareCatalog.GiB }
         if let g = try o.optionalDouble("kvOffloadingGiB", in: 0...1_048_576) { c.kvOffloadingBytes = g * HardwareCatalog.GiB }
+        if let n = try o.optionalInt("offloadGroupSize", in: 1...4096) {
+            c.prefetchOffload = PrefetchOffloadSettings(groupSize: n, numInGroup: try o.optionalInt("offloadNumInGroup", in: 1...4096) ?? 1,
+                                                        prefetchStep: try o.optionalInt("offloadPrefetchStep", in: 1...4096) ?? 1)
+        } else if o.has("offloadNumInGroup") || o.has("offloadPrefetchStep") {
+            throw InputError(field: o.has("offloadNumInGroup") ? "offloadNumInGroup" : "offloadPrefetchStep", "needs offloadGroupSize (the prefetch offloader)")
+        }
         if o.has("slo") { c.serviceLevel = try ServiceLevel.parse(try o.object("slo")) }
         try c.validate()
         let requests = try RequestSource.parse(try o.object("requests"), baseDirectory: baseDirectory)
@@ -86,6 +92,11 @@ public enum ServingReport {
         out += String(format: "  GPU busy %.2f s (%.1f%%), link busy for swaps %.2f s\n", r.gpuBusySeconds, r.gpuBusySeconds / r.makespanSeconds * 100, r.linkBusySeconds)
         out += String(format: "  overflow overhead %.2f s (%.1f%% of the run): recomputation %.2f s, swapping %.2f s\n", r.overheadSeconds,
                       r.overheadSeconds / r.makespanSeconds * 100, r.recomputeSeconds, r.swapSeconds)
+        if let p = c.prefetchOffload {
+            let n = PrefetchOffload.offloadedLayers(layers: c.model.layers, groupSize: p.groupSize, perGroup: p.numInGroup)
+            out += String(format: "  offloaded weights: %d of %d layers (%@) prefetched %d ahead, %.2f ms a layer's copy; iterations waited %.2f s for them (%.1f%% of the run)\n",
+                          n, c.model.layers, formatBytes(c.hostWeightBytes), p.prefetchStep, c.prefetchCopySeconds * 1e3, r.offloadSeconds, r.offloadSeconds / r.makespanSeconds * 100)
+        }
         if c.cpuOffloadBytes > 0 {
             out += String(format: "  offloaded weights: %@ read over the link before every iteration, %.1f ms each, %.2f s in all (%.1f%% of the run)\n",
                           formatBytes(c.cpuOffloadBytes), c.offloadSecondsPerIteration * 1e3, r.offloadSeconds, r.offloadSeconds / r.makespanSeconds * 100)
@@ -169,7 +180,7 @@ public enum ServingReport {
             "swappedOutTokens": r.swappedOutTokens, "swappedInTokens": r.swappedInTokens, "gpuBusySeconds": r.gpuBusySeconds,
             "linkBusySeconds": r.linkBusySeconds, "recomputeSeconds": r.recomputeSeconds, "overheadSeconds": r.overheadSeconds,
             "iterations": r.iterations, "gpuBlocks": r.gpuBlocks, "prefixHitTokens": r.prefixHitTokens, "prefixQueriedTokens": r.prefixQueriedTokens,
-            "hostHitTokens": r.hostHitTokens, "hostStoredBlocks": r.hostStoredBlocks, "kvLoadSeconds": r.kvLoadSeconds, "kvStoreSeconds": r.kvStoreSeconds,
+            "hostHitTokens": r.hostHitTokens, "hostStoredBlocks": r.hostStoredBlocks, "kvLoadSeconds": r.kvLoadSeconds, "kvStoreSeconds": r.kvStoreSeconds, "offloadSeconds": r.offloadSeconds,
             "series": r.series.map { ["second": $0.second, "running": $0.running, "waiting": $0.waiting, "swapped": $0.swapped,
                                       "kvUsage": $0.kvUsage, "promptTokens": $0.promptTokens, "generatedTokens": $0.generatedTokens] },
         ]
@@ -181,6 +192,7 @@ public enum ServingReport {
             doc["serviceLevel"] = o
         }
         if let c {
+            doc["hostWeightBytes"] = c.hostWeightBytes
             let commands = VLLMCommand.lines(c, maxModelLen: r.maxRequestTokens)
             doc["vllmCommands"] = commands.lines.map { ["label": $0.label, "command": $0.command] }
             doc["vllmNotes"] = commands.notes

@@ -131,6 +131,9 @@ public enum ServingSimulator {
         var h2dFree = 0.0, d2hFree = 0.0
         var hostHitTokens = 0, storedBlocks = 0, loadSeconds = 0.0, storeSeconds = 0.0
         let descriptorsPerBlock = m.layers * 2
+        var prefetch = config.prefetchOffload.map {
+            PrefetchOffload(layers: m.layers, groupSize: $0.groupSize, perGroup: $0.numInGroup, step: $0.prefetchStep, copySeconds: config.prefetchCopySeconds)
+        }
         var swapFree = config.swapBlocks
         var waiting = Deque<Int>(), swapped = Deque<Int>()
         var running: [Int] = []
@@ -389,7 +392,7 @@ public enum ServingSimulator {
                 if after == live[r].context { producing += 1 }
             }
             recomputed += recomputeTokens
-            var forward = 0.0, redoSeconds = 0.0
+            var forward = 0.0, redoSeconds = 0.0, headTime = 0.0
             if tokens > 0 {
                 let plan = ExecutionPlan(model: m, hardware: config.hardware, batch: max(producing, 1), weights: .gpu,
                                          placement: TokenPlacement(gpuKV: 1), phase: .decodeStep(context: 1))
@@ -411,11 +414,26 @@ public enum ServingSimulator {
                     layer += a
                     redoLayer += a * Double(p.redo) / Double(p.q)
                 }
-                forward = Double(m.layers) * layer + Double(denseLayers) * denseFFNDelta + (producing > 0 ? b.headSeconds().alone : 0)
+                headTime = producing > 0 ? b.headSeconds().alone : 0
+                forward = Double(m.layers) * layer + Double(denseLayers) * denseFFNDelta + headTime
                 redoSeconds = Double(m.layers) * redoLayer
             }
+            var offloadNow = tokens > 0 ? offloadPerIteration : 0
+            if tokens > 0, var pf = prefetch {
+                // The prefetch offloader: the decoder layers play one by one, waiting where a copy is late.
+                let start = t + swapSeconds, decoder = forward - headTime
+                offloadNow = max(0, pf.run(start: start, layerSeconds: decoder / Double(m.layers)) - start - decoder)
+                prefetch = pf
+            }
+            if offloadPerIteration > 0, tokens > 0, offloading {
+                // The forward's reads of offloaded weights share the host-to-GPU link with KV loads,
+                // which were queued first.
+                let start = max(t + swapSeconds, h2dFree)
+                offloadNow += start - (t + swapSeconds)
+                h2dFree = start + offloadPerIteration
+            }
             if trace != nil {
-                let t0 = t, t1 = t + swapSeconds + (tokens > 0 ? offloadPerIteration : 0), t2 = t1 + forward
+                let t0 = t, t1 = t + swapSeconds + offloadNow, t2 = t1 + forward
                 if swapOutBlocks > 0 {
                     trace!.link.append(.init(name: "swap-out \(swapOutBlocks) blocks", start: t0, end: t0 + swapOutSeconds))
                 }
@@ -435,14 +453,6 @@ public enum ServingSimulator {
                                                decodeTokens: decodeTokens, recomputeTokens: recomputeTokens,
                                                kvUsage: Double(total - pool.free) / Double(total), running: running.count,
                                                waiting: waiting.count, swapped: swapped.count))
-            }
-            var offloadNow = tokens > 0 ? offloadPerIteration : 0
-            if offloadNow > 0, offloading {
-                // The forward's reads of offloaded weights share the host-to-GPU link with KV loads,
-                // which were queued first.
-                let start = max(t + swapSeconds, h2dFree)
-                offloadNow += start - (t + swapSeconds)
-                h2dFree = start + offloadPerIteration
             }
             t += swapSeconds + offloadNow + forward
             offloadBusy += offloadNow

@@ -8,6 +8,16 @@ public enum PreemptionMode: String, Sendable, CaseIterable {
     case swap
 }
 
+/// vLLM's prefetch offloader's settings (`PrefetchOffload`).
+public struct PrefetchOffloadSettings: Sendable, Equatable {
+    public var groupSize: Int
+    public var numInGroup = 1
+    public var prefetchStep = 1
+    public init(groupSize: Int, numInGroup: Int = 1, prefetchStep: Int = 1) {
+        self.groupSize = groupSize; self.numInGroup = numInGroup; self.prefetchStep = prefetchStep
+    }
+}
+
 /// Which vLLM engine a serving run plays.
 public enum ServingEngine: String, Sendable, CaseIterable {
     /// vLLM V1 as of 0.34.0 (`vllm/v1/core/sched/scheduler.py`, `schedule` 716): running requests
@@ -72,6 +82,31 @@ public struct ServingConfig: Sendable {
     /// memory until the budget is reached, and every forward pass reads them over the link, with no
     /// prefetch (`offloadSecondsPerIteration`). Every iteration therefore waits for them.
     public var cpuOffloadBytes = 0.0
+    /// vLLM's prefetch offloader (`--offload-group-size`, `--offload-num-in-group`,
+    /// `--offload-prefetch-step`; V1 from 0.17; `PrefetchOffload`): the last `numInGroup` layers of
+    /// every `groupSize` live on the host and are copied ahead on a copy stream. nil: not used
+    /// (`cpuOffloadBytes` is the UVA backend instead).
+    public var prefetchOffload: PrefetchOffloadSettings?
+    /// Weight bytes kept in host memory by either offloader.
+    public var hostWeightBytes: Double {
+        guard let p = prefetchOffload else { return cpuOffloadBytes }
+        return Double(PrefetchOffload.offloadedLayers(layers: model.layers, groupSize: p.groupSize, perGroup: p.numInGroup)) * model.layerWeightBytes
+    }
+    /// Weight bytes on the GPU: what is not offloaded, and the prefetch offloader's static buffers
+    /// (one layer's weights each, `prefetchStep` of them; prefetch.py 360-375).
+    public var gpuWeightBytes: Double {
+        guard let p = prefetchOffload else { return model.totalWeightBytes - cpuOffloadBytes }
+        let offloadedLayers = PrefetchOffload.offloadedLayers(layers: model.layers, groupSize: p.groupSize, perGroup: p.numInGroup)
+        return model.totalWeightBytes - hostWeightBytes + Double(min(p.prefetchStep, offloadedLayers)) * model.layerWeightBytes
+    }
+    /// One offloaded layer's copy: one per parameter tensor (`copy_(non_blocking=True)` each,
+    /// prefetch.py 551-565), each paying the link's latency, over the pinned channel.
+    public var prefetchCopySeconds: Double {
+        let tensors = model.tensors(.attention).count + model.tensors(.ffn).count
+        let c = hardware.link.channel(.hostToDevice, .pinned)
+        return Double(tensors) * c.latencySeconds + model.layerWeightBytes / c.bytesPerSecond
+    }
+
     /// vLLM V1's CPU KV cache (`--kv-offloading-size`, GiB; `HostBlockCache`): full prompt blocks are
     /// copied to host memory as they are computed and loaded back instead of recomputed when a later
     /// request (or a preempted one) finds them there. 0: none.
@@ -124,7 +159,7 @@ public struct ServingConfig: Sendable {
     /// V0 subtracts no graphs. Each term is returned for the report.
     public var profiledKVBytes: (kv: Double, requested: Double, weights: Double, activations: Double, graphs: Double) {
         let requested = memoryUtilization * hardware.gpu.memoryBytes
-        let weights = model.totalWeightBytes - cpuOffloadBytes
+        let weights = gpuWeightBytes
         let activations = activationBytes(tokens: maxNumBatchedTokens)
         let graphs = engine == .vllmV1 ? activationBytes(tokens: min(512, 2 * maxNumSeqs)) : 0
         let kv = requested - weights - hardware.gpu.reservedBytes - activations - graphs
@@ -197,10 +232,10 @@ public struct ServingConfig: Sendable {
             guard hostCacheBlocks >= 1 else {
                 throw InputError(field: "kvOffloadingGiB", "holds no whole KV block (\(formatBytes(blockBytes)) each)")
             }
-            let host = kvOffloadingBytes + cpuOffloadBytes
+            let host = kvOffloadingBytes + hostWeightBytes
             guard host <= hardware.host.memoryBytes else {
                 throw CapacityError(memory: "host", neededBytes: host, capacityBytes: hardware.host.memoryBytes,
-                                    breakdown: [("CPU KV cache", kvOffloadingBytes), ("offloaded weights", cpuOffloadBytes)])
+                                    breakdown: [("CPU KV cache", kvOffloadingBytes), ("offloaded weights", hostWeightBytes)])
             }
         }
         guard watermark >= 0, watermark < 1 else { throw InputError(field: "watermark", "must be from 0 to less than 1, got \(fmt(watermark))") }
@@ -217,11 +252,28 @@ public struct ServingConfig: Sendable {
         guard cpuOffloadBytes >= 0, cpuOffloadBytes <= model.weightBytesOverLayers else {
             throw InputError(field: "cpuOffloadGiB", "must be from 0 to the decoder layers' weights (\(formatBytes(model.weightBytesOverLayers))), got \(formatBytes(cpuOffloadBytes))")
         }
-        let weights = model.totalWeightBytes - cpuOffloadBytes + hardware.gpu.reservedBytes
+        if let p = prefetchOffload {
+            guard engine == .vllmV1 else {
+                throw InputError(field: "offloadGroupSize", "is vLLM V1's prefetch offloader (0.17 and later); it needs engine \"vllm-v1\"")
+            }
+            guard cpuOffloadBytes == 0 else {
+                throw InputError(field: "offloadGroupSize", "give cpuOffloadGiB (the UVA offloader) or offloadGroupSize (the prefetch offloader), not both")
+            }
+            guard (1...model.layers).contains(p.groupSize) else {
+                throw InputError(field: "offloadGroupSize", "must be from 1 to the model's \(model.layers) layers, got \(p.groupSize)")
+            }
+            guard (1...p.groupSize).contains(p.numInGroup) else {
+                throw InputError(field: "offloadNumInGroup", "must be from 1 to offloadGroupSize (\(p.groupSize)), got \(p.numInGroup)")
+            }
+            guard (1...model.layers).contains(p.prefetchStep) else {
+                throw InputError(field: "offloadPrefetchStep", "must be from 1 to the model's \(model.layers) layers, got \(p.prefetchStep)")
+            }
+        }
+        let weights = gpuWeightBytes + hardware.gpu.reservedBytes
         let cache = Double(gpuBlocks) * blockBytes
         if weights + cache > hardware.gpu.memoryBytes {
             throw CapacityError(memory: "GPU", neededBytes: weights + cache, capacityBytes: hardware.gpu.memoryBytes,
-                                breakdown: [("weights", model.totalWeightBytes - cpuOffloadBytes), ("KV blocks", cache), ("reserved", hardware.gpu.reservedBytes)])
+                                breakdown: [("weights", gpuWeightBytes), ("KV blocks", cache), ("reserved", hardware.gpu.reservedBytes)])
         }
     }
 }

@@ -59,6 +59,10 @@ public enum VLLMCommand {
         if c.model.kvCacheElementBytes == 1 { common += " --kv-cache-dtype fp8" }
         // Weights in host memory: `--cpu-offload-gb` in GiB (0.6.6.post1 arg_utils.py 475-487; 0.34.0 1489).
         if c.cpuOffloadBytes > 0 { common += " --cpu-offload-gb \(fmt(c.cpuOffloadBytes / HardwareCatalog.GiB))" }
+        // The prefetch offloader (0.34.0 arg_utils.py 1487-1504, config/offload.py 47-75).
+        if let p = c.prefetchOffload {
+            common += " --offload-backend prefetch --offload-group-size \(p.groupSize) --offload-num-in-group \(p.numInGroup) --offload-prefetch-step \(p.prefetchStep)"
+        }
         let batch = "--max-num-seqs \(c.maxNumSeqs) --max-num-batched-tokens \(c.maxNumBatchedTokens) --max-model-len \(min(maxModelLen, c.model.maxContext))"
         let bytes = Int64(Double(c.gpuBlocks) * c.blockBytes)
         var lines: [Line] = []
